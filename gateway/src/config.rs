@@ -1,0 +1,372 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment
+//! variables. Validated once at start, with errors that name the offending setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables read without the `BRAIN_` prefix, as every tool in the ecosystem
+/// names them.
+const STANDARD_ENV: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "TEMPORAL_ADDRESS",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration: {setting} is not set{hint}")]
+    Missing {
+        setting: &'static str,
+        hint: &'static str,
+    },
+    #[error("configuration: {setting} is invalid: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("configuration: the file {0} given in BRAIN_CONFIG does not exist")]
+    MissingFile(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A value that must never be printed: `Debug` shows only that it is set.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything `brain` can be configured with. Field names are the TOML keys; the env var is
+/// the upper-cased key with a `BRAIN_` prefix, except for the standard names in
+/// [`STANDARD_ENV`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Config {
+    /// Postgres as the RLS-bound application role (`DATABASE_URL`).
+    pub database_url: Option<Secret>,
+    /// Postgres as the schema owner, for `brain migrate` (`BRAIN_MIGRATE_DATABASE_URL`;
+    /// falls back to `DATABASE_URL`).
+    pub migrate_database_url: Option<Secret>,
+    pub database_max_connections: u32,
+    pub redis_url: Option<Secret>,
+    pub vault_addr: Option<String>,
+    pub vault_token: Option<Secret>,
+    /// Temporal frontend, `host:port` (gRPC).
+    pub temporal_address: Option<String>,
+    pub gateway_addr: SocketAddr,
+    pub auth_addr: SocketAddr,
+    pub portal_addr: SocketAddr,
+    /// The gateway's public URL, as browsers reach it (used by the portal).
+    pub public_gateway_url: String,
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info,brain_gateway=debug` (`BRAIN_LOG`).
+    pub log: String,
+    /// Seconds each dependency probe in `/readyz` may take.
+    pub readiness_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            migrate_database_url: None,
+            database_max_connections: 10,
+            redis_url: None,
+            vault_addr: None,
+            vault_token: None,
+            temporal_address: None,
+            gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            auth_addr: SocketAddr::from(([127, 0, 0, 1], 8009)),
+            portal_addr: SocketAddr::from(([127, 0, 0, 1], 3003)),
+            public_gateway_url: "http://127.0.0.1:8000".to_owned(),
+            log_format: LogFormat::Text,
+            log: "info,sqlx::postgres::notice=warn".to_owned(),
+            readiness_timeout_secs: 2,
+        }
+    }
+}
+
+const INFRA_HINT: &str = " (for local development run `cargo xtask infra up` and load .brain/env)";
+
+impl Config {
+    /// Loads defaults → the file named by `BRAIN_CONFIG` (or `./brain.toml` if present) →
+    /// the environment, then validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = match std::env::var_os("BRAIN_CONFIG") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                if !path.is_file() {
+                    return Err(ConfigError::MissingFile(path));
+                }
+                Some(path)
+            }
+            None => Some(PathBuf::from("brain.toml")).filter(|p| p.is_file()),
+        };
+        Self::from_figment(Self::figment(file.as_deref()))
+    }
+
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(Env::raw().only(STANDARD_ENV))
+            .merge(Env::prefixed("BRAIN_").ignore(&["CONFIG"]))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the shape of every setting that is present; presence is checked by the
+    /// `require_*` accessors of the components that need it.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (setting, url) in [
+            ("DATABASE_URL", &self.database_url),
+            ("BRAIN_MIGRATE_DATABASE_URL", &self.migrate_database_url),
+        ] {
+            if let Some(url) = url {
+                if !url.expose().starts_with("postgres://")
+                    && !url.expose().starts_with("postgresql://")
+                {
+                    return Err(ConfigError::Invalid {
+                        setting,
+                        reason: "must be a postgres:// URL".to_owned(),
+                    });
+                }
+                sqlx::postgres::PgConnectOptions::from_str(url.expose()).map_err(|e| {
+                    ConfigError::Invalid {
+                        setting,
+                        reason: redact_sqlx(&e),
+                    }
+                })?;
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.expose()).map_err(|e| ConfigError::Invalid {
+                setting: "REDIS_URL",
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(addr) = &self.vault_addr {
+            let url = reqwest::Url::parse(addr).map_err(|e| ConfigError::Invalid {
+                setting: "VAULT_ADDR",
+                reason: e.to_string(),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid {
+                    setting: "VAULT_ADDR",
+                    reason: format!("scheme must be http or https, not `{}`", url.scheme()),
+                });
+            }
+        }
+        if let Some(addr) = &self.temporal_address {
+            parse_host_port(addr).map_err(|reason| ConfigError::Invalid {
+                setting: "TEMPORAL_ADDRESS",
+                reason,
+            })?;
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_DATABASE_MAX_CONNECTIONS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.readiness_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_READINESS_TIMEOUT_SECS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid {
+            setting: "BRAIN_LOG",
+            reason: e.to_string(),
+        })?;
+        let distinct = [self.gateway_addr, self.auth_addr, self.portal_addr];
+        if distinct[0] == distinct[1] || distinct[0] == distinct[2] || distinct[1] == distinct[2] {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_GATEWAY_ADDR/BRAIN_AUTH_ADDR/BRAIN_PORTAL_ADDR",
+                reason: "the three services need three different addresses".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn require_database_url(&self) -> Result<&str, ConfigError> {
+        required(&self.database_url, "DATABASE_URL").map(Secret::expose)
+    }
+
+    pub fn require_migrate_database_url(&self) -> Result<&str, ConfigError> {
+        match &self.migrate_database_url {
+            Some(url) => Ok(url.expose()),
+            None => self.require_database_url(),
+        }
+    }
+
+    pub fn require_redis_url(&self) -> Result<&str, ConfigError> {
+        required(&self.redis_url, "REDIS_URL").map(Secret::expose)
+    }
+
+    pub fn require_vault_addr(&self) -> Result<&str, ConfigError> {
+        required(&self.vault_addr, "VAULT_ADDR").map(String::as_str)
+    }
+
+    pub fn require_temporal_address(&self) -> Result<&str, ConfigError> {
+        required(&self.temporal_address, "TEMPORAL_ADDRESS").map(String::as_str)
+    }
+}
+
+fn required<'a, T>(value: &'a Option<T>, setting: &'static str) -> Result<&'a T, ConfigError> {
+    value.as_ref().ok_or(ConfigError::Missing {
+        setting,
+        hint: INFRA_HINT,
+    })
+}
+
+/// sqlx echoes the URL (with its password) in some parse errors; keep only the kind.
+fn redact_sqlx(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Configuration(inner) => {
+            let text = inner.to_string();
+            if text.contains('@') {
+                "not a valid postgres:// URL".to_owned()
+            } else {
+                text
+            }
+        }
+        _ => "not a valid postgres:// URL".to_owned(),
+    }
+}
+
+fn parse_host_port(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("`{addr}` is not host:port (no scheme, no path)"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("`{port}` is not a port number"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "brain.toml",
+                "log = \"debug\"\ngateway_addr = \"127.0.0.1:9000\"\n\
+                 temporal_address = \"file:7233\"\n",
+            )?;
+            jail.set_env("TEMPORAL_ADDRESS", "env:7233");
+            jail.set_env("BRAIN_LOG_FORMAT", "json");
+            let config = Config::from_figment(Config::figment(Some(Path::new("brain.toml"))))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(config.log, "debug");
+            assert_eq!(config.gateway_addr.port(), 9000);
+            assert_eq!(config.auth_addr.port(), 8009, "untouched defaults stay");
+            assert_eq!(config.temporal_address.as_deref(), Some("env:7233"));
+            assert_eq!(config.log_format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        Jail::expect_with(|jail| {
+            let cases = [
+                (
+                    "TEMPORAL_ADDRESS",
+                    "http://localhost:7233/x",
+                    "TEMPORAL_ADDRESS",
+                ),
+                ("VAULT_ADDR", "ftp://vault", "VAULT_ADDR"),
+                ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+                ("BRAIN_LOG_FORMAT", "yaml", "log_format"),
+                ("BRAIN_GATEWAY_ADDR", "not-an-address", "gateway_addr"),
+                (
+                    "BRAIN_DATABASE_MAX_CONNECTIONS",
+                    "0",
+                    "BRAIN_DATABASE_MAX_CONNECTIONS",
+                ),
+            ];
+            for (key, value, named) in cases {
+                jail.clear_env();
+                jail.set_env(key, value);
+                let err = Config::from_figment(Config::figment(None))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    err.to_lowercase().contains(&named.to_lowercase()),
+                    "{key}={value}: `{err}` does not name {named}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://app:hunter2@db/brain");
+            jail.set_env("VAULT_TOKEN", "s.topsecret");
+            let config = Config::from_figment(Config::figment(None)).map_err(|e| e.to_string())?;
+            let shown = format!("{config:?}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("topsecret"),
+                "{shown}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_requirement_says_how_to_fix_it() {
+        let err = Config::default()
+            .require_redis_url()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("xtask infra up"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! `brain`: serve the API, auth service and portal; migrate; create tenants.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use brain_gateway::config::Config;
+use brain_gateway::seed;
+use brain_gateway::serve::{self, Service};
+use clap::{Parser, Subcommand};
+use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+
+#[derive(Parser)]
+#[command(name = "brain", version, about = "Brain: a multi-agent AI runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway (:8000), auth service (:8009) and portal (:3003), or only one.
+    Serve {
+        #[arg(value_enum)]
+        service: Option<Service>,
+    },
+    /// Apply pending database migrations (as BRAIN_MIGRATE_DATABASE_URL, else DATABASE_URL).
+    Migrate,
+    /// Create the demo tenant with its owner and three agents (does nothing if it exists).
+    Seed,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and its owner; prints the owner's password once.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("brain: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    brain_gateway::telemetry::init(&config);
+    brain_gateway::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("brain: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brain: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { service } => {
+            let services = match service {
+                Some(one) => vec![one],
+                None => vec![Service::Gateway, Service::Auth, Service::Portal],
+            };
+            serve::run(&config, &services).await
+        }
+        Command::Migrate => {
+            let url = config.require_migrate_database_url()?;
+            let pool = sqlx::PgPool::connect(url)
+                .await
+                .context("connecting to Postgres")?;
+            brain_migrations::run(&pool).await.context("migrating")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed => {
+            let mut conn = app_connection(&config).await?;
+            match seed::demo(&mut conn).await? {
+                Some(created) => println!(
+                    "seeded tenant `demo` ({}): sign in as admin@demo.local with password {} \
+                     (shown once)",
+                    created.id, created.owner_password
+                ),
+                None => println!("tenant `demo` already exists; nothing to seed"),
+            }
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    slug,
+                    name,
+                    owner_email,
+                },
+        } => {
+            let mut conn = app_connection(&config).await?;
+            let new = seed::NewTenant {
+                slug: &slug,
+                name: &name,
+                owner_email: &owner_email,
+                owner_password: None,
+            };
+            let created = seed::create_tenant(&mut conn, &new).await?;
+            println!(
+                "created tenant `{slug}` ({}); owner {owner_email} password {} (shown once)",
+                created.id, created.owner_password
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn app_connection(config: &Config) -> anyhow::Result<sqlx::PgConnection> {
+    let options: PgConnectOptions = config
+        .require_database_url()?
+        .parse()
+        .context("DATABASE_URL")?;
+    options
+        .connect()
+        .await
+        .context("connecting to Postgres as the application role")
+}

@@ -1,0 +1,163 @@
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use brain_gateway::readiness::Readiness;
+use brain_gateway::serve;
+use brain_migrations::testing::{TestDb, setting};
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn required(key: &str) -> String {
+    setting(key).unwrap_or_else(|| panic!("{key} unset: run `cargo xtask infra up`"))
+}
+
+/// A free local port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn gateway(db: &TestDb, redis_url: &str, temporal: &str) -> Router {
+    let readiness = Readiness::new(
+        db.app.clone(),
+        redis_url,
+        &required("VAULT_ADDR"),
+        temporal,
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    serve::with_common_layers("gateway", serve::gateway_router(readiness)).unwrap()
+}
+
+async fn get(router: &Router, path: &str) -> (StatusCode, String) {
+    let response = router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn readyz_is_200_when_all_four_dependencies_answer() {
+    let db = TestDb::new().await.unwrap();
+    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (status, body) = get(&router, "/readyz").await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"postgres": "ok", "redis": "ok", "vault": "ok", "temporal": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_redis_when_redis_is_down() {
+    let db = TestDb::new().await.unwrap();
+    let dead_redis = format!("redis://127.0.0.1:{}", closed_port());
+    let router = gateway(&db, &dead_redis, &required("TEMPORAL_ADDRESS"));
+    let (status, body) = get(&router, "/readyz").await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["redis"], "unreachable");
+    for ok in ["postgres", "vault", "temporal"] {
+        assert_eq!(body[ok], "ok", "{body}");
+    }
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no addresses in the reply: {body}"
+    );
+}
+
+#[tokio::test]
+async fn readyz_names_temporal_when_the_address_is_not_a_temporal_server() {
+    let db = TestDb::new().await.unwrap();
+    // Redis speaks RESP, not gRPC: reachable, but not a healthy Temporal.
+    let redis_url = required("REDIS_URL");
+    let redis_addr = redis_url.trim_start_matches("redis://").to_owned();
+    let router = gateway(&db, &redis_url, &redis_addr);
+    let (status, body) = get(&router, "/readyz").await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_ne!(body["temporal"], "ok", "{body}");
+    assert_eq!(body["redis"], "ok");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_per_route_template() {
+    let db = TestDb::new().await.unwrap();
+    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    for _ in 0..3 {
+        assert_eq!(get(&router, "/healthz").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        get(&router, "/no/such/route/12345").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, text) = get(&router, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let healthz = text
+        .lines()
+        .find(|l| l.starts_with("brain_http_requests_total") && l.contains("route=\"/healthz\""))
+        .unwrap_or_else(|| panic!("no healthz counter in:\n{text}"));
+    assert!(healthz.contains("status=\"200\"") && healthz.contains("service=\"gateway\""));
+    assert!(healthz.ends_with(" 3"), "{healthz}");
+    assert!(
+        text.contains("route=\"unmatched\""),
+        "unknown paths share one series"
+    );
+    assert!(!text.contains("12345"), "raw paths never become labels");
+    assert!(text.contains("brain_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn unknown_routes_get_the_api_error_shape() {
+    let db = TestDb::new().await.unwrap();
+    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (status, body) = get(&router, "/v1/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing")
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let db = TestDb::new().await.unwrap();
+    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let response = router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id");
+    assert_eq!(id.len(), 36, "a UUID");
+    let response = router
+        .oneshot(
+            Request::get("/healthz")
+                .header("x-request-id", "abc-123")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "abc-123",
+        "a caller's id is kept"
+    );
+}

@@ -1,0 +1,5 @@
+//! Gateway tests against the real Postgres, Redis, OpenBao and Temporal.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
+
+mod http;
+mod seed;

@@ -1,0 +1,70 @@
+use brain_gateway::seed::{self, NewTenant, SeedError};
+use brain_migrations::testing::TestDb;
+use sqlx::Connection;
+
+#[tokio::test]
+async fn the_demo_seed_runs_once_under_rls() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.app_connection().await.unwrap();
+    let created = seed::demo(&mut conn)
+        .await
+        .unwrap()
+        .expect("first seed creates the tenant");
+    assert!(
+        seed::demo(&mut conn).await.unwrap().is_none(),
+        "a second seed does nothing"
+    );
+
+    let mut tx = conn.begin().await.unwrap();
+    brain_migrations::set_tenant(&mut tx, created.id)
+        .await
+        .unwrap();
+    let agents: Vec<String> = sqlx::query_scalar("SELECT slug FROM agents ORDER BY slug")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        agents,
+        ["content-creator", "data-analyst", "marketing-strategist"]
+    );
+    let (email, role, hash): (String, String, String) = sqlx::query_as(
+        "SELECT u.email, m.role, u.password_hash FROM users u \
+         JOIN memberships m ON m.user_id = u.id",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        (email.as_str(), role.as_str()),
+        ("admin@demo.local", "owner")
+    );
+    assert!(brain_auth::password::verify(&created.owner_password, &hash));
+    assert!(
+        !hash.contains(&created.owner_password),
+        "only the hash is stored"
+    );
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_slug_is_a_clear_error() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.app_connection().await.unwrap();
+    let new = NewTenant {
+        slug: "acme",
+        name: "Acme",
+        owner_email: "Owner@Acme.test",
+        owner_password: Some("a long enough password"),
+    };
+    seed::create_tenant(&mut conn, &new).await.unwrap();
+    let again = seed::create_tenant(&mut conn, &new).await.unwrap_err();
+    assert!(
+        matches!(again, SeedError::TenantExists(ref s) if s == "acme"),
+        "{again}"
+    );
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(tenants, 1, "the failed attempt left nothing behind");
+}

@@ -1,0 +1,157 @@
+//! `cargo xtask`: installs and runs Brain's local infrastructure, runs the tests, starts Brain.
+
+mod depgraph;
+mod infra;
+mod workspace;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::infra::Infra;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Brain's development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Local infrastructure: Postgres+pgvector, Redis, OpenBao (Vault), Temporal.
+    Infra {
+        #[command(subcommand)]
+        action: InfraAction,
+    },
+    /// Start the infrastructure, migrate, seed the demo tenant, then run `brain serve`.
+    Up,
+    /// Stop the infrastructure.
+    Down,
+    /// Start the infrastructure and run the whole test suite (nextest when installed).
+    Test {
+        /// Extra arguments for the test runner (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`.
+    Deps,
+}
+
+#[derive(Subcommand)]
+enum InfraAction {
+    Up,
+    Down,
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    let infra = Infra::new(workspace::root())?;
+    match task {
+        Task::Infra {
+            action: InfraAction::Up,
+        } => infra.up().map(drop),
+        Task::Infra {
+            action: InfraAction::Down,
+        }
+        | Task::Down => infra.down(),
+        Task::Infra {
+            action: InfraAction::Status,
+        } => infra.status(),
+        Task::Up => up(&infra),
+        Task::Test { args } => test(&infra, &args),
+        Task::Deps => {
+            let violations = depgraph::check_workspace(&workspace::root())?;
+            if violations.is_empty() {
+                println!("dependency rules hold");
+                Ok(())
+            } else {
+                for v in &violations {
+                    eprintln!("forbidden: {v}");
+                }
+                bail!("{} dependency rule(s) broken", violations.len())
+            }
+        }
+    }
+}
+
+fn up(infra: &Infra) -> anyhow::Result<()> {
+    let env = infra.up()?;
+    let root = workspace::root();
+    workspace::cargo(
+        &root,
+        &["build", "--package", "brain-gateway", "--bin", "brain"],
+    )?;
+    let brain = root.join("target/debug/brain");
+    let brain_cmd = |args: &[&str]| {
+        let mut cmd = Command::new(&brain);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    };
+    for step in [&["migrate"][..], &["seed"][..]] {
+        let status = brain_cmd(step)
+            .status()
+            .with_context(|| format!("running brain {step:?}"))?;
+        if !status.success() {
+            bail!("brain {} failed", step.join(" "));
+        }
+    }
+    println!(
+        "starting brain serve (Ctrl-C stops Brain; `cargo xtask down` stops the infrastructure)"
+    );
+    let mut serve = brain_cmd(&["serve"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Replace xtask so Ctrl-C goes to Brain alone and the infrastructure keeps running.
+        let err = serve.exec();
+        Err(err).context("starting brain serve")
+    }
+    #[cfg(not(unix))]
+    {
+        let status = serve.status().context("starting brain serve")?;
+        if status.success() {
+            Ok(())
+        } else {
+            bail!("brain serve exited with {status}")
+        }
+    }
+}
+
+fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
+    let env = infra.up()?;
+    infra.postgres().drop_test_databases()?;
+    let root = workspace::root();
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut cmd = Command::new("cargo");
+    if nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        println!("cargo-nextest not found; using cargo test");
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(args)
+        .current_dir(&root)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let status = cmd.status().context("running the test runner")?;
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
+}
