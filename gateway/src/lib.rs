@@ -9,9 +9,4 @@ pub mod seed;
 pub mod serve;
 pub mod telemetry;
 
-/// Makes rustls use `ring` for every TLS client in the process (one TLS stack, no aws-lc
-/// build). Safe to call more than once.
-pub fn install_crypto_provider() {
-    // Err only means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use brain_auth::install_crypto_provider;
