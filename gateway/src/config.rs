@@ -52,6 +52,10 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -77,8 +81,20 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     pub vault_addr: Option<String>,
     pub vault_token: Option<Secret>,
+    /// The KV version 2 mount for secrets in Vault.
+    pub vault_kv_mount: String,
     /// Temporal frontend, `host:port` (gRPC).
     pub temporal_address: Option<String>,
+    /// Where a gateway running without the auth service fetches the JWKS from.
+    pub auth_url: String,
+    /// `iss` and `aud` of access tokens.
+    pub jwt_issuer: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Failed logins allowed per account / per client IP in `login_window_secs`.
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_window_secs: u64,
     pub gateway_addr: SocketAddr,
     pub auth_addr: SocketAddr,
     pub portal_addr: SocketAddr,
@@ -100,7 +116,15 @@ impl Default for Config {
             redis_url: None,
             vault_addr: None,
             vault_token: None,
+            vault_kv_mount: "secret".to_owned(),
             temporal_address: None,
+            auth_url: "http://127.0.0.1:8009".to_owned(),
+            jwt_issuer: "brain".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            login_window_secs: 15 * 60,
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             auth_addr: SocketAddr::from(([127, 0, 0, 1], 8009)),
             portal_addr: SocketAddr::from(([127, 0, 0, 1], 3003)),
@@ -197,6 +221,22 @@ impl Config {
                 reason,
             })?;
         }
+        for (setting, value) in [
+            ("BRAIN_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
+            ("BRAIN_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
+            ("BRAIN_LOGIN_WINDOW_SECS", self.login_window_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be at least 1".to_owned(),
+                });
+            }
+        }
+        reqwest::Url::parse(&self.auth_url).map_err(|e| ConfigError::Invalid {
+            setting: "BRAIN_AUTH_URL",
+            reason: e.to_string(),
+        })?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_DATABASE_MAX_CONNECTIONS",
@@ -232,6 +272,10 @@ impl Config {
             Some(url) => Ok(url.expose()),
             None => self.require_database_url(),
         }
+    }
+
+    pub fn require_vault_token(&self) -> Result<&str, ConfigError> {
+        required(&self.vault_token, "VAULT_TOKEN").map(Secret::expose)
     }
 
     pub fn require_redis_url(&self) -> Result<&str, ConfigError> {

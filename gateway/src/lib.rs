@@ -1,12 +1,14 @@
 //! The gateway: Brain's public HTTP API on :8000 and the composition root behind the
 //! `brain` binary, which wires the runtime, the auth service and the portal together.
 
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod readiness;
 pub mod seed;
 pub mod serve;
+pub mod state;
 pub mod telemetry;
 
 pub use brain_auth::install_crypto_provider;

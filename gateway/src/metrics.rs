@@ -92,7 +92,7 @@ async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, next:
         .with_label_values(&[&method, &route])
         .observe(elapsed);
     if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
-        tracing::error!(%method, %route, status = status.as_u16(), error = ?cause, "request failed");
+        tracing::error!(%method, %route, status = status.as_u16(), error = %cause, "request failed");
     }
     response
 }

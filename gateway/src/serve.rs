@@ -2,6 +2,8 @@
 //! together in one process or each alone.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -11,10 +13,19 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use brain_auth::Authenticator;
+use brain_auth::keys::KeyRing;
+use brain_auth::refresh::RefreshStore;
+use brain_auth::secrets::{SecretStore, VaultSecretStore};
+use brain_auth::service::AuthState;
+use brain_auth::throttle::{LoginThrottle, ThrottleSettings};
+use brain_auth::token::{KeySource, RemoteJwks, TokenIssuer, TokenSettings, TokenVerifier};
+
 use crate::config::Config;
 use crate::error;
 use crate::metrics::HttpMetrics;
 use crate::readiness::{self, Readiness};
+use crate::state::AppState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Service {
@@ -41,12 +52,93 @@ impl Service {
     }
 }
 
-/// The gateway's routes (health, readiness; the v1 API joins here).
-pub fn gateway_router(readiness: Readiness) -> Router {
+/// The gateway's routes: health, readiness and the v1 API.
+pub fn gateway_router(state: AppState, readiness: Readiness) -> Router {
+    let api = crate::api::router().with_state(state);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness::readyz).with_state(readiness))
+        .merge(api)
         .fallback(error::not_found)
+}
+
+/// The shared handles of a running Brain: the gateway's state, and the auth service's when
+/// this process holds the signing keys.
+pub struct App {
+    pub state: AppState,
+    pub auth: Option<AuthState>,
+}
+
+/// Connects to Postgres, Redis and Vault and assembles both services' state. With
+/// `signing_keys`, this process loads (or creates) the token signing keys and verifies tokens
+/// with them; without, it verifies against the auth service's JWKS at `BRAIN_AUTH_URL`.
+pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
+    let db_options: sqlx::postgres::PgConnectOptions = config
+        .require_database_url()?
+        .parse()
+        .context("DATABASE_URL")?;
+    let db = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(db_options);
+    let redis = redis::Client::open(config.require_redis_url()?).context("REDIS_URL")?;
+    let redis = redis::aio::ConnectionManager::new(redis)
+        .await
+        .context("connecting to Redis (REDIS_URL)")?;
+    let secrets: Arc<dyn SecretStore> = Arc::new(VaultSecretStore::new(
+        config.require_vault_addr()?,
+        config.require_vault_token()?,
+        &config.vault_kv_mount,
+    )?);
+    let tokens = TokenSettings {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_issuer.clone(),
+        access_ttl: Duration::from_secs(config.access_token_ttl_secs),
+    };
+    let (source, auth_parts) = if signing_keys {
+        // A rotated-out key verifies for twice the token lifetime, then goes.
+        let grace =
+            i64::try_from(config.access_token_ttl_secs.saturating_mul(2)).unwrap_or(i64::MAX);
+        let keys = Arc::new(
+            KeyRing::load_or_create(secrets.clone(), grace)
+                .await
+                .context("loading the token signing keys from Vault")?,
+        );
+        (KeySource::Local(keys.clone()), Some(keys))
+    } else {
+        let url = format!(
+            "{}/.well-known/jwks.json",
+            config.auth_url.trim_end_matches('/')
+        );
+        (KeySource::Remote(RemoteJwks::new(url)?), None)
+    };
+    let verifier = Arc::new(TokenVerifier::new(source, &tokens));
+    let authenticator = Arc::new(Authenticator::new(verifier, db.clone()));
+    let auth = auth_parts.map(|keys| AuthState {
+        db: db.clone(),
+        issuer: Arc::new(TokenIssuer::new(keys.clone(), tokens.clone())),
+        keys,
+        refresh: Arc::new(RefreshStore::new(
+            redis.clone(),
+            Duration::from_secs(config.refresh_token_ttl_secs),
+        )),
+        throttle: Arc::new(LoginThrottle::new(
+            redis.clone(),
+            ThrottleSettings {
+                per_account: config.login_failures_per_account,
+                per_ip: config.login_failures_per_ip,
+                window_secs: config.login_window_secs,
+            },
+        )),
+        authenticator: authenticator.clone(),
+    });
+    let state = AppState {
+        db,
+        redis,
+        secrets,
+        authenticator,
+    };
+    Ok(App { state, auth })
 }
 
 /// Adds what every service has: `/metrics`, request metrics, request ids and a span per
@@ -78,27 +170,38 @@ pub fn with_common_layers(service: &'static str, router: Router) -> anyhow::Resu
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
 }
 
-fn router_for(service: Service, config: &Config) -> anyhow::Result<Router> {
-    let router = match service {
-        Service::Gateway => gateway_router(Readiness::from_config(config)?),
-        Service::Auth => brain_auth::service::router().fallback(error::not_found),
-        Service::Portal => brain_portal::router(&config.public_gateway_url),
-    };
-    with_common_layers(service.name(), router)
-}
-
 /// Binds every requested service, then serves until Ctrl-C / SIGTERM.
 pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
+    let needs_app = services.iter().any(|s| *s != Service::Portal);
+    let app = if needs_app {
+        Some(app(config, services.contains(&Service::Auth)).await?)
+    } else {
+        None
+    };
     let mut servers = tokio::task::JoinSet::new();
     for &service in services {
-        let router = router_for(service, config)?;
+        let router = match (service, &app) {
+            (Service::Gateway, Some(app)) => {
+                gateway_router(app.state.clone(), Readiness::from_config(config)?)
+            }
+            (
+                Service::Auth,
+                Some(App {
+                    auth: Some(auth), ..
+                }),
+            ) => brain_auth::service::router(auth.clone()).fallback(error::not_found),
+            (Service::Portal, _) => brain_portal::router(&config.public_gateway_url),
+            _ => anyhow::bail!("{} has no state to run with", service.name()),
+        };
+        let router = with_common_layers(service.name(), router)?;
         let addr = service.addr(config);
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("{} cannot listen on {addr}", service.name()))?;
         tracing::info!(service = service.name(), %addr, "listening");
         servers.spawn(async move {
-            axum::serve(listener, router)
+            let make = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, make)
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .with_context(|| format!("{} stopped", service.name()))

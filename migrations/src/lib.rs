@@ -37,3 +37,13 @@ pub async fn set_tenant(
         .await?;
     Ok(())
 }
+
+/// Begins a transaction inside `tenant` on `pool`: every statement in it is filtered by RLS.
+pub async fn begin_tenant(
+    pool: &sqlx::PgPool,
+    tenant: impl std::fmt::Display,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    set_tenant(&mut tx, tenant).await?;
+    Ok(tx)
+}

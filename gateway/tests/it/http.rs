@@ -5,13 +5,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use brain_gateway::readiness::Readiness;
 use brain_gateway::serve;
-use brain_migrations::testing::{TestDb, setting};
 use serde_json::Value;
 use tower::ServiceExt;
 
-fn required(key: &str) -> String {
-    setting(key).unwrap_or_else(|| panic!("{key} unset: run `cargo xtask infra up`"))
-}
+use crate::harness::{TestApp, required};
 
 /// A free local port with nothing listening on it.
 fn closed_port() -> u16 {
@@ -19,16 +16,22 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn gateway(db: &TestDb, redis_url: &str, temporal: &str) -> Router {
+async fn gateway(redis_url: &str, temporal: &str) -> (TestApp, Router) {
+    let app = TestApp::new().await;
     let readiness = Readiness::new(
-        db.app.clone(),
+        app.db.app.clone(),
         redis_url,
         &required("VAULT_ADDR"),
         temporal,
         Duration::from_secs(3),
     )
     .unwrap();
-    serve::with_common_layers("gateway", serve::gateway_router(readiness)).unwrap()
+    let router = serve::with_common_layers(
+        "gateway",
+        serve::gateway_router(app.app.state.clone(), readiness),
+    )
+    .unwrap();
+    (app, router)
 }
 
 async fn get(router: &Router, path: &str) -> (StatusCode, String) {
@@ -46,8 +49,7 @@ async fn get(router: &Router, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_is_200_when_all_four_dependencies_answer() {
-    let db = TestDb::new().await.unwrap();
-    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
     let (status, body) = get(&router, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -59,9 +61,8 @@ async fn readyz_is_200_when_all_four_dependencies_answer() {
 
 #[tokio::test]
 async fn readyz_is_503_naming_redis_when_redis_is_down() {
-    let db = TestDb::new().await.unwrap();
     let dead_redis = format!("redis://127.0.0.1:{}", closed_port());
-    let router = gateway(&db, &dead_redis, &required("TEMPORAL_ADDRESS"));
+    let (_app, router) = gateway(&dead_redis, &required("TEMPORAL_ADDRESS")).await;
     let (status, body) = get(&router, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -77,11 +78,10 @@ async fn readyz_is_503_naming_redis_when_redis_is_down() {
 
 #[tokio::test]
 async fn readyz_names_temporal_when_the_address_is_not_a_temporal_server() {
-    let db = TestDb::new().await.unwrap();
     // Redis speaks RESP, not gRPC: reachable, but not a healthy Temporal.
     let redis_url = required("REDIS_URL");
     let redis_addr = redis_url.trim_start_matches("redis://").to_owned();
-    let router = gateway(&db, &redis_url, &redis_addr);
+    let (_app, router) = gateway(&redis_url, &redis_addr).await;
     let (status, body) = get(&router, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -91,8 +91,7 @@ async fn readyz_names_temporal_when_the_address_is_not_a_temporal_server() {
 
 #[tokio::test]
 async fn metrics_count_requests_per_route_template() {
-    let db = TestDb::new().await.unwrap();
-    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
     for _ in 0..3 {
         assert_eq!(get(&router, "/healthz").await.0, StatusCode::OK);
     }
@@ -118,8 +117,7 @@ async fn metrics_count_requests_per_route_template() {
 
 #[tokio::test]
 async fn unknown_routes_get_the_api_error_shape() {
-    let db = TestDb::new().await.unwrap();
-    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
     let (status, body) = get(&router, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -134,8 +132,7 @@ async fn unknown_routes_get_the_api_error_shape() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
-    let db = TestDb::new().await.unwrap();
-    let router = gateway(&db, &required("REDIS_URL"), &required("TEMPORAL_ADDRESS"));
+    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
     let response = router
         .clone()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

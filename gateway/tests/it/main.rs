@@ -1,5 +1,7 @@
 //! Gateway tests against the real Postgres, Redis, OpenBao and Temporal.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
+mod auth;
+mod harness;
 mod http;
 mod seed;

@@ -1,0 +1,25 @@
+//! The public v1 API, one module per area. Ready for areas.
+//!
+//! Pattern for an area (e.g. `knowledge.rs`):
+//! * `pub fn routes() -> Router<AppState>` with absolute paths (`/v1/knowledge/collections`);
+//!   add `.merge(<area>::routes())` to [`router`] below and `mod <area>;` here.
+//! * Handlers take `State(state): State<AppState>` and an extractor that states the permission
+//!   in its type: `auth: Authorized<require::KnowledgeWrite>` (`brain_auth::{Authorized,
+//!   require}`); `auth.principal().tenant` is the tenant, and `auth.principal().begin(&state.db)`
+//!   opens a transaction inside it (RLS applies).
+//! * Bodies through `ApiJson<T>` (`crate::error::ApiJson`, with `#[serde(deny_unknown_fields)]`
+//!   on T): malformed JSON → 400, wrong content type → 415.
+//! * Errors are `crate::error::ApiError` (`not_found`, `unprocessable(code, msg)`,
+//!   `conflict`, `too_many_requests`, `internal(cause)`, …); map a library error enum with a
+//!   `From<LibError> for ApiError`-like function in the area module. Another tenant's resource
+//!   is a 404, never a 403.
+//! * New shared handles (a service of your crate) go into `AppState` (`crate::state`) as an
+//!   `Arc<…>` field, built in `crate::serve::app_state`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(brain_auth::service::api_keys_router())
+}

@@ -1,0 +1,32 @@
+//! What every gateway handler can reach. Built once in `serve`, cloned per request (all
+//! fields are cheap handles).
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use brain_auth::Authenticator;
+use brain_auth::secrets::SecretStore;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres as the RLS-bound application role; enter a tenant with
+    /// `principal.begin(&state.db)`.
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub secrets: Arc<dyn SecretStore>,
+    pub authenticator: Arc<Authenticator>,
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.authenticator.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}

@@ -1,0 +1,117 @@
+//! A Brain assembled for one test: a fresh database, the real Redis and OpenBao, and the
+//! gateway and auth routers driven in-process.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use brain_gateway::config::{Config, Secret};
+use brain_gateway::readiness::Readiness;
+use brain_gateway::serve::{self, App};
+use brain_migrations::testing::{TestDb, setting};
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub fn required(key: &str) -> String {
+    setting(key).unwrap_or_else(|| panic!("{key} unset: run `cargo xtask infra up`"))
+}
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub app: App,
+    pub gateway: Router,
+    pub auth: Router,
+}
+
+pub fn test_config(db: &TestDb) -> Config {
+    let url = required("DATABASE_URL");
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Config {
+        database_url: Some(Secret::new(format!("{base}/{}", db.name))),
+        redis_url: Some(Secret::new(required("REDIS_URL"))),
+        vault_addr: Some(required("VAULT_ADDR")),
+        vault_token: Some(Secret::new(required("VAULT_TOKEN"))),
+        temporal_address: Some(required("TEMPORAL_ADDRESS")),
+        // Tests share one client address ("unknown"), so the per-IP limit must not trip.
+        login_failures_per_ip: 100_000,
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new().await.unwrap();
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        let app = serve::app(&config, true).await.unwrap();
+        let readiness = Readiness::from_config(&config).unwrap();
+        let gateway = serve::with_common_layers(
+            "gateway",
+            serve::gateway_router(app.state.clone(), readiness),
+        )
+        .unwrap();
+        let auth_state = app.auth.clone().unwrap();
+        let auth =
+            serve::with_common_layers("auth", brain_auth::service::router(auth_state)).unwrap();
+        Self {
+            db,
+            app,
+            gateway,
+            auth,
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+pub async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => request.body(Body::empty()).unwrap(),
+    };
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(router: &Router, path: &str, token: Option<&str>) -> Reply {
+    call(router, Method::GET, path, token, None).await
+}
+
+pub async fn post(router: &Router, path: &str, token: Option<&str>, body: Value) -> Reply {
+    call(router, Method::POST, path, token, Some(body)).await
+}
