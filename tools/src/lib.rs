@@ -1,3 +1,21 @@
-//! Connectors and tools: the registry of the 13 connectors, the `Tool` trait with
-//! JSON-schema arguments, capability handles minted from stored grants, and webhook
+//! Connectors and tools: the registry of the 13 connectors, their HTTP clients, the
+//! [`ConnectorService`] that connects, tests, reads and acts for a tenant, capability handles
+//! minted from stored grants (the only way an agent reaches a connector), and webhook
 //! signature verification.
+
+pub mod capability;
+mod connectors;
+pub mod error;
+mod idempotency;
+mod oauth;
+pub mod registry;
+mod service;
+mod transport;
+pub mod webhook;
+
+pub use capability::{Approval, Capability, CapabilityTool, Tool, ToolSpec, split_tool_name};
+pub use connectors::{Endpoints, ResourceQuery};
+pub use error::ToolError;
+pub use registry::{ActionDef, AuthField, ConnectorDef, FieldKind};
+pub use service::{ConnectionStatus, ConnectorService, ConnectorView, ServiceConfig};
+pub use transport::RetryPolicy;

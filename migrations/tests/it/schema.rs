@@ -19,6 +19,7 @@ const TENANT_TABLES: &[&str] = &[
     "tasks",
     "audit_events",
     "usage",
+    "connector_idempotency",
 ];
 
 #[tokio::test]

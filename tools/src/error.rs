@@ -1,0 +1,106 @@
+//! The error type of the connector library, with a stable `code()` per kind for the API edge.
+//!
+//! No variant ever carries a credential: platform messages are passed through
+//! [`crate::transport`]'s redaction before they get here, and transport failures drop the URL.
+
+use std::time::Duration;
+
+use brain_auth::secrets::SecretError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown connector `{0}`")]
+    UnknownConnector(String),
+    #[error("connector `{connector}` has no action `{action}`")]
+    UnknownAction { connector: String, action: String },
+    #[error("connector `{connector}` has no resource `{resource}`")]
+    UnknownResource { connector: String, resource: String },
+    #[error("no tool grant for connector `{connector}` on this agent")]
+    GrantNotFound { connector: String },
+    #[error("the grant for `{connector}` was revoked or changed; the call was refused")]
+    GrantRevoked { connector: String },
+    #[error("action `{action}` of `{connector}` is not granted to this agent")]
+    ActionNotGranted { connector: String, action: String },
+    #[error("invalid arguments for `{tool}`: {message}")]
+    InvalidArguments { tool: String, message: String },
+    #[error("invalid credentials for `{connector}`: {message}")]
+    InvalidCredentials { connector: String, message: String },
+    #[error("connector `{0}` is not connected")]
+    NotConnected(String),
+    #[error("`{connector}` rejected the stored credentials (HTTP {status})")]
+    Unauthorized { connector: String, status: u16 },
+    #[error("`{connector}` is rate limiting requests; retry later")]
+    RateLimited {
+        connector: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("`{connector}` answered HTTP {status}: {message}")]
+    Platform {
+        connector: String,
+        status: u16,
+        message: String,
+    },
+    #[error("`{connector}` could not be reached: {reason}")]
+    Unreachable { connector: String, reason: String },
+    #[error("`{connector}` sent a response Brain could not read: {reason}")]
+    BadResponse { connector: String, reason: String },
+    #[error("a call with idempotency key `{0}` is still in progress")]
+    IdempotencyInProgress(String),
+    #[error("idempotency key `{0}` was already used with different arguments")]
+    IdempotencyConflict(String),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("cache error")]
+    Cache(#[from] redis::RedisError),
+    #[error("secret store error")]
+    Secrets(#[from] SecretError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ToolError {
+    /// A stable snake_case code for API responses and tool results.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ToolError::UnknownConnector(_) => "unknown_connector",
+            ToolError::UnknownAction { .. } => "unknown_action",
+            ToolError::UnknownResource { .. } => "unknown_resource",
+            ToolError::GrantNotFound { .. } => "grant_not_found",
+            ToolError::GrantRevoked { .. } => "grant_revoked",
+            ToolError::ActionNotGranted { .. } => "action_not_granted",
+            ToolError::InvalidArguments { .. } => "invalid_arguments",
+            ToolError::InvalidCredentials { .. } => "invalid_credentials",
+            ToolError::NotConnected(_) => "not_connected",
+            ToolError::Unauthorized { .. } => "connector_unauthorized",
+            ToolError::RateLimited { .. } => "connector_rate_limited",
+            ToolError::Platform { .. } => "connector_error",
+            ToolError::Unreachable { .. } => "connector_unreachable",
+            ToolError::BadResponse { .. } => "connector_bad_response",
+            ToolError::IdempotencyInProgress(_) => "idempotency_in_progress",
+            ToolError::IdempotencyConflict(_) => "idempotency_conflict",
+            ToolError::Database(_) => "database",
+            ToolError::Cache(_) => "cache",
+            ToolError::Secrets(_) => "secret_store",
+            ToolError::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the caller sent something wrong (4xx at the API) rather than Brain or the
+    /// platform failing.
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            ToolError::UnknownConnector(_)
+                | ToolError::UnknownAction { .. }
+                | ToolError::UnknownResource { .. }
+                | ToolError::GrantNotFound { .. }
+                | ToolError::GrantRevoked { .. }
+                | ToolError::ActionNotGranted { .. }
+                | ToolError::InvalidArguments { .. }
+                | ToolError::InvalidCredentials { .. }
+                | ToolError::NotConnected(_)
+                | ToolError::IdempotencyInProgress(_)
+                | ToolError::IdempotencyConflict(_)
+        )
+    }
+}
