@@ -2,3 +2,20 @@
 //! implementations, the pgvector store and hybrid retrieval with page-level citations.
 //!
 //! Invariant: nothing in this crate ever sees a connector credential.
+
+pub mod chunk;
+pub mod embed;
+mod error;
+pub mod extract;
+mod model;
+pub mod normalize;
+mod service;
+pub mod store;
+
+pub use embed::{Embedder, EmbedderRegistry, LocalEmbedder, OpenAiEmbedder, OpenAiEmbedderConfig};
+pub use error::{EmbedError, ExtractError, KnowledgeError};
+pub use model::*;
+pub use service::{
+    IngestProgress, IngestReport, KnowledgeConfig, KnowledgeService, ProgressFn, Retriever,
+    reciprocal_rank_fusion, render_reference_material,
+};

@@ -1,0 +1,151 @@
+//! PDFs the tests build themselves with lopdf: known sentences on known pages, and each
+//! kind of bad input.
+
+use lopdf::content::{Content, Operation};
+use lopdf::{Dictionary, Document, Object, Stream, dictionary};
+
+/// A PDF whose page `i + 1` shows the lines of `pages[i]` (lines split on '\n').
+pub fn with_pages(pages: &[&str]) -> Vec<u8> {
+    build(pages.iter().map(|text| text_content(text)).collect(), true)
+}
+
+/// A PDF whose pages only paint rectangles: no text layer, like a scan.
+pub fn image_only(pages: usize) -> Vec<u8> {
+    let content = Content {
+        operations: vec![
+            Operation::new("re", vec![72.into(), 72.into(), 400.into(), 600.into()]),
+            Operation::new("f", vec![]),
+        ],
+    };
+    build(vec![content.encode().unwrap(); pages], true)
+}
+
+/// A well-formed PDF with an empty page tree.
+pub fn zero_pages() -> Vec<u8> {
+    build(Vec::new(), false)
+}
+
+/// A PDF whose trailer declares standard-handler encryption.
+pub fn encrypted() -> Vec<u8> {
+    let mut doc = document(vec![text_content("Secret quarterly numbers")], false);
+    let encrypt = doc.add_object(dictionary! {
+        "Filter" => "Standard",
+        "V" => 1,
+        "R" => 2,
+        "O" => Object::string_literal(vec![0x11u8; 32]),
+        "U" => Object::string_literal(vec![0x22u8; 32]),
+        "P" => -44,
+    });
+    doc.trailer.set("Encrypt", encrypt);
+    doc.trailer.set(
+        "ID",
+        vec![
+            Object::string_literal(vec![1u8; 16]),
+            Object::string_literal(vec![1u8; 16]),
+        ],
+    );
+    save(&mut doc)
+}
+
+/// One page whose content stream is `inflated_bytes` of spaces, deflated to a few KB.
+pub fn bomb(inflated_bytes: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let block = vec![b' '; 1 << 16];
+    let mut left = inflated_bytes;
+    while left > 0 {
+        let n = left.min(block.len());
+        encoder.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    let compressed = encoder.finish().unwrap();
+    let mut doc = document(Vec::new(), false);
+    let stream =
+        Stream::new(dictionary! { "Filter" => "FlateDecode" }, compressed).with_compression(false);
+    add_page(&mut doc, stream);
+    save(&mut doc)
+}
+
+fn text_content(text: &str) -> Vec<u8> {
+    let mut operations = vec![
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["F1".into(), 11.into()]),
+        Operation::new("TL", vec![14.into()]),
+        Operation::new("Td", vec![72.into(), 760.into()]),
+    ];
+    for line in text.lines() {
+        operations.push(Operation::new("Tj", vec![Object::string_literal(line)]));
+        operations.push(Operation::new("T*", vec![]));
+    }
+    operations.push(Operation::new("ET", vec![]));
+    Content { operations }.encode().unwrap()
+}
+
+fn build(contents: Vec<Vec<u8>>, compress: bool) -> Vec<u8> {
+    let mut doc = document(contents, compress);
+    save(&mut doc)
+}
+
+fn document(contents: Vec<Vec<u8>>, compress: bool) -> Document {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font",
+        "Subtype" => "Type1",
+        "BaseFont" => "Helvetica",
+        "Encoding" => "WinAnsiEncoding",
+    });
+    let resources_id = doc.add_object(dictionary! {
+        "Font" => dictionary! { "F1" => font_id },
+    });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => Vec::<Object>::new(),
+            "Count" => 0,
+            "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {
+        "Type" => "Catalog",
+        "Pages" => pages_id,
+    });
+    doc.trailer.set("Root", catalog_id);
+    for content in contents {
+        add_page(&mut doc, Stream::new(Dictionary::new(), content));
+    }
+    if compress {
+        doc.compress();
+    }
+    doc
+}
+
+fn add_page(doc: &mut Document, content: Stream) {
+    let pages_id = doc
+        .catalog()
+        .unwrap()
+        .get(b"Pages")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let content_id = doc.add_object(content);
+    let page_id = doc.add_object(dictionary! {
+        "Type" => "Page",
+        "Parent" => pages_id,
+        "Contents" => content_id,
+    });
+    let pages = doc.get_dictionary_mut(pages_id).unwrap();
+    let mut kids = pages.get(b"Kids").unwrap().as_array().unwrap().clone();
+    kids.push(page_id.into());
+    let count = i64::try_from(kids.len()).unwrap();
+    pages.set("Kids", kids);
+    pages.set("Count", count);
+}
+
+fn save(doc: &mut Document) -> Vec<u8> {
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
