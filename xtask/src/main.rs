@@ -2,6 +2,7 @@
 
 mod depgraph;
 mod infra;
+mod models;
 mod workspace;
 
 use std::process::{Command, ExitCode};
@@ -88,8 +89,9 @@ fn run(task: Task) -> anyhow::Result<()> {
 }
 
 fn up(infra: &Infra) -> anyhow::Result<()> {
-    let env = infra.up()?;
+    let mut env = infra.up()?;
     let root = workspace::root();
+    models::export(&root, &mut env)?;
     workspace::cargo(
         &root,
         &["build", "--package", "brain-gateway", "--bin", "brain"],
@@ -132,9 +134,10 @@ fn up(infra: &Infra) -> anyhow::Result<()> {
 }
 
 fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
-    let env = infra.up()?;
+    let mut env = infra.up()?;
     infra.postgres().drop_test_databases()?;
     let root = workspace::root();
+    models::export(&root, &mut env)?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
