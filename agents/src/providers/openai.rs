@@ -1,0 +1,425 @@
+//! The OpenAI-compatible chat-completions provider (OpenAI, Azure OpenAI, vLLM, llama.cpp
+//! server, Ollama): a small reqwest client speaking the wire format, SSE streaming included.
+//!
+//! Hand-written rather than async-openai/rig: we need only one endpoint, the crate already
+//! pins reqwest 0.13 + rustls/ring (async-openai brings its own reqwest and TLS stack), and
+//! owning the SSE reassembly keeps tool-call argument deltas testable byte for byte.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brain_auth::TenantId;
+use brain_auth::secrets::{SecretPath, SecretStore, SecretString};
+use serde_json::{Value, json};
+
+use super::{
+    ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ModelStream, Usage,
+};
+use crate::error::ProviderError;
+
+/// Where the provider reads a tenant's own key (BYOK): field `api_key` of this secret.
+pub fn byok_secret_path(tenant: TenantId) -> Option<SecretPath> {
+    SecretPath::tenant(tenant, "llm", "openai").ok()
+}
+
+/// Settings of an OpenAI-compatible endpoint.
+pub struct OpenAiConfig {
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// The deployment-wide key (`OPENAI_API_KEY`), used when a tenant has none of its own.
+    pub api_key: Option<SecretString>,
+    /// Per-tenant keys in Vault, at [`byok_secret_path`].
+    pub secrets: Option<Arc<dyn SecretStore>>,
+    pub timeout: Duration,
+}
+
+impl OpenAiConfig {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key: None,
+            secrets: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct OpenAiProvider {
+    http: reqwest::Client,
+    endpoint: String,
+    api_key: Option<SecretString>,
+    secrets: Option<Arc<dyn SecretStore>>,
+}
+
+impl OpenAiProvider {
+    pub fn new(config: OpenAiConfig) -> Result<Self, ProviderError> {
+        brain_auth::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoint: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            api_key: config.api_key,
+            secrets: config.secrets,
+        })
+    }
+
+    async fn key_for(&self, tenant: TenantId) -> Result<Option<SecretString>, ProviderError> {
+        if let (Some(store), Some(path)) = (&self.secrets, byok_secret_path(tenant)) {
+            match store.get(&path).await {
+                Ok(Some(mut map)) => {
+                    if let Some(key) = map.remove("api_key") {
+                        return Ok(Some(key));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ProviderError::Unreachable(format!("secret store: {e}"))),
+            }
+        }
+        Ok(self.api_key.clone())
+    }
+}
+
+/// The JSON body of a streamed chat-completions request.
+pub fn request_body(request: &ChatRequest) -> Value {
+    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
+    let mut body = json!({
+        "model": request.model,
+        "messages": messages,
+        "temperature": decimal(request.temperature),
+        "max_tokens": request.max_tokens,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    if !request.tools.is_empty() {
+        body["tools"] = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    }
+                })
+            })
+            .collect();
+    }
+    body
+}
+
+/// `0.3f32` as the JSON number `0.3`, not `0.30000001192092896`.
+fn decimal(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
+fn wire_message(m: &ChatMessage) -> Value {
+    let mut v = json!({"role": m.role.as_str(), "content": m.content});
+    if m.role == ChatRole::Assistant && !m.tool_calls.is_empty() {
+        v["tool_calls"] = m
+            .tool_calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments.to_string()},
+                })
+            })
+            .collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    v
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for OpenAiProvider {
+    async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
+        let key = self.key_for(request.tenant).await?;
+        let mut builder = self.http.post(&self.endpoint).json(&request_body(&request));
+        if let Some(key) = key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| text.chars().take(300).collect());
+            return Err(ProviderError::Status {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let state = StreamState {
+            response: Some(response),
+            parser: SseParser::default(),
+            pending: VecDeque::new(),
+        };
+        Ok(Box::pin(futures::stream::unfold(state, next_event)))
+    }
+}
+
+struct StreamState {
+    /// `None` once the body has ended.
+    response: Option<reqwest::Response>,
+    parser: SseParser,
+    pending: VecDeque<Result<ModelEvent, ProviderError>>,
+}
+
+async fn next_event(
+    mut state: StreamState,
+) -> Option<(Result<ModelEvent, ProviderError>, StreamState)> {
+    loop {
+        if let Some(event) = state.pending.pop_front() {
+            return Some((event, state));
+        }
+        let response = state.response.as_mut()?;
+        match response.chunk().await {
+            Ok(Some(bytes)) => {
+                let events = state.parser.push(&bytes);
+                state.pending.extend(events);
+            }
+            Ok(None) => {
+                state.response = None;
+                state.pending.extend(state.parser.finish());
+            }
+            Err(e) => {
+                state.response = None;
+                state
+                    .pending
+                    .push_back(Err(ProviderError::Unreachable(e.to_string())));
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Turns SSE bytes into model events, reassembling tool calls whose id, name and arguments
+/// arrive in pieces across chunks (keyed by the `index` OpenAI gives each call).
+#[derive(Default)]
+pub struct SseParser {
+    buffer: Vec<u8>,
+    calls: BTreeMap<u64, PartialCall>,
+    done: bool,
+    flushed: bool,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events completed by them.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Result<ModelEvent, ProviderError>> {
+        self.buffer.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some((end, sep)) = find_event_end(&self.buffer) {
+            let raw: Vec<u8> = self.buffer.drain(..end + sep).collect();
+            let Ok(text) = std::str::from_utf8(&raw[..end]) else {
+                out.push(Err(ProviderError::Malformed("non-UTF-8 event".into())));
+                continue;
+            };
+            let data: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if data.is_empty() {
+                continue;
+            }
+            self.handle_data(&data.join("\n"), &mut out);
+        }
+        out
+    }
+
+    /// The end of the body: flushes calls a server left without a finish reason.
+    pub fn finish(&mut self) -> Vec<Result<ModelEvent, ProviderError>> {
+        let mut out = Vec::new();
+        if !self.buffer.is_empty() {
+            let rest = std::mem::take(&mut self.buffer);
+            let mut tail = rest;
+            tail.extend_from_slice(b"\n\n");
+            out.extend(self.push(&tail));
+        }
+        self.flush_calls(&mut out);
+        out
+    }
+
+    fn handle_data(&mut self, data: &str, out: &mut Vec<Result<ModelEvent, ProviderError>>) {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            self.flush_calls(out);
+            return;
+        }
+        let chunk: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Err(ProviderError::Malformed(format!("chunk: {e}"))));
+                return;
+            }
+        };
+        if let Some(message) = chunk["error"]["message"].as_str() {
+            out.push(Err(ProviderError::Status {
+                status: 500,
+                message: message.to_owned(),
+            }));
+            return;
+        }
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+                out.push(Ok(ModelEvent::Token(text.to_owned())));
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let index = call["index"].as_u64().unwrap_or(0);
+                let partial = self.calls.entry(index).or_default();
+                if let Some(id) = call["id"].as_str() {
+                    partial.id.push_str(id);
+                }
+                if let Some(name) = call["function"]["name"].as_str() {
+                    partial.name.push_str(name);
+                }
+                if let Some(args) = call["function"]["arguments"].as_str() {
+                    partial.arguments.push_str(args);
+                }
+            }
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                self.flush_calls(out);
+                out.push(Ok(ModelEvent::Finished(match reason {
+                    "stop" => FinishReason::Stop,
+                    "tool_calls" | "function_call" => FinishReason::ToolCalls,
+                    "length" => FinishReason::Length,
+                    _ => FinishReason::Other,
+                })));
+            }
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            out.push(Ok(ModelEvent::Usage(Usage {
+                prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+                completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+            })));
+        }
+    }
+
+    fn flush_calls(&mut self, out: &mut Vec<Result<ModelEvent, ProviderError>>) {
+        if self.flushed && self.calls.is_empty() {
+            return;
+        }
+        for (index, call) in std::mem::take(&mut self.calls) {
+            let arguments = if call.arguments.trim().is_empty() {
+                json!({})
+            } else {
+                // Invalid JSON is passed on as a string so the turn loop can tell the model.
+                serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments))
+            };
+            let id = if call.id.is_empty() {
+                format!("call_{index}")
+            } else {
+                call.id
+            };
+            out.push(Ok(ModelEvent::ToolCall(super::ToolCall {
+                id,
+                name: call.name,
+                arguments,
+            })));
+        }
+        self.flushed = self.done;
+    }
+}
+
+/// The end of the first complete SSE event in `buf` and the separator's length.
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+    let crlf = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(parser: &mut SseParser, input: &[&str]) -> Vec<ModelEvent> {
+        let mut all = Vec::new();
+        for piece in input {
+            all.extend(parser.push(piece.as_bytes()));
+        }
+        all.extend(parser.finish());
+        all.into_iter().map(|e| e.unwrap()).collect()
+    }
+
+    #[test]
+    fn reassembles_split_tool_call_arguments_across_byte_boundaries() {
+        let chunks = [
+            r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"wordpress__create_post","arguments":""}}]}}]}"#,
+            "\n\n",
+            r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"tit"}}]}}]}"#,
+            "\n\ndata: ",
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"le\":\"Hi\"}"}}]}}]}"#,
+            "\n\n",
+            r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "\n\n",
+            "data: [DONE]\n\n",
+        ];
+        let mut parser = SseParser::default();
+        let got = events(&mut parser, &chunks);
+        assert_eq!(
+            got,
+            vec![
+                ModelEvent::ToolCall(super::super::ToolCall {
+                    id: "call_1".into(),
+                    name: "wordpress__create_post".into(),
+                    arguments: json!({"title": "Hi"}),
+                }),
+                ModelEvent::Finished(FinishReason::ToolCalls),
+            ]
+        );
+    }
+
+    #[test]
+    fn tokens_usage_and_crlf_events() {
+        let mut parser = SseParser::default();
+        let got = events(
+            &mut parser,
+            &[
+                "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\r\n\r\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\r\n\r\n",
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}\r\n\r\n",
+                "data: [DONE]\r\n\r\n",
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                ModelEvent::Token("Hel".into()),
+                ModelEvent::Token("lo".into()),
+                ModelEvent::Finished(FinishReason::Stop),
+                ModelEvent::Usage(Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 2
+                }),
+            ]
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! The agent store: agents and their tool grants in Postgres, always inside the tenant's
+//! row-level-security context. Every change bumps `version`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use brain_auth::TenantId;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::{AgentError, ValidationError};
+use crate::spec::{
+    AgentFields, AgentHealth, AgentId, AgentPatch, AgentSpec, Approval, Budget, ConnectorCatalog,
+    NewAgent, NonEmptyText, Slug, Temperature, ToolGrant, validate_grants,
+};
+
+/// Reads and writes agents for the API and the runtime.
+#[derive(Clone)]
+pub struct AgentStore {
+    pool: PgPool,
+    default_model: String,
+    known_providers: Option<Vec<String>>,
+    catalog: Option<Arc<dyn ConnectorCatalog>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AgentRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    name: String,
+    slug: String,
+    role: String,
+    goal: String,
+    backstory: String,
+    temperature: f32,
+    model: String,
+    max_tokens: i32,
+    knowledge_collections: Vec<Uuid>,
+    budget: Json<Budget>,
+    status: String,
+    version: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    agent_id: Uuid,
+    connector: String,
+    actions: Vec<String>,
+    approval: String,
+    max_calls_per_run: Option<i32>,
+}
+
+const AGENT_COLUMNS: &str = "id, tenant_id, name, slug, role, goal, backstory, temperature, \
+     model, max_tokens, knowledge_collections, budget, status, version, created_at, updated_at";
+
+fn grant_from_row(row: GrantRow) -> ToolGrant {
+    ToolGrant {
+        connector: row.connector,
+        actions: row.actions,
+        approval: if row.approval == "always" {
+            Approval::Always
+        } else {
+            Approval::Never
+        },
+        max_calls_per_run: row.max_calls_per_run.and_then(|n| u32::try_from(n).ok()),
+    }
+}
+
+fn spec_from_row(row: AgentRow, tools: Vec<ToolGrant>) -> Result<AgentSpec, AgentError> {
+    // Rows passed the same checks (and the table's CHECKs) on the way in.
+    Ok(AgentSpec {
+        id: AgentId(row.id),
+        tenant_id: TenantId(row.tenant_id),
+        name: row.name,
+        slug: Slug::new(row.slug)?,
+        role: NonEmptyText::new("role", row.role)?,
+        goal: NonEmptyText::new("goal", row.goal)?,
+        backstory: row.backstory,
+        temperature: Temperature::new(row.temperature)?,
+        model: row.model.parse()?,
+        max_tokens: u32::try_from(row.max_tokens).unwrap_or(1),
+        knowledge_collections: row.knowledge_collections,
+        tools,
+        budget: row.budget.0,
+        status: AgentHealth::parse(&row.status),
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn is_slug_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation()
+        && db.constraint().is_some_and(|c| c.contains("slug")))
+}
+
+impl AgentStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            default_model: "local:default".to_owned(),
+            known_providers: None,
+            catalog: None,
+        }
+    }
+
+    /// The model new agents get when they name none.
+    pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = model.into();
+        self
+    }
+
+    /// Restricts `model` to these providers (the configured ones), else any is accepted.
+    pub fn with_known_providers(mut self, providers: Vec<String>) -> Self {
+        self.known_providers = Some(providers);
+        self
+    }
+
+    /// Checks grants against this catalogue of connectors and actions.
+    pub fn with_catalog(mut self, catalog: Arc<dyn ConnectorCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn check_known(&self, fields: &AgentFields) -> Result<(), ValidationError> {
+        if let Some(known) = &self.known_providers
+            && !known.iter().any(|p| p == fields.model.provider())
+        {
+            return Err(ValidationError::new(
+                "model",
+                format!(
+                    "unknown model provider `{}` (configured: {})",
+                    fields.model.provider(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        if let Some(catalog) = &self.catalog {
+            for grant in &fields.tools {
+                let Some(actions) = catalog.actions(&grant.connector) else {
+                    return Err(ValidationError::new(
+                        "tools",
+                        format!("unknown connector `{}`", grant.connector),
+                    ));
+                };
+                if let Some(bad) = grant
+                    .actions
+                    .iter()
+                    .find(|a| *a != "*" && !actions.contains(a))
+                {
+                    return Err(ValidationError::new(
+                        "tools",
+                        format!("connector `{}` has no action `{bad}`", grant.connector),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create(&self, tenant: TenantId, input: NewAgent) -> Result<AgentSpec, AgentError> {
+        let fields = input.validate(&self.default_model)?;
+        self.check_known(&fields)?;
+        let id = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO agents (id, tenant_id, name, slug, role, goal, backstory, temperature, \
+             model, max_tokens, knowledge_collections, budget) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id)
+        .bind(tenant.0)
+        .bind(&fields.name)
+        .bind(fields.slug.as_str())
+        .bind(fields.role.as_str())
+        .bind(fields.goal.as_str())
+        .bind(&fields.backstory)
+        .bind(fields.temperature.get())
+        .bind(fields.model.to_string())
+        .bind(i32::try_from(fields.max_tokens).unwrap_or(i32::MAX))
+        .bind(&fields.knowledge_collections)
+        .bind(Json(&fields.budget))
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            return Err(if is_slug_conflict(&e) {
+                AgentError::SlugTaken(fields.slug.to_string())
+            } else {
+                e.into()
+            });
+        }
+        insert_grants(&mut tx, tenant, id, &fields.tools).await?;
+        let spec = fetch(&mut tx, AgentId(id)).await?;
+        tx.commit().await?;
+        Ok(spec)
+    }
+
+    pub async fn get(&self, tenant: TenantId, id: AgentId) -> Result<AgentSpec, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let spec = fetch(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(spec)
+    }
+
+    pub async fn get_by_slug(&self, tenant: TenantId, slug: &str) -> Result<AgentSpec, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let id: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND slug = $2")
+                .bind(tenant.0)
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let spec = fetch(&mut tx, AgentId(id.ok_or(AgentError::NotFound)?)).await?;
+        tx.commit().await?;
+        Ok(spec)
+    }
+
+    pub async fn list(&self, tenant: TenantId) -> Result<Vec<AgentSpec>, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let rows: Vec<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let grants: Vec<GrantRow> = sqlx::query_as(
+            "SELECT agent_id, connector, actions, approval, max_calls_per_run FROM tool_grants \
+             WHERE tenant_id = $1 ORDER BY connector",
+        )
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_agent: HashMap<Uuid, Vec<ToolGrant>> = HashMap::new();
+        for g in grants {
+            by_agent
+                .entry(g.agent_id)
+                .or_default()
+                .push(grant_from_row(g));
+        }
+        rows.into_iter()
+            .map(|row| {
+                let tools = by_agent.remove(&row.id).unwrap_or_default();
+                spec_from_row(row, tools)
+            })
+            .collect()
+    }
+
+    /// Applies `patch`; `expected_version` (when given) guards against lost updates.
+    pub async fn update(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        patch: AgentPatch,
+        expected_version: Option<i32>,
+    ) -> Result<AgentSpec, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        lock(&mut tx, id).await?;
+        let current = fetch(&mut tx, id).await?;
+        if let Some(expected) = expected_version
+            && expected != current.version
+        {
+            return Err(AgentError::VersionConflict { expected });
+        }
+        let tools_changed = patch.tools.is_some();
+        let fields = patch.apply(&current)?;
+        self.check_known(&fields)?;
+        let updated = sqlx::query(
+            "UPDATE agents SET name = $2, slug = $3, role = $4, goal = $5, backstory = $6, \
+             temperature = $7, model = $8, max_tokens = $9, knowledge_collections = $10, \
+             budget = $11, version = version + 1, updated_at = now() WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(&fields.name)
+        .bind(fields.slug.as_str())
+        .bind(fields.role.as_str())
+        .bind(fields.goal.as_str())
+        .bind(&fields.backstory)
+        .bind(fields.temperature.get())
+        .bind(fields.model.to_string())
+        .bind(i32::try_from(fields.max_tokens).unwrap_or(i32::MAX))
+        .bind(&fields.knowledge_collections)
+        .bind(Json(&fields.budget))
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = updated {
+            return Err(if is_slug_conflict(&e) {
+                AgentError::SlugTaken(fields.slug.to_string())
+            } else {
+                e.into()
+            });
+        }
+        if tools_changed {
+            sqlx::query("DELETE FROM tool_grants WHERE agent_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            insert_grants(&mut tx, tenant, id.0, &fields.tools).await?;
+        }
+        let spec = fetch(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(spec)
+    }
+
+    /// Replaces the agent's grants (`PUT /v1/agents/{id}/tools`).
+    pub async fn replace_tools(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        tools: Vec<ToolGrant>,
+    ) -> Result<AgentSpec, AgentError> {
+        let tools = validate_grants(tools)?;
+        let patch = AgentPatch {
+            tools: Some(tools),
+            ..AgentPatch::default()
+        };
+        self.update(tenant, id, patch, None).await
+    }
+
+    pub async fn delete(&self, tenant: TenantId, id: AgentId) -> Result<(), AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let deleted = sqlx::query("DELETE FROM agents WHERE id = $1 AND tenant_id = $2")
+            .bind(id.0)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        if deleted == 0 {
+            return Err(AgentError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Records the supervisor's view of the agent (not a config change: no version bump).
+    pub async fn set_health(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        health: AgentHealth,
+    ) -> Result<(), AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let n = sqlx::query("UPDATE agents SET status = $3 WHERE id = $1 AND tenant_id = $2")
+            .bind(id.0)
+            .bind(tenant.0)
+            .bind(health.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        if n == 0 {
+            return Err(AgentError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The agent's current grants, read fresh (revocation checks).
+    pub async fn grants(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+    ) -> Result<Vec<ToolGrant>, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let grants = fetch_grants(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(grants)
+    }
+}
+
+async fn lock(conn: &mut PgConnection, id: AgentId) -> Result<(), AgentError> {
+    let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 FOR UPDATE")
+        .bind(id.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    found.map(drop).ok_or(AgentError::NotFound)
+}
+
+async fn fetch(conn: &mut PgConnection, id: AgentId) -> Result<AgentSpec, AgentError> {
+    let row: Option<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1"
+    )))
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let row = row.ok_or(AgentError::NotFound)?;
+    let grants = fetch_grants(conn, id).await?;
+    spec_from_row(row, grants)
+}
+
+async fn fetch_grants(conn: &mut PgConnection, id: AgentId) -> Result<Vec<ToolGrant>, AgentError> {
+    let rows: Vec<GrantRow> = sqlx::query_as(
+        "SELECT agent_id, connector, actions, approval, max_calls_per_run FROM tool_grants \
+         WHERE agent_id = $1 ORDER BY connector",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(grant_from_row).collect())
+}
+
+async fn insert_grants(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    agent: Uuid,
+    grants: &[ToolGrant],
+) -> Result<(), AgentError> {
+    for grant in grants {
+        sqlx::query(
+            "INSERT INTO tool_grants (id, tenant_id, agent_id, connector, actions, approval, \
+             max_calls_per_run) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant.0)
+        .bind(agent)
+        .bind(&grant.connector)
+        .bind(&grant.actions)
+        .bind(grant.approval.as_str())
+        .bind(
+            grant
+                .max_calls_per_run
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
