@@ -1,5 +1,6 @@
 //! `cargo xtask`: installs and runs Brain's local infrastructure, runs the tests, starts Brain.
 
+mod bench;
 mod depgraph;
 mod infra;
 mod models;
@@ -38,6 +39,11 @@ enum Task {
     },
     /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`.
     Deps,
+    /// Run a benchmark suite (optimised build) and print ratios against baselines.
+    Bench {
+        #[arg(value_enum)]
+        suite: bench::Suite,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,6 +79,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         } => infra.status(),
         Task::Up => up(&infra),
         Task::Test { args } => test(&infra, &args),
+        Task::Bench { suite } => bench::run(&infra, suite),
         Task::Deps => {
             let violations = depgraph::check_workspace(&workspace::root())?;
             if violations.is_empty() {

@@ -1,0 +1,90 @@
+//! `cargo xtask bench SUITE`: benchmarks that print ratios against baselines measured in
+//! the same run. Each suite prepares what it needs (infrastructure, models, Python
+//! baselines) and runs an optimised benchmark binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::infra::{Env, Infra};
+use crate::{models, workspace};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Suite {
+    /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/bench.rs`).
+    Knowledge,
+}
+
+pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
+    match suite {
+        Suite::Knowledge => knowledge(infra),
+    }
+}
+
+/// Python packages the knowledge baselines use, installed once into `.brain/bench/python`.
+const PYTHON_BASELINES: &[&str] = &["pypdf", "pymupdf", "langchain-text-splitters"];
+
+fn knowledge(infra: &Infra) -> anyhow::Result<()> {
+    let mut env = infra.up()?;
+    let root = workspace::root();
+    models::export(&root, &mut env)?;
+    let bench_dir = root.join(".brain/bench");
+    let python_path = python_baselines(&bench_dir)?;
+    env.insert(
+        "BRAIN_BENCH_PYTHONPATH".into(),
+        python_path.display().to_string(),
+    );
+    env.insert("BRAIN_BENCH_DIR".into(), bench_dir.display().to_string());
+    cargo_bench_example(&root, &env, "brain-knowledge", "bench")
+}
+
+fn python_baselines(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = bench_dir.join("python");
+    let marker = dir.join(".installed");
+    if marker.is_file() {
+        return Ok(dir);
+    }
+    println!("bench: installing Python baselines {PYTHON_BASELINES:?} (first run only)");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:", "--target"])
+        .arg(&dir)
+        .args(PYTHON_BASELINES)
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("pip install of the Python baselines failed");
+    }
+    std::fs::write(&marker, "")?;
+    Ok(dir)
+}
+
+/// Benchmarks need optimised code, so this is the one place that builds `--release`.
+fn cargo_bench_example(root: &Path, env: &Env, package: &str, example: &str) -> anyhow::Result<()> {
+    let status = Command::new("cargo")
+        .args([
+            "run",
+            "--release",
+            "--package",
+            package,
+            "--example",
+            example,
+        ])
+        .current_dir(root)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("benchmark {package}/{example} failed ({status})");
+    }
+    Ok(())
+}
