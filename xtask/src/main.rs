@@ -1,6 +1,6 @@
 //! `cargo xtask`: installs and runs Brain's local infrastructure, runs the tests, starts Brain.
 
-mod bench;
+mod chat_model;
 mod depgraph;
 mod infra;
 mod models;
@@ -39,11 +39,8 @@ enum Task {
     },
     /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`.
     Deps,
-    /// Run a benchmark suite (optimised build) and print ratios against baselines.
-    Bench {
-        #[arg(value_enum)]
-        suite: bench::Suite,
-    },
+    /// Fetch and assemble the local chat model into `.brain/models/` (`up` and `test` do too).
+    ChatModel,
 }
 
 #[derive(Subcommand)]
@@ -79,7 +76,11 @@ fn run(task: Task) -> anyhow::Result<()> {
         } => infra.status(),
         Task::Up => up(&infra),
         Task::Test { args } => test(&infra, &args),
-        Task::Bench { suite } => bench::run(&infra, suite),
+        Task::ChatModel => {
+            let path = chat_model::ensure(&workspace::root())?;
+            println!("{}", path.display());
+            Ok(())
+        }
         Task::Deps => {
             let violations = depgraph::check_workspace(&workspace::root())?;
             if violations.is_empty() {
@@ -98,6 +99,7 @@ fn run(task: Task) -> anyhow::Result<()> {
 fn up(infra: &Infra) -> anyhow::Result<()> {
     let mut env = infra.up()?;
     let root = workspace::root();
+    chat_model::export(&root, &mut env)?;
     models::export(&root, &mut env)?;
     workspace::cargo(
         &root,
@@ -144,6 +146,7 @@ fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
     let mut env = infra.up()?;
     infra.postgres().drop_test_databases()?;
     let root = workspace::root();
+    chat_model::export(&root, &mut env)?;
     models::export(&root, &mut env)?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
