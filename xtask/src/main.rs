@@ -1,5 +1,6 @@
 //! `cargo xtask`: installs and runs Brain's local infrastructure, runs the tests, starts Brain.
 
+mod bench;
 mod chat_model;
 mod depgraph;
 mod infra;
@@ -39,6 +40,11 @@ enum Task {
     },
     /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`.
     Deps,
+    /// Run a benchmark suite (optimised build) and print ratios against baselines.
+    Bench {
+        #[arg(value_enum)]
+        suite: bench::Suite,
+    },
     /// Fetch and assemble the local chat model into `.brain/models/` (`up` and `test` do too).
     ChatModel,
 }
@@ -76,6 +82,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         } => infra.status(),
         Task::Up => up(&infra),
         Task::Test { args } => test(&infra, &args),
+        Task::Bench { suite } => bench::run(&infra, suite),
         Task::ChatModel => {
             let path = chat_model::ensure(&workspace::root())?;
             println!("{}", path.display());
