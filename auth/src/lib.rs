@@ -13,6 +13,7 @@ pub mod principal;
 pub mod refresh;
 pub mod secrets;
 pub mod service;
+pub mod sso;
 pub mod tenant;
 pub mod throttle;
 pub mod token;

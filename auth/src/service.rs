@@ -20,6 +20,7 @@ use crate::audit::{self, AuditEvent};
 use crate::http::{ApiError, ApiJson};
 use crate::keys::{Jwks, KeyRing};
 use crate::refresh::{RefreshStore, Refreshed};
+use crate::sso::{Sso, SsoError};
 use crate::throttle::LoginThrottle;
 use crate::token::TokenIssuer;
 use crate::{
@@ -35,6 +36,7 @@ pub struct AuthState {
     pub refresh: Arc<RefreshStore>,
     pub throttle: Arc<LoginThrottle>,
     pub authenticator: Arc<Authenticator>,
+    pub sso: Arc<Sso>,
 }
 
 impl FromRef<AuthState> for Arc<Authenticator> {
@@ -59,6 +61,8 @@ pub fn router(state: AuthState) -> Router {
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/me", get(me))
+        .route("/v1/auth/sso/{provider}/start", get(sso_start))
+        .route("/v1/auth/sso/{provider}/callback", get(sso_callback))
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{id}", patch(update_user).delete(delete_user))
         .with_state(state)
@@ -533,4 +537,72 @@ async fn revoke_api_key(
     audit::append(&mut tx, principal.tenant, event).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn sso_error(e: SsoError) -> ApiError {
+    match e {
+        SsoError::UnknownProvider(_) => ApiError::not_found("SSO provider"),
+        SsoError::InvalidState => ApiError::bad_request("invalid_state", e.to_string()),
+        SsoError::Provider(_) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "identity_provider_error",
+            e.to_string(),
+        ),
+        SsoError::InvalidIdToken(_) | SsoError::NoVerifiedEmail => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_id_token", e.to_string())
+        }
+        SsoError::NoTenant => ApiError::new(StatusCode::FORBIDDEN, "no_tenant", e.to_string()),
+        SsoError::TenantRequired => ApiError::conflict("tenant_required", e.to_string()),
+        SsoError::Auth(inner) => ApiError::from(inner),
+    }
+}
+
+/// `GET /v1/auth/sso/{provider}/start`: redirects the browser to the provider.
+async fn sso_start(
+    State(state): State<AuthState>,
+    Path(provider): Path<String>,
+) -> Result<Response, ApiError> {
+    let url = state.sso.start(&provider).await.map_err(sso_error)?;
+    Ok((StatusCode::FOUND, [(axum::http::header::LOCATION, url)]).into_response())
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /v1/auth/sso/{provider}/callback?code&state`: finishes the login, answers with tokens.
+async fn sso_callback(
+    State(state): State<AuthState>,
+    Path(provider): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<CallbackQuery>,
+) -> Result<Json<TokenPair>, ApiError> {
+    if let Some(error) = query.error {
+        let error: String = error
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(64)
+            .collect();
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sso_denied",
+            format!("the identity provider refused the login ({error})"),
+        ));
+    }
+    let (Some(code), Some(login_state)) = (query.code, query.state) else {
+        return Err(ApiError::bad_request(
+            "invalid_state",
+            "code and state are required",
+        ));
+    };
+    let login = state
+        .sso
+        .callback(&provider, &code, &login_state)
+        .await
+        .map_err(sso_error)?;
+    Ok(Json(
+        tokens(&state, login.tenant, login.user, login.role).await?,
+    ))
 }

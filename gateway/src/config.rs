@@ -95,6 +95,15 @@ pub struct Config {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window_secs: u64,
+    /// The auth service's URL as browsers and identity providers reach it (SSO callbacks).
+    pub public_auth_url: String,
+    /// OpenID Connect providers; a provider is enabled when its client id is set.
+    pub sso_google_issuer: String,
+    pub sso_google_client_id: Option<String>,
+    pub sso_google_client_secret: Option<Secret>,
+    pub sso_microsoft_issuer: String,
+    pub sso_microsoft_client_id: Option<String>,
+    pub sso_microsoft_client_secret: Option<Secret>,
     pub gateway_addr: SocketAddr,
     pub auth_addr: SocketAddr,
     pub portal_addr: SocketAddr,
@@ -125,6 +134,13 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_window_secs: 15 * 60,
+            public_auth_url: "http://127.0.0.1:8009".to_owned(),
+            sso_google_issuer: "https://accounts.google.com".to_owned(),
+            sso_google_client_id: None,
+            sso_google_client_secret: None,
+            sso_microsoft_issuer: "https://login.microsoftonline.com/organizations/v2.0".to_owned(),
+            sso_microsoft_client_id: None,
+            sso_microsoft_client_secret: None,
             gateway_addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
             auth_addr: SocketAddr::from(([127, 0, 0, 1], 8009)),
             portal_addr: SocketAddr::from(([127, 0, 0, 1], 3003)),
@@ -272,6 +288,36 @@ impl Config {
             Some(url) => Ok(url.expose()),
             None => self.require_database_url(),
         }
+    }
+
+    /// The configured SSO providers by name.
+    pub fn sso_providers(&self) -> Vec<(&'static str, &str, &str, &str)> {
+        let mut providers = Vec::new();
+        if let Some(id) = &self.sso_google_client_id {
+            let secret = self
+                .sso_google_client_secret
+                .as_ref()
+                .map_or("", Secret::expose);
+            providers.push((
+                "google",
+                self.sso_google_issuer.as_str(),
+                id.as_str(),
+                secret,
+            ));
+        }
+        if let Some(id) = &self.sso_microsoft_client_id {
+            let secret = self
+                .sso_microsoft_client_secret
+                .as_ref()
+                .map_or("", Secret::expose);
+            providers.push((
+                "microsoft",
+                self.sso_microsoft_issuer.as_str(),
+                id.as_str(),
+                secret,
+            ));
+        }
+        providers
     }
 
     pub fn require_vault_token(&self) -> Result<&str, ConfigError> {

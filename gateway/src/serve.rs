@@ -16,8 +16,10 @@ use tower_http::trace::TraceLayer;
 use brain_auth::Authenticator;
 use brain_auth::keys::KeyRing;
 use brain_auth::refresh::RefreshStore;
+use brain_auth::secrets::SecretString;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
 use brain_auth::service::AuthState;
+use brain_auth::sso::{ProviderConfig, Sso};
 use brain_auth::throttle::{LoginThrottle, ThrottleSettings};
 use brain_auth::token::{KeySource, RemoteJwks, TokenIssuer, TokenSettings, TokenVerifier};
 
@@ -114,6 +116,24 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
     };
     let verifier = Arc::new(TokenVerifier::new(source, &tokens));
     let authenticator = Arc::new(Authenticator::new(verifier, db.clone()));
+    let sso_providers = config
+        .sso_providers()
+        .into_iter()
+        .map(|(name, issuer, id, secret)| {
+            let provider = ProviderConfig {
+                issuer: issuer.to_owned(),
+                client_id: id.to_owned(),
+                client_secret: SecretString::new(secret),
+            };
+            (name.to_owned(), provider)
+        })
+        .collect();
+    let sso = Arc::new(Sso::new(
+        sso_providers,
+        &config.public_auth_url,
+        redis.clone(),
+        db.clone(),
+    )?);
     let auth = auth_parts.map(|keys| AuthState {
         db: db.clone(),
         issuer: Arc::new(TokenIssuer::new(keys.clone(), tokens.clone())),
@@ -131,6 +151,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             },
         )),
         authenticator: authenticator.clone(),
+        sso,
     });
     let state = AppState {
         db,

