@@ -48,6 +48,8 @@ pub enum ToolError {
     IdempotencyInProgress(String),
     #[error("idempotency key `{0}` was already used with different arguments")]
     IdempotencyConflict(String),
+    #[error("webhook signature rejected: {0}")]
+    InvalidSignature(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("cache error")]
@@ -78,6 +80,7 @@ impl ToolError {
             ToolError::BadResponse { .. } => "connector_bad_response",
             ToolError::IdempotencyInProgress(_) => "idempotency_in_progress",
             ToolError::IdempotencyConflict(_) => "idempotency_conflict",
+            ToolError::InvalidSignature(_) => "invalid_signature",
             ToolError::Database(_) => "database",
             ToolError::Cache(_) => "cache",
             ToolError::Secrets(_) => "secret_store",
@@ -101,6 +104,7 @@ impl ToolError {
                 | ToolError::NotConnected(_)
                 | ToolError::IdempotencyInProgress(_)
                 | ToolError::IdempotencyConflict(_)
+                | ToolError::InvalidSignature(_)
         )
     }
 }

@@ -148,6 +148,8 @@ impl ConnectorService {
         let def = registry::connector(id)?;
         let (config, secrets) = split_credentials(def, credentials)?;
         let creds = merge(def, &config, &secrets);
+        // Tokens of earlier credentials must not outlive them; the live check caches a new one.
+        self.tokens.forget(tenant, id).await?;
         match self.live_test(tenant, def, &creds).await {
             Ok(_) => {}
             Err(ToolError::Unauthorized { .. }) => {
@@ -180,7 +182,6 @@ impl ConnectorService {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.tokens.forget(tenant, id).await?;
         tracing::info!(%tenant, connector = id, "connector connected");
         self.get(tenant, id).await
     }
