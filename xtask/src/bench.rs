@@ -12,12 +12,18 @@ use crate::{models, workspace};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Suite {
+    /// JWT and API-key verification per second on one core vs HS256 (`auth/examples/bench.rs`).
+    Auth,
     /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/bench.rs`).
     Knowledge,
 }
 
 pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
     match suite {
+        Suite::Auth => {
+            let env = infra.up()?;
+            cargo_bench_example(&workspace::root(), &env, "brain-auth", "bench")
+        }
         Suite::Knowledge => knowledge(infra),
     }
 }
