@@ -153,11 +153,18 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         authenticator: authenticator.clone(),
         sso,
     });
+    let connectors = Arc::new(brain_tools::ConnectorService::new(
+        db.clone(),
+        redis.clone(),
+        secrets.clone(),
+        brain_tools::ServiceConfig::default(),
+    )?);
     let state = AppState {
         db,
         redis,
         secrets,
         authenticator,
+        connectors,
     };
     Ok(App { state, auth })
 }

@@ -17,6 +17,8 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub secrets: Arc<dyn SecretStore>,
     pub authenticator: Arc<Authenticator>,
+    /// The 13 connectors: connections, tests, resources and actions per tenant.
+    pub connectors: Arc<brain_tools::ConnectorService>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

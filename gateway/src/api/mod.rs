@@ -16,10 +16,14 @@
 //! * New shared handles (a service of your crate) go into `AppState` (`crate::state`) as an
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
+mod connectors;
+
 use axum::Router;
 
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(brain_auth::service::api_keys_router())
+    Router::new()
+        .merge(brain_auth::service::api_keys_router())
+        .merge(connectors::routes())
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod auth;
+mod connectors;
 mod harness;
 mod http;
 mod leaks;
