@@ -38,7 +38,9 @@ where
 
 fn main() -> anyhow::Result<()> {
     // One core: a current-thread runtime, nothing runs in parallel.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(bench())
 }
 
@@ -55,13 +57,17 @@ async fn bench() -> anyhow::Result<()> {
     // The baseline: the cheapest JWT there is, HS256, same claims, same library.
     let claims = verifier.verify(&jwt).await?;
     let secret = b"an hs256 secret of reasonable length!!";
-    let hs_token =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))?;
+    let hs_token = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )?;
     let hs_key = DecodingKey::from_secret(secret);
     let mut hs_validation = Validation::new(Algorithm::HS256);
     hs_validation.set_audience(&["brain"]);
     let hs256 = rate(|| {
-        let ok = jsonwebtoken::decode::<serde_json::Value>(&hs_token, &hs_key, &hs_validation).is_ok();
+        let ok =
+            jsonwebtoken::decode::<serde_json::Value>(&hs_token, &hs_key, &hs_validation).is_ok();
         assert!(ok);
         async {}
     })
@@ -82,7 +88,13 @@ async fn bench() -> anyhow::Result<()> {
     let (_, key) = api_keys::create(&mut tx, tenant, None, "bench", &[Scope::Chat], None).await?;
     tx.commit().await?;
     let api_key = rate(|| async {
-        assert!(api_keys::verify(&db.app, &key).await.ok().flatten().is_some());
+        assert!(
+            api_keys::verify(&db.app, &key)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        );
     })
     .await;
 

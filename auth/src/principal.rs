@@ -119,6 +119,11 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// A slot the audit middleware puts into a request so it learns, after the handler ran, who
+/// the caller was (extractors fill it when they resolve the principal).
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(pub Arc<std::sync::OnceLock<Principal>>);
+
 /// Any authenticated caller.
 pub struct Authenticated(pub Principal);
 
@@ -140,6 +145,9 @@ where
             .and_then(|v| v.to_str().ok());
         let principal = authenticator.authenticate(header).await?;
         // Later extractors and middleware (audit, rate limits) see the same principal.
+        if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+            let _ = slot.0.set(principal.clone());
+        }
         parts.extensions.insert(principal.clone());
         Ok(Self(principal))
     }

@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::accounts::{self, AccountError, LoginOutcome, NewUser, UserChange};
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, Recorded};
 use crate::http::{ApiError, ApiJson};
 use crate::keys::{Jwks, KeyRing};
 use crate::refresh::{RefreshStore, Refreshed};
@@ -381,7 +381,7 @@ async fn create_user(
     );
     audit::append(&mut tx, principal.tenant, event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(user)).into_response())
+    Ok((StatusCode::CREATED, Extension(Recorded), Json(user)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -397,7 +397,7 @@ async fn update_user(
     auth: Authorized<require::UsersManage>,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<UpdateUserRequest>,
-) -> Result<Json<accounts::UserView>, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = auth.principal();
     let mut tx = principal.begin(&state.db).await?;
     let change = UserChange {
@@ -418,14 +418,14 @@ async fn update_user(
         audit::append(&mut tx, principal.tenant, event).await?;
     }
     tx.commit().await?;
-    Ok(Json(user))
+    Ok((Extension(Recorded), Json(user)).into_response())
 }
 
 async fn delete_user(
     State(state): State<AuthState>,
     auth: Authorized<require::UsersManage>,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = auth.principal();
     let mut tx = principal.begin(&state.db).await?;
     accounts::delete_user(&mut tx, actor_role(principal)?, id)
@@ -439,7 +439,7 @@ async fn delete_user(
     );
     audit::append(&mut tx, principal.tenant, event).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -505,7 +505,7 @@ async fn create_api_key(
     tx.commit().await?;
     let mut body = serde_json::to_value(&info).map_err(ApiError::internal)?;
     body["key"] = json!(key);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Extension(Recorded), Json(body)).into_response())
 }
 
 async fn list_api_keys(
@@ -522,7 +522,7 @@ async fn revoke_api_key(
     State(db): State<PgPool>,
     auth: Authorized<require::ApiKeysManage>,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let principal = auth.principal();
     let mut tx = principal.begin(&db).await?;
     if !api_keys::revoke(&mut tx, id).await? {
@@ -536,7 +536,7 @@ async fn revoke_api_key(
     );
     audit::append(&mut tx, principal.tenant, event).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
 }
 
 fn sso_error(e: SsoError) -> ApiError {

@@ -2,6 +2,7 @@
 //! `brain` binary, which wires the runtime, the auth service and the portal together.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod metrics;

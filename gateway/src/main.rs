@@ -32,6 +32,21 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chains and name the first broken link (exit status 1 if any).
+    Verify {
+        /// Only this tenant (slug or id); default: every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +121,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 None => println!("tenant `demo` already exists; nothing to seed"),
             }
             Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { tenant },
+        } => {
+            if brain_gateway::audit::verify_chains(&config, tenant.as_deref()).await? {
+                Ok(())
+            } else {
+                anyhow::bail!("the audit trail has been altered")
+            }
         }
         Command::Tenant {
             command:

@@ -56,7 +56,12 @@ impl Service {
 
 /// The gateway's routes: health, readiness and the v1 API.
 pub fn gateway_router(state: AppState, readiness: Readiness) -> Router {
-    let api = crate::api::router().with_state(state);
+    let api = crate::api::router()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::audit_writes,
+        ))
+        .with_state(state);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness::readyz).with_state(readiness))
@@ -207,6 +212,16 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
         None
     };
     let mut servers = tokio::task::JoinSet::new();
+    if let Some(app) = &app {
+        // The audit outbox: committed events reach the `audit-log` stream even if Redis was
+        // down when they were written.
+        let (db, redis) = (app.state.db.clone(), app.state.redis.clone());
+        tokio::spawn(brain_auth::audit::run_publisher(
+            db,
+            redis,
+            Duration::from_millis(500),
+        ));
+    }
     for &service in services {
         let router = match (service, &app) {
             (Service::Gateway, Some(app)) => {

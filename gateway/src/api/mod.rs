@@ -16,6 +16,7 @@
 //! * New shared handles (a service of your crate) go into `AppState` (`crate::state`) as an
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
+mod audit;
 mod connectors;
 
 use axum::Router;
@@ -26,4 +27,5 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(brain_auth::service::api_keys_router())
         .merge(connectors::routes())
+        .merge(audit::routes())
 }
