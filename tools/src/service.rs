@@ -211,7 +211,7 @@ impl ConnectorService {
     /// A live call with the stored credentials; records the outcome as the status.
     pub async fn test(&self, tenant: TenantId, id: &str) -> Result<ConnectorView, ToolError> {
         let def = registry::connector(id)?;
-        let creds = self.credentials(tenant, def).await?;
+        let (creds, _) = self.credentials(tenant, def).await?;
         let outcome = self.live_test(tenant, def, &creds).await;
         self.record_outcome(tenant, id, &outcome).await?;
         outcome?;
@@ -233,7 +233,7 @@ impl ConnectorService {
                 resource: resource.to_owned(),
             });
         }
-        let creds = self.credentials(tenant, def).await?;
+        let (creds, status) = self.credentials(tenant, def).await?;
         let key = resource_key(tenant, id, resource, query);
         let mut redis = self.redis.clone();
         let cached: Option<String> = redis.get(&key).await?;
@@ -242,7 +242,7 @@ impl ConnectorService {
         }
         let ctx = self.ctx(tenant, def, &creds);
         let outcome = connectors::dispatch_resource(&ctx, resource, query).await;
-        self.note_failure(tenant, id, &outcome).await?;
+        self.note_outcome(tenant, id, status, &outcome).await?;
         let value = outcome?;
         let ttl = self.config.resource_cache_ttl.as_secs();
         if ttl > 0 {
@@ -321,7 +321,7 @@ impl ConnectorService {
                 message: "arguments must be a JSON object".to_owned(),
             });
         };
-        let creds = self.credentials(tenant, def).await?;
+        let (creds, status) = self.credentials(tenant, def).await?;
         let ctx = self.ctx(tenant, def, &creds);
 
         let record = match idempotency_key {
@@ -340,7 +340,7 @@ impl ConnectorService {
             _ => None,
         };
         let outcome = connectors::dispatch_action(&ctx, action, map, idempotency_key).await;
-        self.note_failure(tenant, def.id, &outcome).await?;
+        self.note_outcome(tenant, def.id, status, &outcome).await?;
         if let Some(rec) = &record {
             match &outcome {
                 Ok(result) => idempotency::complete(&self.db, rec, result).await?,
@@ -400,12 +400,12 @@ impl ConnectorService {
         Ok(rows)
     }
 
-    /// The stored credentials of a connected (or erroring) connector.
+    /// The stored credentials of a connected (or erroring) connector, with its status.
     async fn credentials(
         &self,
         tenant: TenantId,
         def: &'static ConnectorDef,
-    ) -> Result<Credentials, ToolError> {
+    ) -> Result<(Credentials, ConnectionStatus), ToolError> {
         let rows = self.rows(tenant, Some(def.id)).await?;
         let row = rows
             .into_iter()
@@ -417,17 +417,22 @@ impl ConnectorService {
             .get(&path)
             .await?
             .ok_or_else(|| ToolError::NotConnected(def.id.to_owned()))?;
-        Ok(merge(def, &row.config.0, &secrets))
+        let status = ConnectionStatus::parse(&row.status);
+        Ok((merge(def, &row.config.0, &secrets), status))
     }
 
-    /// A 401 marks the connection `error` (and drops cached tokens); other outcomes leave it.
-    async fn note_failure<T>(
+    /// A 401 marks the connection `error` (and drops cached tokens); a success on a connection
+    /// in `error` proves the credentials again and clears it. Other outcomes say nothing about
+    /// the credentials.
+    async fn note_outcome<T>(
         &self,
         tenant: TenantId,
         id: &str,
+        before: ConnectionStatus,
         outcome: &Result<T, ToolError>,
     ) -> Result<(), ToolError> {
-        if let Err(ToolError::Unauthorized { .. }) = outcome {
+        let recovered = outcome.is_ok() && before == ConnectionStatus::Error;
+        if recovered || matches!(outcome, Err(ToolError::Unauthorized { .. })) {
             self.record_outcome(tenant, id, outcome).await?;
         }
         Ok(())

@@ -1287,3 +1287,86 @@ async fn rate_limits_are_retried_after_retry_after_and_5xx_with_backoff() {
         .await
         .unwrap_err();
 }
+
+#[tokio::test]
+async fn oauth_tokens_are_refreshed_after_expiry_and_after_a_401() {
+    let h = Harness::new().await;
+    let mut n = 0;
+    for token in ["tok-1", "tok-2", "tok-3"] {
+        n += 1;
+        // Each token is handed out once, in order; 61 s of life is 1 s in the cache.
+        Mock::given(method("POST"))
+            .and(path("/oauth/v2/token"))
+            .respond_with(ok(json!({"access_token": token, "expires_in": 61})))
+            .up_to_n_times(1)
+            .with_priority(n)
+            .expect(1)
+            .mount(&h.server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/crm/v8/users"))
+        .respond_with(ok(json!({"users": []})))
+        .mount(&h.server)
+        .await;
+    h.connect(
+        "zoho-crm",
+        &[
+            ("data_centre", "in"),
+            ("client_id", "c-1"),
+            ("client_secret", "cs-123456"),
+            ("refresh_token", "rt-123456"),
+        ],
+    )
+    .await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v8/Contacts"))
+        .and(header("authorization", "Zoho-oauthtoken tok-2"))
+        .respond_with(ok(json!({"data": [{"id": "1"}]})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    h.service
+        .resource(h.tenant, "zoho-crm", "Contacts", &q(&[]))
+        .await
+        .unwrap();
+
+    // The platform revokes the token: the connection turns `error` and the token is dropped,
+    // so the next call refreshes instead of reusing it.
+    Mock::given(method("GET"))
+        .and(path("/crm/v8/Deals"))
+        .and(header("authorization", "Zoho-oauthtoken tok-2"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"code": "INVALID_TOKEN", "message": "invalid oauth token", "status": "error"}),
+        ))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let err = h
+        .service
+        .resource(h.tenant, "zoho-crm", "Deals", &q(&[]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "connector_unauthorized");
+    assert_eq!(
+        h.service.get(h.tenant, "zoho-crm").await.unwrap().status,
+        brain_tools::ConnectionStatus::Error
+    );
+    Mock::given(method("GET"))
+        .and(path("/crm/v8/Deals"))
+        .and(header("authorization", "Zoho-oauthtoken tok-3"))
+        .respond_with(ok(json!({"data": []})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    h.service
+        .resource(h.tenant, "zoho-crm", "Deals", &q(&[("page", "2")]))
+        .await
+        .unwrap();
+    // That success proved the credentials again.
+    let view = h.service.get(h.tenant, "zoho-crm").await.unwrap();
+    assert_eq!(view.status, brain_tools::ConnectionStatus::Connected);
+    assert!(view.last_error.is_none());
+}
