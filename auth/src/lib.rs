@@ -10,6 +10,7 @@ pub mod keys;
 pub mod password;
 pub mod permission;
 pub mod principal;
+pub mod ratelimit;
 pub mod refresh;
 pub mod secrets;
 pub mod service;

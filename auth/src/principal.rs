@@ -68,11 +68,34 @@ impl Principal {
 pub struct Authenticator {
     verifier: Arc<TokenVerifier>,
     db: PgPool,
+    limiter: Option<crate::ratelimit::RateLimiter>,
 }
 
 impl Authenticator {
-    pub fn new(verifier: Arc<TokenVerifier>, db: PgPool) -> Self {
-        Self { verifier, db }
+    pub fn new(
+        verifier: Arc<TokenVerifier>,
+        db: PgPool,
+        limiter: Option<crate::ratelimit::RateLimiter>,
+    ) -> Self {
+        Self {
+            verifier,
+            db,
+            limiter,
+        }
+    }
+
+    /// `Err(429)` when the principal's tenant or API key is over its request rate.
+    pub async fn rate_limit(&self, principal: &Principal) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        match limiter.check(principal).await {
+            None => Ok(()),
+            Some(wait) => Err(ApiError::too_many_requests(
+                wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                "request rate limit exceeded; slow down",
+            )),
+        }
     }
 
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
@@ -144,6 +167,9 @@ where
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let principal = authenticator.authenticate(header).await?;
+        // The request's span (and so every log line in it) carries the tenant from here on.
+        tracing::Span::current().record("tenant", tracing::field::display(principal.tenant));
+        authenticator.rate_limit(&principal).await?;
         // Later extractors and middleware (audit, rate limits) see the same principal.
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             let _ = slot.0.set(principal.clone());

@@ -95,6 +95,16 @@ pub struct Config {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window_secs: u64,
+    /// Requests per minute per tenant and per API key (0 = unlimited).
+    pub rate_limit_tenant_per_minute: u32,
+    pub rate_limit_api_key_per_minute: u32,
+    /// Largest accepted request body, except uploads (`BRAIN_MAX_UPLOAD_BYTES`).
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
+    /// Seconds before a request is cut off with 408 (streams excepted).
+    pub request_timeout_secs: u64,
+    /// The portal's origin, the only one CORS admits.
+    pub portal_origin: String,
     /// The auth service's URL as browsers and identity providers reach it (SSO callbacks).
     pub public_auth_url: String,
     /// OpenID Connect providers; a provider is enabled when its client id is set.
@@ -134,6 +144,12 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_window_secs: 15 * 60,
+            rate_limit_tenant_per_minute: 1200,
+            rate_limit_api_key_per_minute: 300,
+            max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 50 * 1024 * 1024,
+            request_timeout_secs: 60,
+            portal_origin: "http://127.0.0.1:3003".to_owned(),
             public_auth_url: "http://127.0.0.1:8009".to_owned(),
             sso_google_issuer: "https://accounts.google.com".to_owned(),
             sso_google_client_id: None,
@@ -249,6 +265,19 @@ impl Config {
                 });
             }
         }
+        if self.max_body_bytes == 0 || self.max_upload_bytes == 0 || self.request_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_MAX_BODY_BYTES/BRAIN_MAX_UPLOAD_BYTES/BRAIN_REQUEST_TIMEOUT_SECS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        axum::http::HeaderValue::from_str(&self.portal_origin).map_err(|e| {
+            ConfigError::Invalid {
+                setting: "BRAIN_PORTAL_ORIGIN",
+                reason: e.to_string(),
+            }
+        })?;
         reqwest::Url::parse(&self.auth_url).map_err(|e| ConfigError::Invalid {
             setting: "BRAIN_AUTH_URL",
             reason: e.to_string(),

@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use brain_auth::Authenticator;
 use brain_auth::keys::KeyRing;
+use brain_auth::ratelimit::{RateLimiter, RateLimits};
 use brain_auth::refresh::RefreshStore;
 use brain_auth::secrets::SecretString;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
@@ -120,7 +121,15 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         (KeySource::Remote(RemoteJwks::new(url)?), None)
     };
     let verifier = Arc::new(TokenVerifier::new(source, &tokens));
-    let authenticator = Arc::new(Authenticator::new(verifier, db.clone()));
+    let limiter = RateLimiter::new(
+        redis.clone(),
+        RateLimits {
+            per_tenant: config.rate_limit_tenant_per_minute,
+            per_api_key: config.rate_limit_api_key_per_minute,
+            window: Duration::from_secs(60),
+        },
+    );
+    let authenticator = Arc::new(Authenticator::new(verifier, db.clone(), Some(limiter)));
     let sso_providers = config
         .sso_providers()
         .into_iter()
@@ -194,6 +203,8 @@ pub fn with_common_layers(service: &'static str, router: Router) -> anyhow::Resu
             method = %request.method(),
             route = route.unwrap_or("unmatched"),
             request_id,
+            trace_id = trace_id(request),
+            tenant = tracing::field::Empty,
         )
     });
     Ok(metrics
@@ -201,6 +212,68 @@ pub fn with_common_layers(service: &'static str, router: Router) -> anyhow::Resu
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+}
+
+/// The edge protections of the public services: a body-size limit (uploads set their own),
+/// a request timeout (408), security headers, and CORS for the portal's origin only.
+pub fn with_edge_limits(router: Router, config: &Config) -> anyhow::Result<Router> {
+    use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    use tower_http::timeout::TimeoutLayer;
+
+    let origin = HeaderValue::from_str(config.portal_origin.trim_end_matches('/'))
+        .context("BRAIN_PORTAL_ORIGIN is not a valid origin")?;
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::exact(origin))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .allow_credentials(true)
+        .max_age(Duration::from_secs(600));
+    let security_headers: [(HeaderName, &'static str); 4] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    let mut router = router
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_secs),
+        ));
+    for (name, value) in security_headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    Ok(router.layer(cors))
+}
+
+/// The W3C `traceparent` trace id when the caller sent one, else the request id, so log
+/// lines of one request always share a trace id.
+fn trace_id(request: &Request) -> String {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    header("traceparent")
+        .and_then(|tp| tp.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .or_else(|| header("x-request-id"))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Binds every requested service, then serves until Ctrl-C / SIGTERM.
@@ -235,6 +308,10 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
             ) => brain_auth::service::router(auth.clone()).fallback(error::not_found),
             (Service::Portal, _) => brain_portal::router(&config.public_gateway_url),
             _ => anyhow::bail!("{} has no state to run with", service.name()),
+        };
+        let router = match service {
+            Service::Portal => router,
+            Service::Gateway | Service::Auth => with_edge_limits(router, config)?,
         };
         let router = with_common_layers(service.name(), router)?;
         let addr = service.addr(config);

@@ -18,6 +18,7 @@ pub fn required(key: &str) -> String {
 pub struct TestApp {
     pub db: TestDb,
     pub app: App,
+    pub config: Config,
     pub gateway: Router,
     pub auth: Router,
 }
@@ -50,17 +51,17 @@ impl TestApp {
         tweak(&mut config);
         let app = serve::app(&config, true).await.unwrap();
         let readiness = Readiness::from_config(&config).unwrap();
-        let gateway = serve::with_common_layers(
-            "gateway",
-            serve::gateway_router(app.state.clone(), readiness),
-        )
-        .unwrap();
+        let gateway = serve::gateway_router(app.state.clone(), readiness);
+        let gateway = serve::with_edge_limits(gateway, &config).unwrap();
+        let gateway = serve::with_common_layers("gateway", gateway).unwrap();
         let auth_state = app.auth.clone().unwrap();
         let auth =
-            serve::with_common_layers("auth", brain_auth::service::router(auth_state)).unwrap();
+            serve::with_edge_limits(brain_auth::service::router(auth_state), &config).unwrap();
+        let auth = serve::with_common_layers("auth", auth).unwrap();
         Self {
             db,
             app,
+            config,
             gateway,
             auth,
         }

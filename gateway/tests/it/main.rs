@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod connectors;
+mod hardening;
 mod harness;
 mod http;
 mod leaks;
