@@ -1,4 +1,21 @@
 //! The runtime: the supervision tree in which every agent is an actor
-//! (`RuntimeSupervisor → TenantSupervisor → AgentActor`), and the Temporal worker.
+//! (`RuntimeSupervisor → TenantSupervisor → AgentActor`), the [`RuntimeHandle`] the gateway
+//! calls, tool capabilities for turns, and the runtime's metrics.
 //!
 //! Invariant: this is the only crate that knows the actor library.
+
+pub mod agent;
+pub mod deps;
+pub mod error;
+pub mod handle;
+pub mod metrics;
+pub mod supervisor;
+pub mod tenant;
+pub mod tools;
+
+pub use agent::AgentStatus;
+pub use deps::{RuntimeConfig, RuntimeDeps};
+pub use error::RuntimeError;
+pub use handle::{RuntimeHandle, TurnEventStream};
+pub use metrics::RuntimeMetrics;
+pub use tools::{ConnectorTools, NoToolSource, ToolSource};

@@ -1,9 +1,9 @@
-//! Integration tests of the agents crate against the real Postgres (`cargo xtask infra up`),
-//! a local OpenAI-wire server (wiremock) and the real local model.
+//! Integration tests of the agents crate against the real Postgres (`cargo xtask infra up`)
+//! and a local OpenAI-wire server (wiremock); the real local model is exercised end to end
+//! in the runtime crate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod fixtures;
-mod local_model;
 mod openai_wire;
 mod store;
 mod turn;

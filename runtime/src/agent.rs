@@ -1,0 +1,266 @@
+//! `AgentActor`: one per running agent. Holds the agent's spec (replaced live on config
+//! updates) and starts each turn as its own task, so status and config messages are answered
+//! while a turn waits on the model or a tool. A turn that panics fails the actor, which its
+//! tenant supervisor restarts; committed turns are in Postgres, so nothing is lost.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use brain_agents::spec::{AgentHealth, AgentId, AgentSpec};
+use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnResult};
+use brain_agents::{AgentError, run_turn};
+use brain_auth::TenantId;
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::deps::RuntimeDeps;
+use crate::error::RuntimeError;
+use crate::metrics::GaugeGuard;
+
+/// Who hears how a turn ends.
+pub enum TurnResponder {
+    /// The whole result, once.
+    Reply(RpcReplyPort<Result<TurnResult, RuntimeError>>),
+    /// Every event, ending with `done` or `error`.
+    Stream(UnboundedSender<TurnEvent>),
+}
+
+pub enum AgentMessage {
+    Chat {
+        input: TurnInput,
+        respond: TurnResponder,
+    },
+    /// The stored spec changed; the next turn uses it.
+    UpdateConfig(Box<AgentSpec>),
+    Status(RpcReplyPort<AgentStatus>),
+    /// A turn task ended; `panic` carries the message when it panicked.
+    TurnFinished {
+        panic: Option<String>,
+    },
+}
+
+/// What `GetStatus` reports about a running agent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentStatus {
+    pub agent_id: AgentId,
+    pub health: AgentHealth,
+    /// Whether an actor is running for the agent right now.
+    pub running: bool,
+    pub version: i32,
+    pub model: String,
+    pub temperature: f32,
+    pub turns_in_progress: usize,
+    pub turns_completed: u64,
+    /// Restarts within the supervisor's current window.
+    pub recent_restarts: usize,
+}
+
+pub struct AgentActor;
+
+pub struct AgentArgs {
+    pub tenant: TenantId,
+    pub spec: AgentSpec,
+    pub deps: Arc<RuntimeDeps>,
+    /// Turns running in this tenant (the tenant supervisor stays up while any are).
+    pub tenant_turns: Arc<AtomicUsize>,
+}
+
+pub struct AgentState {
+    _running: GaugeGuard,
+    tenant: TenantId,
+    spec: Arc<AgentSpec>,
+    deps: Arc<RuntimeDeps>,
+    tenant_turns: Arc<AtomicUsize>,
+    in_progress: usize,
+    completed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a turn panicked: {0}")]
+struct TurnPanicked(String);
+
+impl Actor for AgentActor {
+    type Msg = AgentMessage;
+    type State = AgentState;
+    type Arguments = AgentArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: AgentArgs,
+    ) -> Result<AgentState, ActorProcessingErr> {
+        Ok(AgentState {
+            _running: GaugeGuard::new(&args.deps.metrics.agents_running),
+            tenant: args.tenant,
+            spec: Arc::new(args.spec),
+            deps: args.deps,
+            tenant_turns: args.tenant_turns,
+            in_progress: 0,
+            completed: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: AgentMessage,
+        state: &mut AgentState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.deps.metrics.mailbox_depth.dec();
+        match message {
+            AgentMessage::Chat { input, respond } => {
+                state.in_progress += 1;
+                state.tenant_turns.fetch_add(1, Ordering::SeqCst);
+                spawn_turn(myself, state, input, respond);
+            }
+            AgentMessage::UpdateConfig(spec) => {
+                // Updates can race (two PATCHes); never go back to an older version.
+                if spec.version >= state.spec.version {
+                    state.spec = Arc::new(*spec);
+                }
+            }
+            AgentMessage::Status(reply) => {
+                let _ = reply.send(AgentStatus {
+                    agent_id: state.spec.id,
+                    health: AgentHealth::Active,
+                    running: true,
+                    version: state.spec.version,
+                    model: state.spec.model.to_string(),
+                    temperature: state.spec.temperature.get(),
+                    turns_in_progress: state.in_progress,
+                    turns_completed: state.completed,
+                    recent_restarts: 0,
+                });
+            }
+            AgentMessage::TurnFinished { panic } => {
+                state.in_progress = state.in_progress.saturating_sub(1);
+                state.completed += 1;
+                if let Some(message) = panic {
+                    // Fail the actor so the supervisor restarts it from the stored spec.
+                    return Err(Box::new(TurnPanicked(message)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends `message` to an agent actor, counting it in the mailbox-depth gauge.
+pub(crate) fn send_counted(
+    deps: &RuntimeDeps,
+    actor: &ActorRef<AgentMessage>,
+    message: AgentMessage,
+) -> Result<(), RuntimeError> {
+    deps.metrics.mailbox_depth.inc();
+    actor.send_message(message).map_err(|e| {
+        deps.metrics.mailbox_depth.dec();
+        RuntimeError::Unavailable(e.to_string())
+    })
+}
+
+fn spawn_turn(
+    myself: ActorRef<AgentMessage>,
+    state: &AgentState,
+    input: TurnInput,
+    respond: TurnResponder,
+) {
+    let tenant = state.tenant;
+    let spec = Arc::clone(&state.spec);
+    let deps = Arc::clone(&state.deps);
+    let tenant_turns = Arc::clone(&state.tenant_turns);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let events = match &respond {
+            TurnResponder::Stream(tx) => Some(tx.clone()),
+            TurnResponder::Reply(_) => None,
+        };
+        let turn = async {
+            let provider = deps
+                .providers
+                .resolve(&spec.model)
+                .map_err(AgentError::from)?;
+            let tools = deps.tools.tools_for(tenant, &spec).await?;
+            let ctx = TurnContext {
+                tenant,
+                agent: &spec,
+                provider,
+                tools: tools.as_ref(),
+                retriever: deps.retriever.as_deref(),
+                store: deps.turns.as_ref(),
+                limits: deps.config.turn_limits,
+            };
+            run_turn(ctx, input, events.as_ref()).await
+        };
+        // The turn is the unit of failure: a panic anywhere inside it (provider, tool,
+        // loop) is caught here, reported, and turned into an actor failure below.
+        let outcome = AssertUnwindSafe(turn).catch_unwind().await;
+        let metrics = &deps.metrics;
+        metrics
+            .turn_latency
+            .observe(started.elapsed().as_secs_f64());
+        let (result, panic) = match outcome {
+            Ok(Ok(result)) => {
+                metrics.turns.with_label_values(&["ok"]).inc();
+                metrics
+                    .tokens
+                    .with_label_values(&["in"])
+                    .inc_by(result.usage.prompt_tokens);
+                metrics
+                    .tokens
+                    .with_label_values(&["out"])
+                    .inc_by(result.usage.completion_tokens);
+                for call in &result.tool_calls {
+                    let outcome = match call.status {
+                        ToolCallStatus::Ok => "ok",
+                        ToolCallStatus::Error => "error",
+                        ToolCallStatus::Rejected => "rejected",
+                    };
+                    metrics.tool_calls.with_label_values(&[outcome]).inc();
+                }
+                (Ok(result), None)
+            }
+            Ok(Err(e)) => {
+                metrics.turns.with_label_values(&["error"]).inc();
+                (Err(RuntimeError::Agent(e)), None)
+            }
+            Err(payload) => {
+                metrics.turns.with_label_values(&["crashed"]).inc();
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                tracing::error!(%tenant, agent = %spec.id, %message, "agent turn panicked");
+                (Err(RuntimeError::TurnCrashed), Some(message))
+            }
+        };
+        match respond {
+            TurnResponder::Reply(port) => {
+                let _ = port.send(result);
+            }
+            TurnResponder::Stream(tx) => {
+                let last = match result {
+                    Ok(result) => TurnEvent::Done(result),
+                    Err(e) => TurnEvent::Error {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    },
+                };
+                let _ = tx.send(last);
+            }
+        }
+        // Counted here, not in the actor: the actor may be gone by now (agent deleted).
+        tenant_turns.fetch_sub(1, Ordering::SeqCst);
+        deps.metrics.mailbox_depth.inc();
+        if myself
+            .send_message(AgentMessage::TurnFinished { panic })
+            .is_err()
+        {
+            deps.metrics.mailbox_depth.dec();
+        }
+    });
+}

@@ -1,0 +1,284 @@
+//! `RuntimeHandle`: the API the gateway calls. Agent CRUD goes to the store and then to the
+//! running actors (so a config change reaches the next turn); chats go through the tree.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brain_agents::conversation::{Conversation, StoredMessage};
+use brain_agents::spec::{AgentHealth, AgentId, AgentPatch, AgentSpec, NewAgent, ToolGrant};
+use brain_agents::turn::{TurnEvent, TurnInput, TurnResult};
+use brain_auth::TenantId;
+use futures::Stream;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
+use uuid::Uuid;
+
+use crate::agent::{AgentMessage, AgentStatus, TurnResponder, send_counted};
+use crate::deps::RuntimeDeps;
+use crate::error::RuntimeError;
+use crate::supervisor::{RuntimeMessage, RuntimeSupervisor};
+use crate::tenant::TenantMessage;
+
+/// A turn's events: tokens, tool calls and results, citations, then `done` or `error`.
+pub type TurnEventStream = Pin<Box<dyn Stream<Item = TurnEvent> + Send>>;
+
+/// How long a call into the tree may wait for an actor's answer (not for a turn).
+const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The running agent runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    root: ActorRef<RuntimeMessage>,
+    deps: Arc<RuntimeDeps>,
+}
+
+fn answer<T>(result: Result<CallResult<T>, impl std::fmt::Display>) -> Result<T, RuntimeError> {
+    match result {
+        Ok(CallResult::Success(value)) => Ok(value),
+        Ok(CallResult::Timeout) => Err(RuntimeError::Unavailable("actor timed out".into())),
+        Ok(CallResult::SenderError) => Err(RuntimeError::Unavailable("actor stopped".into())),
+        Err(e) => Err(RuntimeError::Unavailable(e.to_string())),
+    }
+}
+
+impl RuntimeHandle {
+    /// Starts the supervision tree.
+    pub async fn start(deps: RuntimeDeps) -> Result<Self, RuntimeError> {
+        let deps = Arc::new(deps);
+        let (root, _) = Actor::spawn(None, RuntimeSupervisor, Arc::clone(&deps))
+            .await
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        Ok(Self { root, deps })
+    }
+
+    /// Stops every actor (running turn tasks finish on their own).
+    pub async fn shutdown(&self) {
+        let _ = self
+            .root
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+    }
+
+    pub fn deps(&self) -> &Arc<RuntimeDeps> {
+        &self.deps
+    }
+
+    async fn tenant(&self, tenant: TenantId) -> Result<ActorRef<TenantMessage>, RuntimeError> {
+        answer(
+            self.root
+                .call(
+                    |reply| RuntimeMessage::Tenant(tenant, reply),
+                    Some(ACTOR_CALL_TIMEOUT),
+                )
+                .await,
+        )?
+    }
+
+    async fn agent(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+    ) -> Result<ActorRef<AgentMessage>, RuntimeError> {
+        // A tenant supervisor can stop (idle) between lookup and use; one retry covers it.
+        let mut last = None;
+        for _ in 0..2 {
+            let supervisor = self.tenant(tenant).await?;
+            match answer(
+                supervisor
+                    .call(
+                        |reply| TenantMessage::Agent(agent, reply),
+                        Some(ACTOR_CALL_TIMEOUT),
+                    )
+                    .await,
+            ) {
+                Ok(result) => return result,
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| RuntimeError::Unavailable("tenant supervisor".into())))
+    }
+
+    async fn notify_running(&self, tenant: TenantId, message: TenantMessage) {
+        let running = self
+            .root
+            .call(
+                |reply| RuntimeMessage::RunningTenant(tenant, reply),
+                Some(ACTOR_CALL_TIMEOUT),
+            )
+            .await;
+        if let Ok(CallResult::Success(Some(supervisor))) = running {
+            let _ = supervisor.send_message(message);
+        }
+    }
+
+    /// One turn, answered when it is complete (and committed).
+    pub async fn chat(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        input: TurnInput,
+    ) -> Result<TurnResult, RuntimeError> {
+        let actor = self.agent(tenant, agent).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        send_counted(
+            &self.deps,
+            &actor,
+            AgentMessage::Chat {
+                input,
+                respond: TurnResponder::Reply(tx.into()),
+            },
+        )?;
+        // No timeout: a turn is bounded by its step limit and the provider's own timeouts.
+        rx.await.map_err(|_| RuntimeError::TurnCrashed)?
+    }
+
+    /// One turn as a stream of events; the last is `done` (with the full result) or `error`.
+    /// Errors before the turn starts (unknown or degraded agent) are returned directly.
+    pub async fn chat_stream(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        input: TurnInput,
+    ) -> Result<TurnEventStream, RuntimeError> {
+        let actor = self.agent(tenant, agent).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        send_counted(
+            &self.deps,
+            &actor,
+            AgentMessage::Chat {
+                input,
+                respond: TurnResponder::Stream(tx),
+            },
+        )?;
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })))
+    }
+
+    /// The agent's live status (version in use, turns running, health).
+    pub async fn status(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+    ) -> Result<AgentStatus, RuntimeError> {
+        let supervisor = self.tenant(tenant).await?;
+        answer(
+            supervisor
+                .call(
+                    |reply| TenantMessage::Status(agent, reply),
+                    Some(ACTOR_CALL_TIMEOUT),
+                )
+                .await,
+        )?
+    }
+
+    pub async fn create_agent(
+        &self,
+        tenant: TenantId,
+        input: NewAgent,
+    ) -> Result<AgentSpec, RuntimeError> {
+        Ok(self.deps.agents.create(tenant, input).await?)
+    }
+
+    pub async fn get_agent(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+    ) -> Result<AgentSpec, RuntimeError> {
+        Ok(self.deps.agents.get(tenant, agent).await?)
+    }
+
+    pub async fn get_agent_by_slug(
+        &self,
+        tenant: TenantId,
+        slug: &str,
+    ) -> Result<AgentSpec, RuntimeError> {
+        Ok(self.deps.agents.get_by_slug(tenant, slug).await?)
+    }
+
+    pub async fn list_agents(&self, tenant: TenantId) -> Result<Vec<AgentSpec>, RuntimeError> {
+        Ok(self.deps.agents.list(tenant).await?)
+    }
+
+    /// Stores the change, then hands the new spec to the running actor: the next turn uses it.
+    /// A patch to a degraded agent also returns it to service.
+    pub async fn update_agent(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        patch: AgentPatch,
+        expected_version: Option<i32>,
+    ) -> Result<AgentSpec, RuntimeError> {
+        let mut spec = self
+            .deps
+            .agents
+            .update(tenant, agent, patch, expected_version)
+            .await?;
+        if spec.status == AgentHealth::Degraded {
+            self.deps
+                .agents
+                .set_health(tenant, agent, AgentHealth::Active)
+                .await?;
+            spec.status = AgentHealth::Active;
+        }
+        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
+            .await;
+        Ok(spec)
+    }
+
+    /// Replaces the agent's tool grants; revoked ones stop working on the next call.
+    pub async fn replace_tools(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        tools: Vec<ToolGrant>,
+    ) -> Result<AgentSpec, RuntimeError> {
+        let spec = self.deps.agents.replace_tools(tenant, agent, tools).await?;
+        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
+            .await;
+        Ok(spec)
+    }
+
+    pub async fn delete_agent(&self, tenant: TenantId, agent: AgentId) -> Result<(), RuntimeError> {
+        self.deps.agents.delete(tenant, agent).await?;
+        self.notify_running(tenant, TenantMessage::AgentDeleted(agent))
+            .await;
+        Ok(())
+    }
+
+    pub async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+    ) -> Result<Vec<Conversation>, RuntimeError> {
+        // 404 for an agent of another tenant rather than an empty list.
+        self.deps.agents.get(tenant, agent).await?;
+        Ok(self
+            .deps
+            .conversations
+            .list_conversations(tenant, agent)
+            .await?)
+    }
+
+    pub async fn list_messages(
+        &self,
+        tenant: TenantId,
+        conversation: Uuid,
+    ) -> Result<Vec<StoredMessage>, RuntimeError> {
+        Ok(self
+            .deps
+            .conversations
+            .list_messages(tenant, conversation)
+            .await?)
+    }
+
+    /// Tenant supervisors running now.
+    pub async fn running_tenants(&self) -> Result<usize, RuntimeError> {
+        answer(
+            self.root
+                .call(RuntimeMessage::TenantCount, Some(ACTOR_CALL_TIMEOUT))
+                .await,
+        )
+    }
+}
