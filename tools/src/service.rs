@@ -315,6 +315,17 @@ impl ConnectorService {
             args
         };
         registry::validate_args(def.id, action, &args)?;
+        if let Some(key) = idempotency_key {
+            // Keys travel as HTTP headers (Stripe) and sit in a bounded column.
+            let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+            if !valid {
+                return Err(ToolError::InvalidArguments {
+                    tool: format!("{}.{action}", def.id),
+                    message: "the idempotency key must be 1 to 255 visible ASCII characters"
+                        .to_owned(),
+                });
+            }
+        }
         let Value::Object(map) = &args else {
             return Err(ToolError::InvalidArguments {
                 tool: format!("{}.{action}", def.id),

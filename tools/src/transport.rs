@@ -147,8 +147,9 @@ impl Req {
         value: &str,
     ) -> Result<Self, ToolError> {
         let mut v = HeaderValue::from_str(value).map_err(|_| ToolError::InvalidCredentials {
-            connector: String::new(),
-            message: format!("the value for header {name} contains characters HTTP does not allow"),
+            // The connector is unknown here; the message says which field is at fault.
+            connector: "this connection".to_owned(),
+            message: format!("the value sent as {name} contains characters HTTP does not allow"),
         })?;
         v.set_sensitive(true);
         self.headers.insert(HeaderName::from_static(name), v);

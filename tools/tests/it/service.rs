@@ -242,6 +242,20 @@ async fn the_same_idempotency_key_reaches_the_platform_once() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "idempotency_conflict");
+    for bad in ["", "ключ", &"k".repeat(256)] {
+        let err = h
+            .service
+            .action(
+                h.tenant,
+                "wordpress",
+                "create_post",
+                json!({"title": "T", "content": "x"}),
+                Some(bad),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_arguments", "{bad:?}");
+    }
 
     let (status, result): (String, serde_json::Value) = sqlx::query_as(
         "SELECT status, result FROM connector_idempotency WHERE tenant_id = $1 AND idempotency_key = 'task-7:step-2'",
@@ -439,4 +453,45 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "not_connected");
+}
+
+#[tokio::test]
+async fn another_tenant_sees_none_of_the_connection() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/crm/v3/objects/contacts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    h.connect("hubspot", &[("access_token", "pat-na1-tenant-a")])
+        .await;
+
+    let other: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO tenants (slug, name) VALUES ('other-tenant', 'B') RETURNING id",
+    )
+    .fetch_one(&h.db.owner)
+    .await
+    .unwrap();
+    let other = brain_auth::TenantId(other);
+    let views = h.service.list(other).await.unwrap();
+    assert!(
+        views
+            .iter()
+            .all(|v| v.status == ConnectionStatus::Disconnected && v.fields.is_empty())
+    );
+    let err = h
+        .service
+        .resource(other, "hubspot", "contacts", &BTreeMap::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "not_connected");
+    // Disconnecting in B touches nothing of A's.
+    h.service.disconnect(other, "hubspot").await.unwrap();
+    assert_eq!(
+        h.service.get(h.tenant, "hubspot").await.unwrap().status,
+        ConnectionStatus::Connected
+    );
+    let path = SecretPath::connector(h.tenant, "hubspot").unwrap();
+    assert!(h.secrets.get(&path).await.unwrap().is_some());
 }
