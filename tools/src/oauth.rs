@@ -29,28 +29,43 @@ impl TokenCache {
         Self { redis }
     }
 
-    /// The key for one tenant's connector token; `identity` (client id + refresh token, or the
-    /// service account key) is hashed in so new credentials never reuse an old token.
-    pub(crate) fn key(tenant: TenantId, connector: &str, identity: &[&str]) -> String {
+    /// Where one tenant's connector token is cached. `identity` (client id + refresh token,
+    /// or the service-account key) is hashed into a fingerprint stored with the token, so
+    /// new credentials never reuse an old token.
+    pub(crate) fn key(tenant: TenantId, connector: &str, identity: &[&str]) -> TokenKey {
         let mut h = Sha256::new();
         for part in identity {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
         let digest = h.finalize();
-        let fp: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("brain:tools:oauth:{tenant}:{connector}:{fp}")
+        TokenKey {
+            redis_key: Self::redis_key(tenant, connector),
+            fingerprint: digest.iter().take(12).map(|b| format!("{b:02x}")).collect(),
+        }
     }
 
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<SecretString>, ToolError> {
+    fn redis_key(tenant: TenantId, connector: &str) -> String {
+        format!("brain:tools:oauth:{tenant}:{connector}")
+    }
+
+    pub(crate) async fn get(&self, key: &TokenKey) -> Result<Option<SecretString>, ToolError> {
         let mut conn = self.redis.clone();
-        let v: Option<String> = conn.get(key).await?;
-        Ok(v.map(SecretString::new))
+        let raw: Option<String> = conn.get(&key.redis_key).await?;
+        let cached = raw.and_then(|r| serde_json::from_str::<Value>(&r).ok());
+        Ok(cached.and_then(|v| {
+            let same = v.get("fp").and_then(Value::as_str) == Some(key.fingerprint.as_str());
+            let token = v
+                .get("token")
+                .and_then(Value::as_str)
+                .map(SecretString::new);
+            token.filter(|_| same)
+        }))
     }
 
     pub(crate) async fn put(
         &self,
-        key: &str,
+        key: &TokenKey,
         token: &SecretString,
         expires_in: u64,
     ) -> Result<(), ToolError> {
@@ -58,21 +73,24 @@ impl TokenCache {
         if ttl == 0 {
             return Ok(());
         }
+        let value = serde_json::json!({"fp": key.fingerprint, "token": token.expose()}).to_string();
         let mut conn = self.redis.clone();
-        let _: () = conn.set_ex(key, token.expose(), ttl).await?;
+        let _: () = conn.set_ex(&key.redis_key, value, ttl).await?;
         Ok(())
     }
 
-    /// Forgets every cached token of a tenant's connector (after a 401 or a disconnect).
+    /// Forgets the cached token of a tenant's connector (after a 401 or a disconnect).
     pub(crate) async fn forget(&self, tenant: TenantId, connector: &str) -> Result<(), ToolError> {
         let mut conn = self.redis.clone();
-        let pattern = format!("brain:tools:oauth:{tenant}:{connector}:*");
-        let keys: Vec<String> = conn.keys(pattern).await?;
-        if !keys.is_empty() {
-            let _: () = conn.del(keys).await?;
-        }
+        let _: () = conn.del(Self::redis_key(tenant, connector)).await?;
         Ok(())
     }
+}
+
+/// A token's cache slot and the fingerprint of the credentials it belongs to.
+pub(crate) struct TokenKey {
+    redis_key: String,
+    fingerprint: String,
 }
 
 /// An access token and its lifetime in seconds, from a token endpoint's JSON answer.

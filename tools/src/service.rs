@@ -182,6 +182,7 @@ impl ConnectorService {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.invalidate_reads(tenant, id).await?;
         tracing::info!(%tenant, connector = id, "connector connected");
         self.get(tenant, id).await
     }
@@ -204,6 +205,7 @@ impl ConnectorService {
         .await?;
         tx.commit().await?;
         self.tokens.forget(tenant, id).await?;
+        self.invalidate_reads(tenant, id).await?;
         tracing::info!(%tenant, connector = id, "connector disconnected");
         self.get(tenant, id).await
     }
@@ -234,8 +236,9 @@ impl ConnectorService {
             });
         }
         let (creds, status) = self.credentials(tenant, def).await?;
-        let key = resource_key(tenant, id, resource, query);
         let mut redis = self.redis.clone();
+        let generation: Option<u64> = redis.get(generation_key(tenant, id)).await?;
+        let key = resource_key(tenant, id, generation.unwrap_or(0), resource, query);
         let cached: Option<String> = redis.get(&key).await?;
         if let Some(hit) = cached.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
             return Ok(hit);
@@ -352,6 +355,9 @@ impl ConnectorService {
         };
         let outcome = connectors::dispatch_action(&ctx, action, map, idempotency_key).await;
         self.note_outcome(tenant, def.id, status, &outcome).await?;
+        if spec.side_effect && outcome.is_ok() {
+            self.invalidate_reads(tenant, def.id).await?;
+        }
         if let Some(rec) = &record {
             match &outcome {
                 Ok(result) => idempotency::complete(&self.db, rec, result).await?,
@@ -363,6 +369,13 @@ impl ConnectorService {
             }
         }
         outcome
+    }
+
+    /// Makes every cached read of this connector stale.
+    async fn invalidate_reads(&self, tenant: TenantId, id: &str) -> Result<(), ToolError> {
+        let mut redis = self.redis.clone();
+        let _: u64 = redis.incr(generation_key(tenant, id), 1u64).await?;
+        Ok(())
     }
 
     async fn live_test(
@@ -592,9 +605,21 @@ fn merge(
     Credentials::new(def.id, values, secrets.keys().cloned().collect())
 }
 
-fn resource_key(tenant: TenantId, id: &str, resource: &str, query: &ResourceQuery) -> String {
+/// A counter bumped by every write, connect and disconnect of a tenant's connector; it is
+/// part of every cached read's key, so a write is visible to the next read at once.
+fn generation_key(tenant: TenantId, id: &str) -> String {
+    format!("brain:tools:resource-gen:{tenant}:{id}")
+}
+
+fn resource_key(
+    tenant: TenantId,
+    id: &str,
+    generation: u64,
+    resource: &str,
+    query: &ResourceQuery,
+) -> String {
     let canonical = serde_json::to_string(query).unwrap_or_default();
     let digest = Sha256::digest(canonical.as_bytes());
     let fp: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("brain:tools:resource:{tenant}:{id}:{resource}:{fp}")
+    format!("brain:tools:resource:{tenant}:{id}:{generation}:{resource}:{fp}")
 }

@@ -347,6 +347,39 @@ async fn resources_are_served_from_the_redis_cache_for_a_while() {
         .await
         .unwrap();
     assert_eq!(a, b);
+    // A write through Brain makes cached reads stale at once.
+    Mock::given(method("POST"))
+        .and(path("/v1/customers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "cus_1"})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    h.service
+        .action(
+            h.tenant,
+            "stripe",
+            "create_customer",
+            json!({"email": "a@example.com"}),
+            None,
+        )
+        .await
+        .unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "data": [{"id": "sub_2"}]})),
+        )
+        .with_priority(1)
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let c = h
+        .service
+        .resource(h.tenant, "stripe", "subscriptions", &query)
+        .await
+        .unwrap();
+    assert_eq!(c["data"][0]["id"], "sub_2");
     let err = h
         .service
         .resource(h.tenant, "stripe", "refunds", &query)
