@@ -1362,3 +1362,82 @@ async fn oauth_tokens_are_refreshed_after_expiry_and_after_a_401() {
     assert_eq!(view.status, brain_tools::ConnectionStatus::Connected);
     assert!(view.last_error.is_none());
 }
+
+#[tokio::test]
+async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
+    let h = Harness::new().await;
+    // Google's token endpoint answers a revoked refresh token with 400 invalid_grant.
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let creds = [
+        ("client_id", "id.apps.googleusercontent.com"),
+        ("client_secret", "GOCSPX-x"),
+        ("refresh_token", "1//revoked"),
+        ("developer_token", "dev"),
+        ("customer_id", "1234567890"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let err = h
+        .service
+        .connect(h.tenant, "google-ads", creds)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_credentials", "{err}");
+
+    // Meta's Graph API answers an expired token with 400 and error code 190.
+    Mock::given(method("GET"))
+        .and(path("/v23.0/me"))
+        .respond_with(ok(json!({"id": "1", "name": "x"})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    h.connect(
+        "meta-ads",
+        &[
+            ("access_token", "EAAB-expiring"),
+            ("ad_account_id", "act_9"),
+        ],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/v23.0/act_9/campaigns"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Error validating access token: Session has expired.",
+            "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "A1"
+        }})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let err = h
+        .service
+        .resource(h.tenant, "meta-ads", "campaigns", &q(&[]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "connector_unauthorized");
+    let view = h.service.get(h.tenant, "meta-ads").await.unwrap();
+    assert_eq!(view.status, brain_tools::ConnectionStatus::Error);
+
+    // Slack answers a revoked bot token with HTTP 200 and `ok: false`.
+    Mock::given(method("POST"))
+        .and(path("/auth.test"))
+        .respond_with(ok(json!({"ok": false, "error": "invalid_auth"})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let creds = [("bot_token", "xoxb-revoked-0000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let err = h
+        .service
+        .connect(h.tenant, "slack", creds)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_credentials");
+}
