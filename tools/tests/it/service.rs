@@ -528,3 +528,94 @@ async fn another_tenant_sees_none_of_the_connection() {
     let path = SecretPath::connector(h.tenant, "hubspot").unwrap();
     assert!(h.secrets.get(&path).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_ambiguous_failure_keeps_the_key_claimed_and_a_clear_refusal_frees_it() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/wp-json/wp/v2/users/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
+        .mount(&h.server)
+        .await;
+    h.connect(
+        "wordpress",
+        &[
+            ("site_url", &h.uri()),
+            ("username", "ed"),
+            ("application_password", "aaaa bbbb cccc"),
+        ],
+    )
+    .await;
+
+    // 502: the post may or may not exist now, so a retry with the same key must not post.
+    Mock::given(method("POST"))
+        .and(path("/wp-json/wp/v2/posts"))
+        .and(body_json(
+            json!({"title": "Maybe", "content": "x", "status": "draft"}),
+        ))
+        .respond_with(ResponseTemplate::new(502))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let args = json!({"title": "Maybe", "content": "x"});
+    let first = h
+        .service
+        .action(
+            h.tenant,
+            "wordpress",
+            "create_post",
+            args.clone(),
+            Some("amb-1"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(first.code(), "connector_error");
+    let retry = h
+        .service
+        .action(h.tenant, "wordpress", "create_post", args, Some("amb-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(retry.code(), "idempotency_in_progress");
+
+    // 400: the platform certainly wrote nothing, so the key may be used again.
+    Mock::given(method("POST"))
+        .and(path("/wp-json/wp/v2/posts"))
+        .and(body_json(
+            json!({"title": "Bad", "content": "x", "status": "draft"}),
+        ))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"code": "rest_invalid_param", "message": "Invalid parameter(s): status"}),
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wp-json/wp/v2/posts"))
+        .and(body_json(
+            json!({"title": "Bad", "content": "x", "status": "draft"}),
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 8})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let args = json!({"title": "Bad", "content": "x"});
+    let err = h
+        .service
+        .action(
+            h.tenant,
+            "wordpress",
+            "create_post",
+            args.clone(),
+            Some("bad-1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Invalid parameter"), "{err}");
+    let ok = h
+        .service
+        .action(h.tenant, "wordpress", "create_post", args, Some("bad-1"))
+        .await
+        .unwrap();
+    assert_eq!(ok["id"], 8);
+}
