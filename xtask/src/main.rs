@@ -155,6 +155,8 @@ fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
     let root = workspace::root();
     chat_model::export(&root, &mut env)?;
     models::export(&root, &mut env)?;
+    // The observability test runs a real Prometheus and promtool against deploy/.
+    infra::ensure_apt("promtool", "prometheus")?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

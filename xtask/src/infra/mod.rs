@@ -5,6 +5,7 @@
 //! that already answers is left alone, a stale pid file or half-initialised data directory
 //! is repaired.
 
+mod apt;
 mod package;
 mod postgres;
 mod process;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+pub use apt::ensure as ensure_apt;
 pub use postgres::Postgres;
 
 /// The connection settings the infrastructure was started with, as written to `.brain/env`.

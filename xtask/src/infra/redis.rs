@@ -98,34 +98,5 @@ impl Redis {
 
 /// `redis-server` on PATH, else installed from Debian's packages.
 fn ensure_installed() -> anyhow::Result<PathBuf> {
-    if let Some(found) = which("redis-server") {
-        return Ok(found);
-    }
-    if !process::is_root() {
-        bail!("redis-server is missing; install it with `sudo apt-get install -y redis-server`");
-    }
-    println!("infra: installing redis-server with apt (first run only)");
-    process::run(Command::new("apt-get").args(["update", "-qq"]))?;
-    process::run(
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "redis-server",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            // Keeps the package's init script from starting a system-wide redis on 6379.
-            .env("RUNLEVEL", "1"),
-    )?;
-    which("redis-server").context("redis-server is still not on PATH after apt-get install")
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
+    super::apt::ensure("redis-server", "redis-server")
 }
