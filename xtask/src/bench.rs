@@ -14,8 +14,14 @@ use crate::{models, workspace};
 pub enum Suite {
     /// JWT and API-key verification per second on one core vs HS256 (`auth/examples/bench.rs`).
     Auth,
+    /// 60 s of authenticated load against an optimised Brain: throughput, p50/p99, errors, RSS,
+    /// and an exact check of the API-key rate limiter (`gateway/examples/load.rs`).
+    Load,
     /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/bench.rs`).
     Knowledge,
+    /// Per-turn framework overhead, memory per idle agent, spawn rate and local-model
+    /// tokens/s (`runtime/examples/bench.rs`).
+    Runtime,
 }
 
 pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
@@ -25,6 +31,13 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
             cargo_bench_example(&workspace::root(), &env, "brain-auth", "bench")
         }
         Suite::Knowledge => knowledge(infra),
+        Suite::Load => crate::load::run(infra),
+        Suite::Runtime => {
+            let mut env = infra.up()?;
+            let root = workspace::root();
+            crate::chat_model::export(&root, &mut env)?;
+            cargo_bench_example(&root, &env, "brain-runtime", "bench")
+        }
     }
 }
 

@@ -4,6 +4,7 @@ mod bench;
 mod chat_model;
 mod depgraph;
 mod infra;
+mod load;
 mod models;
 mod workspace;
 

@@ -139,3 +139,8 @@ fn write_env(path: &Path, env: &Env) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     process::restrict_to_owner(path)
 }
+
+/// Waits until `GET 127.0.0.1:{port}{path}` answers 200.
+pub fn wait_for_http(port: u16, path: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
+    process::wait_until(path, timeout, None, || process::http_status(port, path) == Some(200))
+}
