@@ -101,6 +101,9 @@ pub struct Config {
     /// Largest accepted request body, except uploads (`BRAIN_MAX_UPLOAD_BYTES`).
     pub max_body_bytes: usize,
     pub max_upload_bytes: usize,
+    /// The local embedding model's folder (`model.safetensors`, `tokenizer.json`,
+    /// `config.json`); `cargo xtask up` fetches it and sets `BRAIN_EMBED_MODEL_DIR`.
+    pub embed_model_dir: Option<PathBuf>,
     /// Seconds before a request is cut off with 408 (streams excepted).
     pub request_timeout_secs: u64,
     /// The portal's origin, the only one CORS admits.
@@ -148,6 +151,7 @@ impl Default for Config {
             rate_limit_api_key_per_minute: 300,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 50 * 1024 * 1024,
+            embed_model_dir: None,
             request_timeout_secs: 60,
             portal_origin: "http://127.0.0.1:3003".to_owned(),
             public_auth_url: "http://127.0.0.1:8009".to_owned(),
@@ -363,6 +367,14 @@ impl Config {
 
     pub fn require_temporal_address(&self) -> Result<&str, ConfigError> {
         required(&self.temporal_address, "TEMPORAL_ADDRESS").map(String::as_str)
+    }
+
+    pub fn require_embed_model_dir(&self) -> Result<&Path, ConfigError> {
+        self.embed_model_dir.as_deref().ok_or(ConfigError::Missing {
+            setting: "BRAIN_EMBED_MODEL_DIR",
+            hint: " (for local development `cargo xtask up` or `cargo xtask test` fetch \
+                       the model and write it to .brain/env)",
+        })
     }
 }
 

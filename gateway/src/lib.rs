@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod knowledge;
 pub mod metrics;
 pub mod readiness;
 pub mod seed;

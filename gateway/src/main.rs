@@ -1,5 +1,6 @@
 //! `brain`: serve the API, auth service and portal; migrate; create tenants.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -31,6 +32,18 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Ingest files (PDF, .txt, .md) into a knowledge collection, created if missing.
+    Ingest {
+        /// Files to ingest: PDF, .txt or .md.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The collection's name.
+        #[arg(long)]
+        collection: String,
+        /// The tenant's slug.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
     },
     /// The audit trail.
     Audit {
@@ -122,6 +135,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Ingest {
+            files,
+            collection,
+            tenant,
+        } => brain_gateway::knowledge::ingest(&config, &files, &collection, &tenant).await,
         Command::Audit {
             command: AuditCommand::Verify { tenant },
         } => {

@@ -173,12 +173,14 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         secrets.clone(),
         brain_tools::ServiceConfig::default(),
     )?);
+    let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
     let state = AppState {
         db,
         redis,
         secrets,
         authenticator,
         connectors,
+        knowledge,
     };
     Ok(App { state, auth })
 }

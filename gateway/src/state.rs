@@ -19,6 +19,8 @@ pub struct AppState {
     pub authenticator: Arc<Authenticator>,
     /// The 13 connectors: connections, tests, resources and actions per tenant.
     pub connectors: Arc<brain_tools::ConnectorService>,
+    /// Collections, uploads with background ingestion, and search per tenant.
+    pub knowledge: Arc<brain_knowledge::KnowledgeService>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

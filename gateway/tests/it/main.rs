@@ -7,6 +7,7 @@ mod connectors;
 mod hardening;
 mod harness;
 mod http;
+mod knowledge;
 mod leaks;
 mod seed;
 mod sso;
