@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use brain_auth::TenantId;
+use brain_knowledge::embed::MODEL_DIR_ENV;
 use brain_knowledge::{
     CollectionId, DocumentStatus, EmbedError, Embedder, EmbedderRegistry, IngestProgress,
     KnowledgeConfig, KnowledgeError, KnowledgeService, LOCAL_EMBEDDER, LocalEmbedder,
@@ -27,7 +28,8 @@ const MODEL_FILES: [&str; 3] = ["model.safetensors", "tokenizer.json", "config.j
 /// Reading and parsing ~90 MB of weights is the slow part of starting; a gateway that
 /// never ingests or searches never pays it.
 pub struct LazyLocalEmbedder {
-    dir: PathBuf,
+    /// `None` when no model is configured: every embedding then fails with that reason.
+    dir: Option<PathBuf>,
     model: OnceCell<LocalEmbedder>,
 }
 
@@ -37,25 +39,37 @@ impl LazyLocalEmbedder {
     pub fn new(dir: &Path) -> anyhow::Result<Self> {
         check_model_dir(dir)?;
         Ok(Self {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             model: OnceCell::new(),
         })
+    }
+
+    /// No model configured: collections and listings work, embedding fails saying why.
+    pub fn unconfigured() -> Self {
+        Self {
+            dir: None,
+            model: OnceCell::new(),
+        }
     }
 
     /// Loads the model now if it is not loaded yet.
     pub async fn model(&self) -> Result<&LocalEmbedder, EmbedError> {
         self.model
             .get_or_try_init(|| async {
-                let dir = self.dir.clone();
+                let dir = self.dir.clone().ok_or_else(|| EmbedError::ModelLoad {
+                    path: String::new(),
+                    reason: format!("{MODEL_DIR_ENV} is not set"),
+                })?;
                 let started = Instant::now();
-                let model = tokio::task::spawn_blocking(move || LocalEmbedder::load(&dir))
+                let load_dir = dir.clone();
+                let model = tokio::task::spawn_blocking(move || LocalEmbedder::load(&load_dir))
                     .await
                     .map_err(|e| EmbedError::ModelLoad {
-                        path: self.dir.display().to_string(),
+                        path: dir.display().to_string(),
                         reason: e.to_string(),
                     })??;
                 tracing::info!(
-                    dir = %self.dir.display(),
+                    dir = %dir.display(),
                     ms = started.elapsed().as_millis(),
                     "embedding model loaded"
                 );
@@ -102,10 +116,17 @@ pub fn service_config(config: &Config) -> KnowledgeConfig {
 }
 
 /// The service `brain serve` shares between requests: the model directory is checked
-/// now, the model itself loaded on first use.
+/// now, the model itself loaded on first use. Without `BRAIN_EMBED_MODEL_DIR` the rest of
+/// Brain still serves (an auth-only process, a load test) and says loudly that ingestion
+/// and search cannot work; a folder that lacks the model stops `brain` here.
 pub fn service(config: &Config, db: PgPool) -> anyhow::Result<KnowledgeService> {
-    let dir = config.require_embed_model_dir()?;
-    let embedder = LazyLocalEmbedder::new(dir)?;
+    let embedder = match config.require_embed_model_dir() {
+        Ok(dir) => LazyLocalEmbedder::new(dir)?,
+        Err(missing) => {
+            tracing::warn!("{missing}; knowledge ingestion and search will fail until it is set");
+            LazyLocalEmbedder::unconfigured()
+        }
+    };
     let embedders = EmbedderRegistry::new().with(Arc::new(embedder));
     Ok(KnowledgeService::new(db, embedders, service_config(config)))
 }
