@@ -18,4 +18,4 @@ pub use deps::{RuntimeConfig, RuntimeDeps};
 pub use error::RuntimeError;
 pub use handle::{RuntimeHandle, TurnEventStream};
 pub use metrics::RuntimeMetrics;
-pub use tools::{ConnectorTools, NoToolSource, ToolSource};
+pub use tools::{ConnectorRegistryCatalog, ConnectorTools, NoToolSource, ToolSource};

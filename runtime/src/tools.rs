@@ -158,3 +158,16 @@ impl ToolInvoker for CapabilityInvoker {
         })
     }
 }
+
+/// The connector registry as the agent store's catalogue: grants may name only real
+/// connectors and their real actions (`unknown connector` / `no action` are 422s).
+pub struct ConnectorRegistryCatalog;
+
+impl brain_agents::spec::ConnectorCatalog for ConnectorRegistryCatalog {
+    fn actions(&self, connector: &str) -> Option<Vec<String>> {
+        brain_tools::registry::connectors()
+            .iter()
+            .find(|c| c.id == connector)
+            .map(|c| c.actions.iter().map(|a| a.name.to_owned()).collect())
+    }
+}

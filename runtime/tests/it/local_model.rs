@@ -22,11 +22,7 @@ async fn chatting_with_the_local_model_gets_a_reply() {
                 "/../.brain/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
             ))
         });
-    let local = LocalProvider::new(LocalConfig {
-        model_path,
-        threads: 1,
-        seed: 7,
-    });
+    let local = LocalProvider::new(LocalConfig::new(model_path));
     let db = TestDb::new().await.unwrap();
     let (rt, _) = runtime(
         &db,

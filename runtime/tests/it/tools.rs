@@ -141,3 +141,35 @@ async fn calls_to_tools_the_agent_holds_no_handle_for_are_rejected() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn grants_must_name_real_connectors_and_actions() {
+    let db = brain_migrations::testing::TestDb::new().await.unwrap();
+    let t = brain_auth::TenantId(
+        sqlx::query_scalar("INSERT INTO tenants (slug, name) VALUES ('acme', 'A') RETURNING id")
+            .fetch_one(&db.owner)
+            .await
+            .unwrap(),
+    );
+    let store = brain_agents::AgentStore::new(db.app.clone())
+        .with_catalog(Arc::new(brain_runtime::ConnectorRegistryCatalog));
+    let grant = |connector: &str, action: &str| brain_agents::ToolGrant {
+        connector: connector.into(),
+        actions: vec![action.into()],
+        approval: Default::default(),
+        max_calls_per_run: None,
+    };
+    for (connector, action) in [("myspace", "post"), ("wordpress", "drop_database")] {
+        let mut input = new_agent("Bad");
+        input.tools = vec![grant(connector, action)];
+        let err = store.create(t, input).await.unwrap_err();
+        assert!(
+            matches!(&err, brain_agents::AgentError::Validation(v) if v.field == "tools"),
+            "{err:?}"
+        );
+    }
+    let mut input = new_agent("Good");
+    input.tools = vec![grant("wordpress", "create_post"), grant("slack", "*")];
+    let agent = store.create(t, input).await.unwrap();
+    assert_eq!(agent.tools.len(), 2);
+}

@@ -1,0 +1,526 @@
+//! `cargo xtask bench runtime`: the agent runtime's costs, each printed against a baseline
+//! measured in the same run.
+//!
+//! * per-turn framework overhead with a zero-latency scripted model (p50/p99), through the
+//!   actor tree vs calling the provider directly (and vs the bare turn loop);
+//! * memory per idle agent actor at 10k and 100k agents vs a bare ractor actor (each
+//!   measured in a fresh child process, RSS from /proc);
+//! * agent spawn rate, and cold (spawn + spec load) vs warm turns;
+//! * local-model tokens/s, re-quantised (Q8_0) vs the GGUF as shipped (Q5_0).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark may fail loudly
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
+use brain_agents::conversation::MemoryTurnStore;
+use brain_agents::providers::local::{LocalConfig, LocalProvider};
+use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
+use brain_agents::providers::{ChatMessage, ChatRequest, LlmProvider};
+use brain_agents::spec::{AgentSpec, NewAgent};
+use brain_agents::tool::NoTools;
+use brain_agents::turn::{TurnContext, TurnInput, TurnLimits};
+use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnStore, run_turn};
+use brain_auth::TenantId;
+use brain_migrations::testing::TestDb;
+use brain_runtime::agent::{AgentActor, AgentArgs};
+use brain_runtime::{NoToolSource, RuntimeConfig, RuntimeDeps, RuntimeHandle, RuntimeMetrics};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if args.first().map(String::as_str) == Some("memory") {
+        // Child process: one memory measurement, printed as bytes per actor.
+        let kind = args[1].clone();
+        let n: usize = args[2].parse().unwrap();
+        let per_actor = rt.block_on(memory_child(&kind, n));
+        println!("{per_actor}");
+        return;
+    }
+    rt.block_on(async {
+        turn_overhead().await;
+        memory();
+        spawn_rate().await;
+        local_model().await;
+    });
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn agent_input(name: &str) -> NewAgent {
+    NewAgent {
+        name: name.into(),
+        role: "a benchmark agent".into(),
+        goal: "answer instantly".into(),
+        model: Some("scripted:default".into()),
+        ..NewAgent::default()
+    }
+}
+
+async fn tenant(db: &TestDb) -> TenantId {
+    TenantId(
+        sqlx::query_scalar(
+            "INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id",
+        )
+        .fetch_one(&db.owner)
+        .await
+        .unwrap(),
+    )
+}
+
+fn deps(db: &TestDb, turns: Arc<dyn TurnStore>, model: Arc<dyn LlmProvider>) -> RuntimeDeps {
+    let registry = prometheus::Registry::new();
+    RuntimeDeps {
+        agents: AgentStore::new(db.app.clone()),
+        turns,
+        conversations: PgTurnStore::new(db.app.clone()),
+        providers: ProviderRegistry::new().with("scripted", model),
+        tools: Arc::new(NoToolSource),
+        retriever: None,
+        metrics: RuntimeMetrics::new(&registry).unwrap(),
+        config: RuntimeConfig::default(),
+    }
+}
+
+async fn turn_overhead() {
+    const N: usize = 5_000;
+    const WARMUP: usize = 500;
+    println!("== per-turn framework overhead (zero-latency scripted model, {N} turns) ==");
+    let db = TestDb::new().await.unwrap();
+    let t = tenant(&db).await;
+    let model = Arc::new(ScriptedProvider::repeating(ScriptStep::reply("ok")));
+
+    // Baseline: the provider alone, with a request of the size a turn sends.
+    let agent_spec = AgentStore::new(db.app.clone())
+        .create(t, agent_input("Direct"))
+        .await
+        .unwrap();
+    let request = ChatRequest {
+        tenant: t,
+        model: "default".into(),
+        messages: vec![
+            ChatMessage::system(brain_agents::prompt::system_prompt(&agent_spec, &[], &[])),
+            ChatMessage::user("hello"),
+        ],
+        tools: vec![],
+        temperature: 0.7,
+        max_tokens: 16,
+    };
+    let mut direct = Vec::with_capacity(N);
+    for i in 0..(N + WARMUP) {
+        let started = Instant::now();
+        model.complete(request.clone()).await.unwrap();
+        if i >= WARMUP {
+            direct.push(started.elapsed());
+        }
+    }
+
+    // The turn loop alone (prompt, stream handling, in-memory persistence), no actors.
+    let memory = MemoryTurnStore::default();
+    let mut looped = Vec::with_capacity(N);
+    for i in 0..(N + WARMUP) {
+        let started = Instant::now();
+        run_turn(
+            TurnContext {
+                tenant: t,
+                agent: &agent_spec,
+                provider: model.clone(),
+                tools: &NoTools,
+                retriever: None,
+                store: &memory,
+                limits: TurnLimits::default(),
+            },
+            TurnInput {
+                message: "hello".into(),
+                ..TurnInput::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        if i >= WARMUP {
+            looped.push(started.elapsed());
+        }
+    }
+
+    // Through the tree: handle → RuntimeSupervisor → TenantSupervisor → AgentActor → task.
+    let handle = RuntimeHandle::start(deps(
+        &db,
+        Arc::new(MemoryTurnStore::default()),
+        model.clone(),
+    ))
+    .await
+    .unwrap();
+    let agent = handle.create_agent(t, agent_input("Tree")).await.unwrap();
+    let mut tree = Vec::with_capacity(N);
+    for i in 0..(N + WARMUP) {
+        let started = Instant::now();
+        handle
+            .chat(
+                t,
+                agent.id,
+                TurnInput {
+                    message: "hello".into(),
+                    ..TurnInput::default()
+                },
+            )
+            .await
+            .unwrap();
+        if i >= WARMUP {
+            tree.push(started.elapsed());
+        }
+    }
+    handle.shutdown().await;
+
+    // The same with the turn committed to Postgres (what production does).
+    let pg = RuntimeHandle::start(deps(
+        &db,
+        Arc::new(PgTurnStore::new(db.app.clone())),
+        model.clone(),
+    ))
+    .await
+    .unwrap();
+    let pg_agent = pg.create_agent(t, agent_input("Persisted")).await.unwrap();
+    let mut persisted = Vec::new();
+    for i in 0..600 {
+        let started = Instant::now();
+        pg.chat(
+            t,
+            pg_agent.id,
+            TurnInput {
+                message: "hello".into(),
+                ..TurnInput::default()
+            },
+        )
+        .await
+        .unwrap();
+        if i >= 100 {
+            persisted.push(started.elapsed());
+        }
+    }
+    pg.shutdown().await;
+
+    let (d50, d99) = summary(direct);
+    let (l50, l99) = summary(looped);
+    let (t50, t99) = summary(tree);
+    let (p50, p99) = summary(persisted);
+    println!(
+        "  provider called directly (baseline)   p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(d50),
+        us(d99)
+    );
+    println!(
+        "  turn loop, no actors                   p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(l50),
+        us(l99)
+    );
+    println!(
+        "  full turn through the actor tree       p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(t50),
+        us(t99)
+    );
+    println!(
+        "  => framework overhead (tree − direct)  p50 {:>8.1} µs   p99 {:>8.1} µs   (goal p99 ≤ 1000 µs: {})",
+        us(t50.saturating_sub(d50)),
+        us(t99.saturating_sub(d99)),
+        if t99.saturating_sub(d99) <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!(
+        "  => actor hops alone (tree − loop)      p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(t50.saturating_sub(l50)),
+        us(t99.saturating_sub(l99))
+    );
+    println!(
+        "  with the turn committed to Postgres    p50 {:>8.1} µs   p99 {:>8.1} µs   ({:.0}× the tree with in-memory turns at p50)",
+        us(p50),
+        us(p99),
+        p50.as_secs_f64() / t50.as_secs_f64()
+    );
+}
+
+/// Resident set size of this process, in bytes.
+fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+struct Bare;
+
+impl Actor for Bare {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+}
+
+fn spec(tenant: TenantId, i: usize) -> AgentSpec {
+    AgentSpec::unsaved(
+        tenant,
+        agent_input(&format!("Agent {i}"))
+            .validate("local:default")
+            .unwrap(),
+    )
+}
+
+/// Runs in a child process: spawns `n` idle actors of `kind` and reports RSS per actor.
+async fn memory_child(kind: &str, n: usize) -> usize {
+    // Deps whose pools never connect: idle agents do no IO.
+    let url = "postgres://nobody@127.0.0.1:1/none";
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy(url)
+        .unwrap();
+    let registry = prometheus::Registry::new();
+    let deps = Arc::new(RuntimeDeps {
+        agents: AgentStore::new(pool.clone()),
+        turns: Arc::new(MemoryTurnStore::default()),
+        conversations: PgTurnStore::new(pool),
+        providers: ProviderRegistry::new(),
+        tools: Arc::new(NoToolSource),
+        retriever: None,
+        metrics: RuntimeMetrics::new(&registry).unwrap(),
+        config: RuntimeConfig::default(),
+    });
+    let tenant = TenantId::new();
+    let turns = Arc::new(AtomicUsize::new(0));
+    let mut refs = Vec::with_capacity(n);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = rss();
+    if kind == "agent" {
+        // The spec is built inside the measurement: an idle agent costs its spec too.
+        for i in 0..n {
+            let spec = spec(tenant, i);
+            let (actor, _) = Actor::spawn(
+                None,
+                AgentActor,
+                AgentArgs {
+                    tenant,
+                    spec,
+                    deps: Arc::clone(&deps),
+                    tenant_turns: Arc::clone(&turns),
+                },
+            )
+            .await
+            .unwrap();
+            refs.push(actor.get_cell());
+        }
+    } else {
+        for _ in 0..n {
+            let (actor, _) = Actor::spawn(None, Bare, ()).await.unwrap();
+            refs.push(actor.get_cell());
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = rss();
+    (after.saturating_sub(before)) / n
+}
+
+fn memory() {
+    println!("== memory per idle actor (RSS growth in a fresh process) ==");
+    let exe = std::env::current_exe().unwrap();
+    let measure = |kind: &str, n: usize| -> usize {
+        let out = std::process::Command::new(&exe)
+            .args(["memory", kind, &n.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    for n in [10_000, 100_000] {
+        let bare = measure("bare", n);
+        let agent = measure("agent", n);
+        println!(
+            "  {n:>7} agents: AgentActor {:>6.1} KB/agent   bare ractor actor (baseline) {:>6.1} KB   ratio {:.2}×   (goal ≤ 16 KB: {})",
+            agent as f64 / 1024.0,
+            bare as f64 / 1024.0,
+            agent as f64 / bare.max(1) as f64,
+            if agent <= 16 * 1024 { "met" } else { "NOT met" }
+        );
+    }
+}
+
+async fn spawn_rate() {
+    println!("== agent spawn rate ==");
+    const N: usize = 20_000;
+    let registry = prometheus::Registry::new();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+        .unwrap();
+    let deps = Arc::new(RuntimeDeps {
+        agents: AgentStore::new(pool.clone()),
+        turns: Arc::new(MemoryTurnStore::default()),
+        conversations: PgTurnStore::new(pool),
+        providers: ProviderRegistry::new(),
+        tools: Arc::new(NoToolSource),
+        retriever: None,
+        metrics: RuntimeMetrics::new(&registry).unwrap(),
+        config: RuntimeConfig::default(),
+    });
+    let tenant = TenantId::new();
+    let turns = Arc::new(AtomicUsize::new(0));
+    let specs: Vec<AgentSpec> = (0..N).map(|i| spec(tenant, i)).collect();
+    let started = Instant::now();
+    let mut refs = Vec::with_capacity(N);
+    for spec in specs {
+        let (a, _) = Actor::spawn(
+            None,
+            AgentActor,
+            AgentArgs {
+                tenant,
+                spec,
+                deps: Arc::clone(&deps),
+                tenant_turns: Arc::clone(&turns),
+            },
+        )
+        .await
+        .unwrap();
+        refs.push(a);
+    }
+    let agents_per_s = N as f64 / started.elapsed().as_secs_f64();
+    for a in &refs {
+        a.stop(None);
+    }
+    let started = Instant::now();
+    let mut bare = Vec::with_capacity(N);
+    for _ in 0..N {
+        bare.push(Actor::spawn(None, Bare, ()).await.unwrap().0);
+    }
+    let bare_per_s = N as f64 / started.elapsed().as_secs_f64();
+    for a in &bare {
+        a.stop(None);
+    }
+    println!(
+        "  AgentActor spawns {agents_per_s:>10.0}/s   bare ractor actor (baseline) {bare_per_s:>10.0}/s   ratio {:.2}",
+        agents_per_s / bare_per_s
+    );
+
+    // Lazy activation through the tree: the first turn loads the spec and spawns the actor.
+    const M: usize = 500;
+    let db = TestDb::new().await.unwrap();
+    let t = tenant_row(&db).await;
+    let model: Arc<dyn LlmProvider> =
+        Arc::new(ScriptedProvider::repeating(ScriptStep::reply("ok")));
+    let handle = RuntimeHandle::start(deps_for(&db, model)).await.unwrap();
+    let mut ids = Vec::with_capacity(M);
+    for i in 0..M {
+        ids.push(
+            handle
+                .create_agent(t, agent_input(&format!("Lazy {i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let input = || TurnInput {
+        message: "hello".into(),
+        ..TurnInput::default()
+    };
+    let mut cold = Vec::with_capacity(M);
+    for id in &ids {
+        let s = Instant::now();
+        handle.chat(t, *id, input()).await.unwrap();
+        cold.push(s.elapsed());
+    }
+    let mut warm = Vec::with_capacity(M);
+    for id in &ids {
+        let s = Instant::now();
+        handle.chat(t, *id, input()).await.unwrap();
+        warm.push(s.elapsed());
+    }
+    handle.shutdown().await;
+    let (c50, c99) = summary(cold);
+    let (w50, w99) = summary(warm);
+    println!(
+        "  first turn of {M} agents (spec read + spawn) p50 {:>7.1} µs p99 {:>7.1} µs   warm turn (baseline) p50 {:>7.1} µs p99 {:>7.1} µs   activation ≈ {:.1} µs",
+        us(c50),
+        us(c99),
+        us(w50),
+        us(w99),
+        us(c50.saturating_sub(w50))
+    );
+}
+
+async fn tenant_row(db: &TestDb) -> TenantId {
+    tenant(db).await
+}
+
+fn deps_for(db: &TestDb, model: Arc<dyn LlmProvider>) -> RuntimeDeps {
+    deps(db, Arc::new(MemoryTurnStore::default()), model)
+}
+
+async fn local_model() {
+    println!("== local model (Qwen2.5-Coder-0.5B-Instruct, one short greedy generation each) ==");
+    let Some(config) = LocalConfig::from_env() else {
+        println!("  BRAIN_LOCAL_MODEL is not set; run through `cargo xtask bench runtime`");
+        return;
+    };
+    println!(
+        "  threads: CANDLE_NUM_THREADS={}",
+        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into())
+    );
+    const TOKENS: u32 = 48;
+    let measure = |requantize: bool| {
+        let config = LocalConfig {
+            requantize,
+            ..config.clone()
+        };
+        async move {
+            let provider = LocalProvider::new(config);
+            let load = Instant::now();
+            provider.warm_up().await.unwrap();
+            let load = load.elapsed();
+            let request = ChatRequest {
+                tenant: TenantId::new(),
+                model: "default".into(),
+                messages: vec![ChatMessage::user(
+                    "Write a short paragraph about why small businesses should blog.",
+                )],
+                tools: vec![],
+                temperature: 0.0,
+                max_tokens: TOKENS,
+            };
+            let started = Instant::now();
+            let reply = provider.complete(request).await.unwrap();
+            let secs = started.elapsed().as_secs_f64();
+            (
+                reply.usage.completion_tokens as f64 / secs,
+                reply.usage.prompt_tokens,
+                load,
+            )
+        }
+    };
+    let (q8, prompt, load_q8) = measure(true).await;
+    let (q5, _, _) = measure(false).await;
+    println!(
+        "  re-quantised Q8_0 {q8:>5.1} tok/s   as shipped Q5_0 (baseline) {q5:>5.1} tok/s   speed-up {:.1}×   ({TOKENS} new tokens after a {prompt}-token prompt; load {:.1} s)",
+        q8 / q5,
+        load_q8.as_secs_f64()
+    );
+}
