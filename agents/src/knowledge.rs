@@ -51,3 +51,94 @@ pub trait Retriever: Send + Sync {
         k: usize,
     ) -> Result<Vec<Passage>, RetrievalError>;
 }
+
+/// The knowledge crate's retrieval (its `KnowledgeService`) as the turn loop's [`Retriever`].
+pub struct KnowledgeRetriever {
+    inner: std::sync::Arc<dyn brain_knowledge::Retriever>,
+}
+
+impl KnowledgeRetriever {
+    pub fn new(inner: std::sync::Arc<dyn brain_knowledge::Retriever>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait::async_trait]
+impl Retriever for KnowledgeRetriever {
+    async fn retrieve(
+        &self,
+        tenant: TenantId,
+        collections: &[Uuid],
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<Passage>, RetrievalError> {
+        let ids: Vec<brain_knowledge::CollectionId> = collections
+            .iter()
+            .map(|id| brain_knowledge::CollectionId(*id))
+            .collect();
+        let passages = self
+            .inner
+            .retrieve(tenant, &ids, query, k)
+            .await
+            .map_err(|e| RetrievalError(e.to_string()))?;
+        Ok(passages
+            .into_iter()
+            .map(|p| Passage {
+                document_id: p.citation.document_id.0,
+                title: p.citation.title,
+                page: p.citation.page,
+                text: p.text,
+                score: p.score as f32,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+
+    #[async_trait::async_trait]
+    impl brain_knowledge::Retriever for Fixed {
+        async fn retrieve(
+            &self,
+            _tenant: TenantId,
+            collections: &[brain_knowledge::CollectionId],
+            query: &str,
+            k: usize,
+        ) -> Result<Vec<brain_knowledge::Passage>, brain_knowledge::KnowledgeError> {
+            assert_eq!((query, k, collections.len()), ("tone?", 3, 1));
+            Ok(vec![brain_knowledge::Passage {
+                citation: brain_knowledge::Citation {
+                    document_id: brain_knowledge::DocumentId(collections[0].0),
+                    title: "Voice".into(),
+                    page: 2,
+                    snippet: "Warm".into(),
+                },
+                text: "Warm and direct.".into(),
+                score: 0.5,
+            }])
+        }
+    }
+
+    #[tokio::test]
+    async fn maps_knowledge_passages() {
+        let id = Uuid::now_v7();
+        let got = KnowledgeRetriever::new(std::sync::Arc::new(Fixed))
+            .retrieve(TenantId::new(), &[id], "tone?", 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![Passage {
+                document_id: id,
+                title: "Voice".into(),
+                page: 2,
+                text: "Warm and direct.".into(),
+                score: 0.5,
+            }]
+        );
+    }
+}

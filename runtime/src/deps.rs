@@ -53,3 +53,30 @@ pub struct RuntimeDeps {
     pub metrics: RuntimeMetrics,
     pub config: RuntimeConfig,
 }
+
+impl RuntimeDeps {
+    /// The production wiring: agents and turns in Postgres (`db` is the RLS-bound pool),
+    /// grants checked against the connector registry, models limited to the registered
+    /// providers, tools through capability handles, metrics registered in `registry`.
+    pub fn standard(
+        db: sqlx::PgPool,
+        providers: ProviderRegistry,
+        connectors: Arc<brain_tools::ConnectorService>,
+        retriever: Option<Arc<dyn Retriever>>,
+        registry: &prometheus::Registry,
+        config: RuntimeConfig,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            agents: AgentStore::new(db.clone())
+                .with_known_providers(providers.names())
+                .with_catalog(Arc::new(crate::tools::ConnectorRegistryCatalog)),
+            turns: Arc::new(PgTurnStore::new(db.clone())),
+            conversations: PgTurnStore::new(db),
+            providers,
+            tools: Arc::new(crate::tools::ConnectorTools::new(connectors)),
+            retriever,
+            metrics: RuntimeMetrics::new(registry)?,
+            config,
+        })
+    }
+}

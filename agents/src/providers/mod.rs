@@ -210,6 +210,22 @@ impl ProviderRegistry {
         Self::default()
     }
 
+    /// The production providers: `local` (embedded model) and `openai` (any OpenAI-compatible
+    /// server), each when configured. The scripted provider can never be registered here.
+    pub fn standard(
+        local: Option<local::LocalConfig>,
+        openai: Option<openai::OpenAiConfig>,
+    ) -> Result<Self, ProviderError> {
+        let mut registry = Self::new();
+        if let Some(config) = local {
+            registry = registry.with("local", Arc::new(local::LocalProvider::new(config)));
+        }
+        if let Some(config) = openai {
+            registry = registry.with("openai", Arc::new(openai::OpenAiProvider::new(config)?));
+        }
+        Ok(registry)
+    }
+
     pub fn with(mut self, name: impl Into<String>, provider: Arc<dyn LlmProvider>) -> Self {
         self.providers.insert(name.into(), provider);
         self
