@@ -16,8 +16,9 @@ const PORTAL: &str = "127.0.0.1:13003";
 const KEY_RATE_PER_MINUTE: &str = "300";
 
 pub fn run(infra: &Infra) -> anyhow::Result<()> {
-    let env = infra.up()?;
+    let mut env = infra.up()?;
     let root = workspace::root();
+    crate::models::export(&root, &mut env)?;
     workspace::cargo(
         &root,
         &["build", "--release", "--package", "brain-gateway", "--bin", "brain", "--example", "load"],
