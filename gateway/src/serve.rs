@@ -174,7 +174,9 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         brain_tools::ServiceConfig::default(),
     )?);
     let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
+    let registry = crate::metrics::service_registry("gateway")?;
     let state = AppState {
+        registry,
         db,
         redis,
         secrets,
@@ -189,6 +191,29 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
 /// request carrying the route template and the request id.
 pub fn with_common_layers(service: &'static str, router: Router) -> anyhow::Result<Router> {
     let metrics = HttpMetrics::new(service).context("registering metrics")?;
+    Ok(with_metrics_and_tracing(service, metrics, router))
+}
+
+/// The gateway as served: routes, edge limits, and metrics in the shared gateway registry
+/// (with the database pool's gauges).
+pub fn gateway_service(
+    state: &AppState,
+    readiness: Readiness,
+    config: &Config,
+) -> anyhow::Result<Router> {
+    let router = with_edge_limits(gateway_router(state.clone(), readiness), config)?;
+    let pool_gauges = crate::metrics::db_pool_metrics(&state.registry, &state.db)?;
+    let metrics = HttpMetrics::with_registry(state.registry.clone())?.on_scrape(pool_gauges);
+    Ok(with_metrics_and_tracing("gateway", metrics, router))
+}
+
+/// The auth service as served.
+pub fn auth_service(auth: AuthState, config: &Config) -> anyhow::Result<Router> {
+    let router = brain_auth::service::router(auth).fallback(error::not_found);
+    with_common_layers("auth", with_edge_limits(router, config)?)
+}
+
+fn with_metrics_and_tracing(service: &'static str, metrics: HttpMetrics, router: Router) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(move |request: &Request| {
         let route = request
             .extensions()
@@ -209,11 +234,11 @@ pub fn with_common_layers(service: &'static str, router: Router) -> anyhow::Resu
             tenant = tracing::field::Empty,
         )
     });
-    Ok(metrics
+    metrics
         .instrument(router)
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid)))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
 /// The edge protections of the public services: a body-size limit (uploads set their own),

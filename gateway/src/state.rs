@@ -11,6 +11,8 @@ use sqlx::PgPool;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The gateway's metrics registry (`/metrics` on :8000); components register here.
+    pub registry: prometheus::Registry,
     /// Postgres as the RLS-bound application role; enter a tenant with
     /// `principal.begin(&state.db)`.
     pub db: PgPool,

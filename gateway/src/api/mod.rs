@@ -19,6 +19,7 @@
 mod audit;
 mod connectors;
 mod knowledge;
+mod usage;
 
 use axum::Router;
 
@@ -29,5 +30,6 @@ pub fn router() -> Router<AppState> {
         .merge(brain_auth::service::api_keys_router())
         .merge(connectors::routes())
         .merge(audit::routes())
+        .merge(usage::routes())
         .merge(knowledge::routes())
 }

@@ -44,7 +44,10 @@ async fn usage(
     let to = parse_day("to", query.to.as_deref(), today)?;
     let from = parse_day("from", query.from.as_deref(), to - Duration::days(29))?;
     if from > to {
-        return Err(ApiError::unprocessable("validation_failed", "from: must not be after to"));
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            "from: must not be after to",
+        ));
     }
     if (to - from).num_days() >= MAX_DAYS {
         return Err(ApiError::unprocessable(

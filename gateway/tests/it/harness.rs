@@ -67,9 +67,7 @@ impl TestApp {
         tweak(&mut config);
         let app = serve::app(&config, true).await.unwrap();
         let readiness = Readiness::from_config(&config).unwrap();
-        let gateway = serve::gateway_router(app.state.clone(), readiness);
-        let gateway = serve::with_edge_limits(gateway, &config).unwrap();
-        let gateway = serve::with_common_layers("gateway", gateway).unwrap();
+        let gateway = serve::gateway_service(&app.state, readiness, &config).unwrap();
         let auth_state = app.auth.clone().unwrap();
         let auth =
             serve::with_edge_limits(brain_auth::service::router(auth_state), &config).unwrap();

@@ -9,5 +9,7 @@ mod harness;
 mod http;
 mod knowledge;
 mod leaks;
+mod observability;
 mod seed;
 mod sso;
+mod usage;

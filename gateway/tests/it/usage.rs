@@ -14,7 +14,11 @@ async fn tenant(app: &TestApp, name: &str) -> (uuid::Uuid, String) {
         json!({"tenant_name": name, "email": email, "password": "correct horse battery staple"}),
     )
     .await;
-    let id = reply.body["tenant"]["id"].as_str().unwrap().parse().unwrap();
+    let id = reply.body["tenant"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     (id, reply.body["access_token"].as_str().unwrap().to_owned())
 }
 
@@ -50,7 +54,12 @@ async fn usage_is_reported_per_agent_and_day_for_the_callers_tenant_only() {
         .await
         .unwrap();
     }
-    let reply = get(&app.gateway, "/v1/usage?from=2026-11-01&to=2026-11-30", Some(&a_token)).await;
+    let reply = get(
+        &app.gateway,
+        "/v1/usage?from=2026-11-01&to=2026-11-30",
+        Some(&a_token),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let rows = reply.body["usage"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
@@ -58,9 +67,20 @@ async fn usage_is_reported_per_agent_and_day_for_the_callers_tenant_only() {
     assert_eq!(rows[0]["agent"], "writer");
     assert_eq!(reply.body["totals"]["prompt_tokens"], 157);
     assert_eq!(reply.body["totals"]["completion_tokens"], 30);
-    assert!(!reply.body.to_string().contains("12345"), "another tenant's usage leaked");
+    assert!(
+        !reply.body.to_string().contains("12345"),
+        "another tenant's usage leaked"
+    );
 
-    for bad in ["/v1/usage?from=yesterday", "/v1/usage?from=2026-12-01&to=2026-11-01", "/v1/usage?from=2020-01-01&to=2026-01-01"] {
-        assert_eq!(get(&app.gateway, bad, Some(&a_token)).await.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    for bad in [
+        "/v1/usage?from=yesterday",
+        "/v1/usage?from=2026-12-01&to=2026-11-01",
+        "/v1/usage?from=2020-01-01&to=2026-01-01",
+    ] {
+        assert_eq!(
+            get(&app.gateway, bad, Some(&a_token)).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}"
+        );
     }
 }
