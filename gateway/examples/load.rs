@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 fn setting<T: std::str::FromStr>(key: &str, default: Option<T>) -> anyhow::Result<T> {
     match std::env::var(key) {
-        Ok(v) => v.parse().map_err(|_| anyhow::anyhow!("{key}={v} is not valid")),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key}={v} is not valid")),
         Err(_) => default.with_context(|| format!("{key} is not set")),
     }
 }
@@ -47,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
             bail!("load is only ever sent to loopback, not {url}");
         }
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()?;
 
     let email = format!("load-{}@load.test", uuid::Uuid::new_v4().simple());
     let signup: Value = http
@@ -58,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
         .error_for_status()?
         .json()
         .await?;
-    let token = signup["access_token"].as_str().context("no access token")?.to_owned();
+    let token = signup["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
     let key: Value = http
         .post(format!("{gateway}/v1/integrations/api-keys"))
         .bearer_auth(&token)
@@ -86,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
                 match http.get(&url).bearer_auth(&token).send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
-                        latencies.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        latencies
+                            .push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
                     }
                     _ => errors += 1,
                 }
@@ -108,9 +116,18 @@ async fn main() -> anyhow::Result<()> {
     println!("load: GET /v1/usage with a JWT, {concurrency} connections, {elapsed:.0} s");
     println!("  requests ok     {:>10}", latencies.len());
     println!("  errors          {errors:>10}");
-    println!("  throughput      {:>10.0} req/s", latencies.len() as f64 / elapsed);
-    println!("  latency p50     {:>10.2} ms", percentile(&latencies, 0.50));
-    println!("  latency p99     {:>10.2} ms", percentile(&latencies, 0.99));
+    println!(
+        "  throughput      {:>10.0} req/s",
+        latencies.len() as f64 / elapsed
+    );
+    println!(
+        "  latency p50     {:>10.2} ms",
+        percentile(&latencies, 0.50)
+    );
+    println!(
+        "  latency p99     {:>10.2} ms",
+        percentile(&latencies, 0.99)
+    );
     println!(
         "  server RSS      {:>10} KiB at start, {} KiB at end",
         rss_start.map_or("?".into(), |v| v.to_string()),
@@ -122,7 +139,13 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut ok, mut limited, mut other) = (0u64, 0u64, 0u64);
     for _ in 0..attempts {
-        match http.get(&url).bearer_auth(&key).send().await.map(|r| r.status().as_u16()) {
+        match http
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+        {
             Ok(200) => ok += 1,
             Ok(429) => limited += 1,
             _ => other += 1,
@@ -130,11 +153,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let burst = started.elapsed().as_secs_f64();
     let refilled = (burst * key_rate as f64 / 60.0).floor() as u64;
-    println!("rate limit: {attempts} requests with one API key (limit {key_rate}/min) in {burst:.1} s");
+    println!(
+        "rate limit: {attempts} requests with one API key (limit {key_rate}/min) in {burst:.1} s"
+    );
     println!("  admitted {ok}, refused with 429 {limited}, other {other}");
     println!("  expected admitted: {key_rate} + {refilled} refilled during the burst");
     if ok < key_rate || ok > key_rate + refilled + 1 || other > 0 {
-        bail!("the rate limiter admitted {ok}, outside [{key_rate}, {}]", key_rate + refilled + 1);
+        bail!(
+            "the rate limiter admitted {ok}, outside [{key_rate}, {}]",
+            key_rate + refilled + 1
+        );
     }
     Ok(())
 }
