@@ -173,3 +173,79 @@ async fn grants_must_name_real_connectors_and_actions() {
     let agent = store.create(t, input).await.unwrap();
     assert_eq!(agent.tools.len(), 2);
 }
+
+#[tokio::test]
+async fn handles_enforce_calls_per_run_and_approval() {
+    let h = Harness::new(vec![]).await;
+    let tools = connector_tools(&h.db).await;
+    let model = h.model.clone();
+    let (runtime, _) = crate::harness::runtime(
+        &h.db,
+        &model,
+        brain_agents::ProviderRegistry::new(),
+        tools,
+        fast_config(),
+    )
+    .await;
+    let t = h.tenant("acme").await;
+    let mut input = new_agent("Limited");
+    input.tools = vec![
+        brain_agents::ToolGrant {
+            connector: "wordpress".into(),
+            actions: vec!["create_post".into()],
+            approval: Default::default(),
+            max_calls_per_run: Some(1),
+        },
+        brain_agents::ToolGrant {
+            connector: "slack".into(),
+            actions: vec!["*".into()],
+            approval: brain_agents::spec::Approval::Always,
+            max_calls_per_run: None,
+        },
+    ];
+    let agent = runtime.create_agent(t, input).await.unwrap();
+    let post = |id: &str| brain_agents::providers::ToolCall {
+        id: id.into(),
+        name: "wordpress__create_post".into(),
+        arguments: json!({"title": "T", "content": "C"}),
+    };
+    let slack_tool = "slack__post_message";
+    model.push([
+        ScriptStep::Call(vec![
+            post("p1"),
+            post("p2"),
+            brain_agents::providers::ToolCall {
+                id: "s1".into(),
+                name: slack_tool.into(),
+                arguments: json!({"channel": "#general", "text": "hi"}),
+            },
+        ]),
+        ScriptStep::reply("done"),
+    ]);
+    let result = runtime.chat(t, agent.id, say("post twice")).await.unwrap();
+    let summaries: Vec<&str> = result
+        .tool_calls
+        .iter()
+        .map(|c| c.result_summary.as_str())
+        .collect();
+    // The first call reached the connector (which is not connected in this test) …
+    assert!(
+        !summaries[0].contains("tool_call_limit"),
+        "{}",
+        summaries[0]
+    );
+    // … the second exceeded the grant's one call per run, and Slack needs approval.
+    assert!(summaries[1].contains("tool_call_limit"), "{}", summaries[1]);
+    assert!(
+        summaries[2].contains("approval_required"),
+        "{}",
+        summaries[2]
+    );
+    assert!(
+        model.requests()[0]
+            .tools
+            .iter()
+            .any(|t| t.name == slack_tool),
+        "approval-gated tools are still offered"
+    );
+}
