@@ -166,12 +166,19 @@ impl AgentStore {
         Ok(())
     }
 
+    /// Creates an agent; without a `model` it gets the tenant's default model
+    /// (`tenants.default_model`), else the store's.
     pub async fn create(&self, tenant: TenantId, input: NewAgent) -> Result<AgentSpec, AgentError> {
-        let fields = input.validate(&self.default_model)?;
-        self.check_known(&fields)?;
-        let id = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let tenant_default: Option<String> =
+            sqlx::query_scalar("SELECT default_model FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let fields = input.validate(tenant_default.as_deref().unwrap_or(&self.default_model))?;
+        self.check_known(&fields)?;
+        let id = Uuid::now_v7();
         let inserted = sqlx::query(
             "INSERT INTO agents (id, tenant_id, name, slug, role, goal, backstory, temperature, \
              model, max_tokens, knowledge_collections, budget) \

@@ -135,3 +135,21 @@ async fn validation_errors_name_the_field_and_store_nothing() {
     );
     assert_eq!(store.get(acme, ok.id).await.unwrap().version, 1);
 }
+
+#[tokio::test]
+async fn new_agents_get_the_tenants_default_model() {
+    let db = TestDb::new().await.unwrap();
+    let acme = tenant(&db, "acme").await;
+    sqlx::query("UPDATE tenants SET default_model = 'openai:gpt-4o-mini' WHERE id = $1")
+        .bind(acme.0)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    let store = AgentStore::new(db.app.clone());
+    let agent = store.create(acme, new_agent("Default")).await.unwrap();
+    assert_eq!(agent.model.to_string(), "openai:gpt-4o-mini");
+    let mut explicit = new_agent("Explicit");
+    explicit.model = Some("local:default".into());
+    let agent = store.create(acme, explicit).await.unwrap();
+    assert_eq!(agent.model.to_string(), "local:default");
+}
