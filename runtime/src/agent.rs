@@ -3,6 +3,7 @@
 //! while a turn waits on the model or a tool. A turn that panics fails the actor, which its
 //! tenant supervisor restarts; committed turns are in Postgres, so nothing is lost.
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
+use uuid::Uuid;
 
 use crate::deps::RuntimeDeps;
 use crate::error::RuntimeError;
@@ -39,6 +41,7 @@ pub enum AgentMessage {
     Status(RpcReplyPort<AgentStatus>),
     /// A turn task ended; `panic` carries the message when it panicked.
     TurnFinished {
+        conversation: Option<Uuid>,
         panic: Option<String>,
     },
 }
@@ -54,6 +57,8 @@ pub struct AgentStatus {
     pub model: String,
     pub temperature: f32,
     pub turns_in_progress: usize,
+    /// Turns waiting for an earlier turn of the same conversation.
+    pub turns_queued: usize,
     pub turns_completed: u64,
     /// Restarts within the supervisor's current window.
     pub recent_restarts: usize,
@@ -76,6 +81,10 @@ pub struct AgentState {
     deps: Arc<RuntimeDeps>,
     tenant_turns: Arc<AtomicUsize>,
     in_progress: usize,
+    /// Conversations with a running turn, and the turns waiting behind it: turns of one
+    /// conversation run one after another so each sees the previous one's messages (what a
+    /// per-conversation actor would give, without an actor per conversation).
+    conversations: HashMap<Uuid, VecDeque<(TurnInput, TurnResponder)>>,
     completed: u64,
 }
 
@@ -100,6 +109,7 @@ impl Actor for AgentActor {
             deps: args.deps,
             tenant_turns: args.tenant_turns,
             in_progress: 0,
+            conversations: HashMap::new(),
             completed: 0,
         })
     }
@@ -113,9 +123,14 @@ impl Actor for AgentActor {
         state.deps.metrics.mailbox_depth.dec();
         match message {
             AgentMessage::Chat { input, respond } => {
-                state.in_progress += 1;
-                state.tenant_turns.fetch_add(1, Ordering::SeqCst);
-                spawn_turn(myself, state, input, respond);
+                if let Some(conversation) = input.conversation_id {
+                    if let Some(waiting) = state.conversations.get_mut(&conversation) {
+                        waiting.push_back((input, respond));
+                        return Ok(());
+                    }
+                    state.conversations.insert(conversation, VecDeque::new());
+                }
+                start_turn(myself, state, input, respond);
             }
             AgentMessage::UpdateConfig(spec) => {
                 // Updates can race (two PATCHes); never go back to an older version.
@@ -132,16 +147,33 @@ impl Actor for AgentActor {
                     model: state.spec.model.to_string(),
                     temperature: state.spec.temperature.get(),
                     turns_in_progress: state.in_progress,
+                    turns_queued: state.conversations.values().map(VecDeque::len).sum(),
                     turns_completed: state.completed,
                     recent_restarts: 0,
                 });
             }
-            AgentMessage::TurnFinished { panic } => {
+            AgentMessage::TurnFinished {
+                conversation,
+                panic,
+            } => {
                 state.in_progress = state.in_progress.saturating_sub(1);
                 state.completed += 1;
                 if let Some(message) = panic {
                     // Fail the actor so the supervisor restarts it from the stored spec.
+                    // Turns queued behind it are dropped; their callers see the crash.
                     return Err(Box::new(TurnPanicked(message)));
+                }
+                if let Some(conversation) = conversation {
+                    let next = state
+                        .conversations
+                        .get_mut(&conversation)
+                        .and_then(VecDeque::pop_front);
+                    match next {
+                        Some((input, respond)) => start_turn(myself, state, input, respond),
+                        None => {
+                            state.conversations.remove(&conversation);
+                        }
+                    }
                 }
             }
         }
@@ -162,12 +194,15 @@ pub(crate) fn send_counted(
     })
 }
 
-fn spawn_turn(
+fn start_turn(
     myself: ActorRef<AgentMessage>,
-    state: &AgentState,
+    state: &mut AgentState,
     input: TurnInput,
     respond: TurnResponder,
 ) {
+    state.in_progress += 1;
+    state.tenant_turns.fetch_add(1, Ordering::SeqCst);
+    let conversation = input.conversation_id;
     let tenant = state.tenant;
     let spec = Arc::clone(&state.spec);
     let deps = Arc::clone(&state.deps);
@@ -257,7 +292,10 @@ fn spawn_turn(
         tenant_turns.fetch_sub(1, Ordering::SeqCst);
         deps.metrics.mailbox_depth.inc();
         if myself
-            .send_message(AgentMessage::TurnFinished { panic })
+            .send_message(AgentMessage::TurnFinished {
+                conversation,
+                panic,
+            })
             .is_err()
         {
             deps.metrics.mailbox_depth.dec();

@@ -345,6 +345,7 @@ async fn status(state: &mut TenantState, id: AgentId) -> Result<AgentStatus, Run
         model: spec.model.to_string(),
         temperature: spec.temperature.get(),
         turns_in_progress: 0,
+        turns_queued: 0,
         turns_completed: 0,
         recent_restarts: recent,
     })

@@ -241,3 +241,70 @@ async fn budget_and_unknown_agents_surface_as_typed_errors() {
     assert!(h.metric("brain_agent_tokens_total") > 0.0);
     assert_eq!(h.metric("brain_agent_mailbox_depth"), 0.0);
 }
+
+#[tokio::test]
+async fn turns_of_one_conversation_run_in_order_while_others_run_alongside() {
+    let h = Harness::new(vec![ScriptStep::reply("Hi.")]).await;
+    let t = h.tenant("acme").await;
+    let agent = h.agent(t, "Orderly").await;
+    let first = h.runtime.chat(t, agent.id, say("Hello")).await.unwrap();
+    let in_conversation = |message: &str| TurnInput {
+        message: message.into(),
+        conversation_id: Some(first.conversation_id),
+        ..TurnInput::default()
+    };
+    h.model.push([
+        ScriptStep::Slow(
+            Duration::from_millis(600),
+            Box::new(ScriptStep::reply("Slow answer.")),
+        ),
+        ScriptStep::reply("Unrelated answer."),
+        ScriptStep::reply("Second answer."),
+    ]);
+    let slow = {
+        let runtime = h.runtime.clone();
+        let input = in_conversation("slow question");
+        tokio::spawn(async move { runtime.chat(t, agent.id, input).await })
+    };
+    crate::harness::eventually("the slow turn to reach the model", || async {
+        h.model.requests().len() == 2
+    })
+    .await;
+    assert_eq!(
+        h.runtime
+            .status(t, agent.id)
+            .await
+            .unwrap()
+            .turns_in_progress,
+        1
+    );
+    let queued = {
+        let runtime = h.runtime.clone();
+        let input = in_conversation("second question");
+        tokio::spawn(async move { runtime.chat(t, agent.id, input).await })
+    };
+    crate::harness::eventually("the second turn to queue", || async {
+        h.runtime.status(t, agent.id).await.unwrap().turns_queued == 1
+    })
+    .await;
+    // A new conversation is not held up by the busy one.
+    let other = h.runtime.chat(t, agent.id, say("unrelated")).await.unwrap();
+    assert_eq!(other.reply, "Unrelated answer.");
+    assert!(!slow.is_finished());
+
+    assert_eq!(slow.await.unwrap().unwrap().reply, "Slow answer.");
+    assert_eq!(queued.await.unwrap().unwrap().reply, "Second answer.");
+    // The queued turn saw the slow turn's messages.
+    let last = h.model.requests().pop().unwrap();
+    let contents: Vec<&str> = last.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        &contents[1..],
+        &[
+            "Hello",
+            "Hi.",
+            "slow question",
+            "Slow answer.",
+            "second question"
+        ]
+    );
+}
