@@ -21,7 +21,16 @@ pub fn run(infra: &Infra) -> anyhow::Result<()> {
     crate::models::export(&root, &mut env)?;
     workspace::cargo(
         &root,
-        &["build", "--release", "--package", "brain-gateway", "--bin", "brain", "--example", "load"],
+        &[
+            "build",
+            "--release",
+            "--package",
+            "brain-gateway",
+            "--bin",
+            "brain",
+            "--example",
+            "load",
+        ],
     )?;
     let brain = root.join("target/release/brain");
     let envs = || env.iter().map(|(k, v)| (k.as_str(), v.as_str()));

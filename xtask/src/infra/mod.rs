@@ -142,5 +142,7 @@ fn write_env(path: &Path, env: &Env) -> anyhow::Result<()> {
 
 /// Waits until `GET 127.0.0.1:{port}{path}` answers 200.
 pub fn wait_for_http(port: u16, path: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
-    process::wait_until(path, timeout, None, || process::http_status(port, path) == Some(200))
+    process::wait_until(path, timeout, None, || {
+        process::http_status(port, path) == Some(200)
+    })
 }
