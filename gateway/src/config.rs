@@ -18,6 +18,8 @@ const STANDARD_ENV: &[&str] = &[
     "VAULT_ADDR",
     "VAULT_TOKEN",
     "TEMPORAL_ADDRESS",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,10 @@ pub struct Config {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window_secs: u64,
+    /// An OpenAI-compatible endpoint for `openai:*` models (OpenAI, Azure, vLLM, Ollama, …);
+    /// tenants may bring their own key in Vault.
+    pub openai_base_url: String,
+    pub openai_api_key: Option<Secret>,
     /// Requests per minute per tenant and per API key (0 = unlimited).
     pub rate_limit_tenant_per_minute: u32,
     pub rate_limit_api_key_per_minute: u32,
@@ -147,6 +153,8 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_window_secs: 15 * 60,
+            openai_base_url: "https://api.openai.com/v1".to_owned(),
+            openai_api_key: None,
             rate_limit_tenant_per_minute: 1200,
             rate_limit_api_key_per_minute: 300,
             max_body_bytes: 1024 * 1024,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod knowledge;

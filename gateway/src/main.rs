@@ -33,6 +33,14 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Chat with an agent in the terminal (streams tokens; an empty line or Ctrl-D ends).
+    Chat {
+        /// The agent's slug.
+        agent: String,
+        /// The tenant's slug.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+    },
     /// Ingest files (PDF, .txt, .md) into a knowledge collection, created if missing.
     Ingest {
         /// Files to ingest: PDF, .txt or .md.
@@ -134,6 +142,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 None => println!("tenant `demo` already exists; nothing to seed"),
             }
             Ok(())
+        }
+        Command::Chat { agent, tenant } => {
+            brain_gateway::chat::terminal(&config, &tenant, &agent).await
         }
         Command::Ingest {
             files,

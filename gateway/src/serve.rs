@@ -175,7 +175,10 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
     )?);
     let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
     let registry = crate::metrics::service_registry("gateway")?;
+    let runtime =
+        Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
     let state = AppState {
+        runtime,
         registry,
         db,
         redis,
@@ -185,6 +188,46 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         knowledge,
     };
     Ok(App { state, auth })
+}
+
+/// The agent runtime with the production providers: the local model when `BRAIN_LOCAL_MODEL`
+/// is set, and the OpenAI-compatible endpoint (deployment key, or each tenant's own in Vault).
+async fn runtime(
+    config: &Config,
+    db: &sqlx::PgPool,
+    secrets: &Arc<dyn SecretStore>,
+    connectors: &Arc<brain_tools::ConnectorService>,
+    knowledge: &Arc<brain_knowledge::KnowledgeService>,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<brain_runtime::RuntimeHandle> {
+    use brain_agents::ProviderRegistry;
+    use brain_agents::knowledge::{KnowledgeRetriever, Retriever};
+    use brain_agents::providers::local::LocalConfig;
+    use brain_agents::providers::openai::OpenAiConfig;
+
+    let local = LocalConfig::from_env();
+    if local.is_none() {
+        tracing::warn!("BRAIN_LOCAL_MODEL is not set: `local:*` models are unavailable");
+    }
+    let mut openai = OpenAiConfig::new(config.openai_base_url.clone());
+    openai.api_key = config
+        .openai_api_key
+        .as_ref()
+        .map(|k| SecretString::new(k.expose()));
+    openai.secrets = Some(secrets.clone());
+    let providers = ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
+    let retriever: Arc<dyn Retriever> = Arc::new(KnowledgeRetriever::new(knowledge.clone()));
+    let deps = brain_runtime::RuntimeDeps::standard(
+        db.clone(),
+        providers,
+        connectors.clone(),
+        Some(retriever),
+        registry,
+        brain_runtime::RuntimeConfig::default(),
+    )?;
+    brain_runtime::RuntimeHandle::start(deps)
+        .await
+        .context("starting the agent runtime")
 }
 
 /// Adds what every service has: `/metrics`, request metrics, request ids and a span per

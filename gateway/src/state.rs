@@ -11,6 +11,8 @@ use sqlx::PgPool;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The agent runtime: the actor tree every chat and agent change goes through.
+    pub runtime: Arc<brain_runtime::RuntimeHandle>,
     /// The gateway's metrics registry (`/metrics` on :8000); components register here.
     pub registry: prometheus::Registry,
     /// Postgres as the RLS-bound application role; enter a tenant with

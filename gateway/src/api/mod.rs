@@ -16,6 +16,7 @@
 //! * New shared handles (a service of your crate) go into `AppState` (`crate::state`) as an
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
+mod agents;
 mod audit;
 mod connectors;
 mod knowledge;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(brain_auth::service::api_keys_router())
         .merge(connectors::routes())
         .merge(audit::routes())
+        .merge(agents::routes())
         .merge(usage::routes())
         .merge(knowledge::routes())
 }

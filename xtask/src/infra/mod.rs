@@ -129,11 +129,20 @@ impl Infra {
     }
 }
 
+/// Writes the infrastructure's settings, keeping settings other tasks added (the model
+/// paths written by `up` and `test`).
 fn write_env(path: &Path, env: &Env) -> anyhow::Result<()> {
-    let mut text = String::from(
-        "# Written by `cargo xtask infra up`; load with `set -a; . .brain/env; set +a`\n",
-    );
-    for (key, value) in env {
+    let mut merged: Env = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    merged.extend(env.clone());
+    let mut text =
+        String::from("# Written by `cargo xtask`; load with `set -a; . .brain/env; set +a`\n");
+    for (key, value) in &merged {
         text.push_str(&format!("{key}={value}\n"));
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
