@@ -170,6 +170,53 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T
     best.ok_or_else(|| "no runs".into())
 }
 
+/// The same texts through sentence-transformers (torch) with the same weights and thread
+/// count; embeddings per second, or `None` when the baseline is not installed.
+fn sentence_transformers(texts: &[&str]) -> Option<f64> {
+    let path = std::env::var("BRAIN_BENCH_ST_PATH").ok()?;
+    let model = std::env::var("BRAIN_EMBED_MODEL_DIR").ok()?;
+    let file = std::env::temp_dir().join("brain-bench-st-texts.json");
+    std::fs::write(&file, serde_json::to_vec(texts).ok()?).ok()?;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_ST)
+        .arg(&model)
+        .arg(&file)
+        .env("PYTHONPATH", path)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "sentence-transformers baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()?
+        .to_owned();
+    serde_json::from_str::<serde_json::Value>(&line).ok()?["per_sec"].as_f64()
+}
+
+const PY_ST: &str = r#"
+import json, os, sys, time
+import torch
+torch.set_num_threads(int(os.environ.get("CANDLE_NUM_THREADS", "1")))
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer(sys.argv[1], device="cpu")
+texts = json.load(open(sys.argv[2]))
+model.encode(texts[:32], batch_size=32)
+best = None
+for _ in range(2):
+    s = time.perf_counter()
+    model.encode(texts, batch_size=32, normalize_embeddings=True)
+    t = time.perf_counter() - s
+    best = t if best is None or t < best else best
+print(json.dumps({"per_sec": len(texts) / best}))
+"#;
+
 fn python(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let path = std::env::var("BRAIN_BENCH_PYTHONPATH").ok()?;
     let out = Command::new("python3")
@@ -317,12 +364,19 @@ fn main() -> Result<()> {
     let texts: Vec<&str> = chunks.iter().take(256).map(|c| c.text.as_str()).collect();
     model.embed_blocking(&texts[..32])?;
     let (took, _) = best(1, || Ok(model.embed_blocking(&texts)?))?;
+    let brain_rate = texts.len() as f64 / took.as_secs_f64();
     println!(
-        "brain candle: {:.1} embeddings/s ({} chunks of ~1000 chars); \
-         python sentence-transformers: not measured (needs torch, see report)",
-        texts.len() as f64 / took.as_secs_f64(),
+        "brain candle: {brain_rate:.1} embeddings/s ({} chunks of ~1000 chars)",
         texts.len()
     );
+    match sentence_transformers(&texts) {
+        Some(rate) => println!(
+            "python sentence-transformers (torch, same weights, same threads): {rate:.1} embeddings/s \
+             (brain is {:.2}x)",
+            brain_rate / rate
+        ),
+        None => println!("python sentence-transformers: not available (set BRAIN_BENCH_ST_PATH)"),
+    }
     let short: Vec<String> = (0..256).map(|_| sentence(&mut rng)).collect();
     let short: Vec<&str> = short.iter().map(String::as_str).collect();
     let (took, _) = best(1, || Ok(model.embed_blocking(&short)?))?;

@@ -55,7 +55,44 @@ fn knowledge(infra: &Infra) -> anyhow::Result<()> {
         python_path.display().to_string(),
     );
     env.insert("BRAIN_BENCH_DIR".into(), bench_dir.display().to_string());
+    env.insert(
+        "BRAIN_BENCH_ST_PATH".into(),
+        sentence_transformers(&bench_dir)?.display().to_string(),
+    );
     cargo_bench_example(&root, &env, "brain-knowledge", "bench")
+}
+
+/// sentence-transformers with torch (about 6 GB with torch's CUDA wheels, which PyPI's torch
+/// depends on; they are unused here), installed once into `.brain/bench/st`.
+fn sentence_transformers(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = bench_dir.join("st");
+    let marker = dir.join(".installed");
+    if marker.is_file() {
+        return Ok(dir);
+    }
+    println!(
+        "bench: installing sentence-transformers + torch for the embedding baseline (first run only, ~6 GB)"
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--only-binary=:all:", "--target"])
+        .arg(&dir)
+        .args(["sentence-transformers", "torch"])
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("pip install of sentence-transformers failed");
+    }
+    std::fs::write(&marker, "")?;
+    Ok(dir)
 }
 
 fn python_baselines(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
