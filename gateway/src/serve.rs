@@ -175,6 +175,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
     )?);
     let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
     let registry = crate::metrics::service_registry("gateway")?;
+    knowledge.register_metrics(&registry)?;
     let runtime =
         Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
     let state = AppState {
@@ -397,11 +398,18 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
                 .with_context(|| format!("{} stopped", service.name()))
         });
     }
+    // In-flight requests finish (graceful shutdown of each server), then the actors stop.
+    let mut result = Ok(());
     while let Some(done) = servers.join_next().await {
-        done.context("a server task failed")??;
+        if let Err(e) = done.context("a server task failed").and_then(|r| r) {
+            result = Err(e);
+        }
+    }
+    if let Some(app) = &app {
+        app.state.runtime.shutdown().await;
     }
     tracing::info!("stopped");
-    Ok(())
+    result
 }
 
 async fn shutdown_signal() {

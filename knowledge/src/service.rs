@@ -79,6 +79,12 @@ struct Inner {
     embedders: EmbedderRegistry,
     config: KnowledgeConfig,
     jobs: Semaphore,
+    metrics: std::sync::OnceLock<IngestMetrics>,
+}
+
+struct IngestMetrics {
+    documents: prometheus::IntCounterVec,
+    pages: prometheus::IntCounter,
 }
 
 /// The knowledge base of every tenant. Cheap to clone.
@@ -100,8 +106,30 @@ impl KnowledgeService {
                 embedders,
                 config,
                 jobs: Semaphore::new(permits),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Counts ingested documents by outcome and pages in `registry`
+    /// (`brain_ingest_documents_total{outcome}`, `brain_ingest_pages_total`).
+    pub fn register_metrics(
+        &self,
+        registry: &prometheus::Registry,
+    ) -> Result<(), prometheus::Error> {
+        let documents = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "brain_ingest_documents_total",
+                "Documents ingested by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let pages =
+            prometheus::IntCounter::new("brain_ingest_pages_total", "Pages of ingested documents")?;
+        registry.register(Box::new(documents.clone()))?;
+        registry.register(Box::new(pages.clone()))?;
+        let _ = self.inner.metrics.set(IngestMetrics { documents, pages });
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -443,7 +471,18 @@ impl KnowledgeService {
                 DocumentStatus::Failed
             }
         };
+        if let Some(metrics) = self.inner.metrics.get() {
+            let outcome = if status == DocumentStatus::Ready {
+                "ready"
+            } else {
+                "failed"
+            };
+            metrics.documents.with_label_values(&[outcome]).inc();
+        }
         if let Ok(doc) = self.inner.store.document(tenant, id).await {
+            if let (Some(metrics), DocumentStatus::Ready) = (self.inner.metrics.get(), status) {
+                metrics.pages.inc_by(u64::from(doc.pages));
+            }
             progress(&IngestProgress {
                 document_id: id,
                 status,

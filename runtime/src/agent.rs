@@ -254,7 +254,12 @@ fn start_turn(
                         ToolCallStatus::Error => "error",
                         ToolCallStatus::Rejected => "rejected",
                     };
-                    metrics.tool_calls.with_label_values(&[outcome]).inc();
+                    // Connector and action come from the registry-checked call record, so the
+                    // label set stays bounded (13 connectors × their actions).
+                    metrics
+                        .tool_calls
+                        .with_label_values(&[&call.connector, &call.action, outcome])
+                        .inc();
                 }
                 (Ok(result), None)
             }

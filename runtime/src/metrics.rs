@@ -10,7 +10,7 @@ pub struct RuntimeMetrics {
     pub turn_latency: Histogram,
     /// `brain_agent_tokens_total{direction="in|out"}`.
     pub tokens: IntCounterVec,
-    /// `brain_agent_tool_calls_total{outcome="ok|error|rejected"}`.
+    /// `brain_agent_tool_calls_total{connector, action, outcome="ok|error|rejected"}`.
     pub tool_calls: IntCounterVec,
     pub actor_restarts: IntCounter,
     /// Messages sent to agent actors and not yet handled, summed over all agents.
@@ -40,8 +40,11 @@ impl RuntimeMetrics {
                 &["direction"],
             )?,
             tool_calls: IntCounterVec::new(
-                Opts::new("brain_agent_tool_calls_total", "Tool calls by outcome"),
-                &["outcome"],
+                Opts::new(
+                    "brain_agent_tool_calls_total",
+                    "Tool calls by connector, action and outcome",
+                ),
+                &["connector", "action", "outcome"],
             )?,
             actor_restarts: IntCounter::new(
                 "brain_agent_actor_restarts_total",
