@@ -107,28 +107,32 @@ pub async fn verify(db: &PgPool, key: &str) -> Result<Option<VerifiedKey>, AuthE
         Vec<String>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
     );
     let row: Option<Row> = sqlx::query_as("SELECT * FROM auth_api_key_lookup($1)")
         .bind(digest(key))
         .fetch_optional(db)
         .await?;
-    let Some((id, tenant, scopes, expires_at, revoked_at)) = row else {
+    let Some((id, tenant, scopes, expires_at, revoked_at, last_used_at)) = row else {
         return Ok(None);
     };
     let now = Utc::now();
     if revoked_at.is_some() || expires_at.is_some_and(|at| at <= now) {
         return Ok(None);
     }
-    // Bounded write amplification: stamp last use at most once a minute per key.
-    let mut tx = brain_migrations::begin_tenant(db, tenant).await?;
-    sqlx::query(
-        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
-         AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    // Bounded write amplification: stamp last use at most once a minute per key, and skip
+    // the write (one round trip in all) when the stamp is recent.
+    if last_used_at.is_none_or(|at| now - at > chrono::Duration::minutes(1)) {
+        let mut tx = brain_migrations::begin_tenant(db, tenant).await?;
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
+             AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
     Ok(Some(VerifiedKey {
         id,
         tenant: TenantId(tenant),
