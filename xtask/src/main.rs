@@ -46,6 +46,17 @@ enum Task {
         #[arg(value_enum)]
         suite: bench::Suite,
     },
+    /// Run eval suites (all when none named) against a model and write the report
+    /// (`evals/src/bin/brain-eval.rs`).
+    Eval {
+        suites: Vec<String>,
+        /// `provider:model`; default the local model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Output folder; default `.brain/evals/`.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Fetch and assemble the local chat model into `.brain/models/` (`up` and `test` do too).
     ChatModel,
 }
@@ -89,6 +100,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        Task::Eval { suites, model, out } => eval(&infra, &suites, model, out),
         Task::Deps => {
             let violations = depgraph::check_workspace(&workspace::root())?;
             if violations.is_empty() {
@@ -176,5 +188,42 @@ fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("tests failed ({status})");
     }
+    Ok(())
+}
+
+/// `cargo xtask eval`: the infrastructure and both local models, then the evals binary.
+fn eval(
+    infra: &Infra,
+    suites: &[String],
+    model: Option<String>,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let mut env = infra.up()?;
+    let root = workspace::root();
+    models::export(&root, &mut env)?;
+    chat_model::export(&root, &mut env)?;
+    let mut args: Vec<String> = [
+        "run",
+        "--release",
+        "-p",
+        "brain-evals",
+        "--bin",
+        "brain-eval",
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(suites.iter().cloned());
+    if let Some(model) = model {
+        args.extend(["--model".to_owned(), model]);
+    }
+    let out = out.unwrap_or_else(|| root.join(".brain/evals"));
+    args.extend(["--out".to_owned(), out.display().to_string()]);
+    let status = std::process::Command::new("cargo")
+        .args(&args)
+        .current_dir(&root)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .status()?;
+    anyhow::ensure!(status.success(), "evals failed ({status})");
     Ok(())
 }
