@@ -33,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Agent-quality evaluation suites (runs the `brain-eval` program built beside `brain`).
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Chat with an agent in the terminal (streams tokens; an empty line or Ctrl-D ends).
     Chat {
         /// The agent's slug.
@@ -57,6 +62,20 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Run suites (default: all) and write results.json, report.md and scores.svg.
+    Run {
+        suites: Vec<String>,
+        /// `provider:model`, e.g. `local:default` or `openai:gpt-4o-mini`.
+        #[arg(long)]
+        model: Option<String>,
+        /// Output folder (default `.brain/evals/`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -143,6 +162,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Eval {
+            command: EvalCommand::Run { suites, model, out },
+        } => eval(&suites, model.as_deref(), out.as_deref()),
         Command::Chat { agent, tenant } => {
             brain_gateway::chat::terminal(&config, &tenant, &agent).await
         }
@@ -182,6 +204,40 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The evals live in their own crate (nothing in Brain depends on them); `brain eval` runs
+/// their program, built beside this one (`cargo build -p brain-evals`, or `cargo xtask eval`).
+fn eval(
+    suites: &[String],
+    model: Option<&str>,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let program = std::env::current_exe()
+        .context("locating the brain executable")?
+        .with_file_name("brain-eval");
+    if !program.is_file() {
+        anyhow::bail!(
+            "{} is not built; run `cargo build -p brain-evals` (or use `cargo xtask eval`)",
+            program.display()
+        );
+    }
+    let mut command = std::process::Command::new(&program);
+    command.args(suites);
+    if let Some(model) = model {
+        command.args(["--model", model]);
+    }
+    if let Some(out) = out {
+        command.arg("--out").arg(out);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("running {}", program.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        anyhow::bail!("the evaluation failed ({status})")
     }
 }
 
