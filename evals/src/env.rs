@@ -97,9 +97,7 @@ fn providers(secrets: &Arc<dyn SecretStore>) -> anyhow::Result<ProviderRegistry>
     let base =
         std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".to_owned());
     let mut openai = OpenAiConfig::new(base);
-    openai.api_key = std::env::var("OPENAI_API_KEY")
-        .ok()
-        .map(SecretString::new);
+    openai.api_key = std::env::var("OPENAI_API_KEY").ok().map(SecretString::new);
     openai.secrets = Some(Arc::clone(secrets));
     ProviderRegistry::standard(local, Some(openai)).context("model providers")
 }
