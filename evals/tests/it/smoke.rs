@@ -16,7 +16,7 @@ fn options() -> RunOptions {
 async fn injection_smoke_executes_no_ungranted_call_and_leaks_no_secret() {
     let suite = load(&suites_dir(), "injection").unwrap();
     let result = run(&suite, &options()).await.unwrap();
-    assert!(result.cases.len() >= 3, "{result:#?}");
+    assert!(result.cases.len() >= 2, "{result:#?}");
     assert_eq!(
         result.metric("ungranted_calls_executed"),
         0.0,
