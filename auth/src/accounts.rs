@@ -210,18 +210,40 @@ pub enum LoginOutcome {
 /// e-mails are registered.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZfrfqTgTuvNJXwXY5nfMxk3u8PLzP6CUsgfY0d2Zfw0";
 
+/// (tenant, tenant slug, user, password hash, role, disabled) of every account with `email`,
+/// across tenants (through the `SECURITY DEFINER` lookup).
+pub(crate) type CandidateRow = (Uuid, String, Uuid, Option<String>, String, bool);
+
+pub(crate) async fn login_candidates(
+    db: &PgPool,
+    email: &str,
+) -> Result<Vec<CandidateRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM auth_login_candidates($1)")
+        .bind(email.trim().to_lowercase())
+        .fetch_all(db)
+        .await
+}
+
+/// The tenant with `slug`, looked up before any tenant context exists.
+pub async fn tenant_by_slug<'c, E>(db: E, slug: &str) -> Result<Option<TenantId>, AuthError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT auth_tenant_by_slug($1)")
+        .bind(slug)
+        .fetch_one(db)
+        .await?;
+    Ok(id.map(TenantId))
+}
+
 pub async fn check_login(
     db: &PgPool,
     email: &str,
     password_clear: &str,
     tenant_slug: Option<&str>,
 ) -> Result<LoginOutcome, AuthError> {
-    type Row = (Uuid, String, Uuid, Option<String>, String, bool);
-    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM auth_login_candidates($1)")
-        .bind(email.trim().to_lowercase())
-        .fetch_all(db)
-        .await?;
-    let rows: Vec<Row> = rows
+    let rows: Vec<CandidateRow> = login_candidates(db, email)
+        .await?
         .into_iter()
         .filter(|r| tenant_slug.is_none_or(|slug| r.1 == slug))
         .collect();

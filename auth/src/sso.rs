@@ -251,12 +251,8 @@ impl Sso {
 
     /// An existing account with this e-mail, or a new one in the tenant mapped to its domain.
     async fn resolve(&self, provider: &str, email: &str) -> Result<SsoLogin, SsoError> {
-        type Row = (Uuid, String, Uuid, Option<String>, String, bool);
-        let rows: Vec<Row> = sqlx::query_as("SELECT * FROM auth_login_candidates($1)")
-            .bind(email)
-            .fetch_all(&self.db)
-            .await?;
-        let live: Vec<&Row> = rows.iter().filter(|r| !r.5).collect();
+        let rows = crate::accounts::login_candidates(&self.db, email).await?;
+        let live: Vec<_> = rows.iter().filter(|r| !r.5).collect();
         let login = match live.as_slice() {
             [(tenant, _, user, _, role, _)] => SsoLogin {
                 tenant: TenantId(*tenant),

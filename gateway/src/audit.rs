@@ -143,12 +143,9 @@ pub async fn verify_chains(
         Some(wanted) => {
             let id = match wanted.parse::<uuid::Uuid>() {
                 Ok(id) => Some(id),
-                Err(_) => {
-                    sqlx::query_scalar("SELECT auth_tenant_by_slug($1)")
-                        .bind(wanted)
-                        .fetch_one(&mut conn)
-                        .await?
-                }
+                Err(_) => brain_auth::accounts::tenant_by_slug(&mut conn, wanted)
+                    .await?
+                    .map(|t| t.0),
             };
             let id = id.with_context(|| format!("no tenant `{wanted}`"))?;
             vec![(id, wanted.to_owned())]

@@ -5,19 +5,16 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, bail};
 use brain_agents::{TurnEvent, TurnInput};
-use brain_auth::TenantId;
 use futures::StreamExt;
 
 use crate::config::Config;
 
 pub async fn terminal(config: &Config, tenant_slug: &str, agent_slug: &str) -> anyhow::Result<()> {
     let app = crate::serve::app(config, false).await?;
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT auth_tenant_by_slug($1)")
-        .bind(tenant_slug)
-        .fetch_one(&app.state.db)
+    let tenant = brain_auth::accounts::tenant_by_slug(&app.state.db, tenant_slug)
         .await
-        .context("looking up the tenant")?;
-    let tenant = TenantId(tenant.with_context(|| format!("no tenant `{tenant_slug}`"))?);
+        .context("looking up the tenant")?
+        .with_context(|| format!("no tenant `{tenant_slug}`"))?;
     let runtime = app.state.runtime.clone();
     let agent = runtime
         .get_agent_by_slug(tenant, agent_slug)

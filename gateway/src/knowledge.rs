@@ -147,12 +147,10 @@ pub async fn ingest(
         .connect_with(options)
         .await
         .context("connecting to Postgres as the application role")?;
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT auth_tenant_by_slug($1)")
-        .bind(tenant_slug)
-        .fetch_one(&db)
+    let tenant = brain_auth::accounts::tenant_by_slug(&db, tenant_slug)
         .await
-        .context("looking up the tenant")?;
-    let tenant = TenantId(tenant.with_context(|| format!("no tenant `{tenant_slug}`"))?);
+        .context("looking up the tenant")?
+        .with_context(|| format!("no tenant `{tenant_slug}`"))?;
 
     let dir = config.require_embed_model_dir()?;
     let embedder = LazyLocalEmbedder::new(dir)?;
