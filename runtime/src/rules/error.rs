@@ -1,0 +1,37 @@
+//! The errors of rule validation, template rendering and the rule store.
+
+/// Why a rule could not be stored, found or run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// The rule (or a patch applied to it) breaks a constraint; `field` is a JSON-ish path
+    /// such as `trigger.cron` or `steps.1.connector_action.action`.
+    #[error("invalid `{field}`: {message}")]
+    Validation { field: String, message: String },
+    /// A step argument's template failed to render; `path` names the argument.
+    #[error("template error in `{path}`: {message}")]
+    Template { path: String, message: String },
+    /// No such rule in this tenant (another tenant's rules are indistinguishable from absent).
+    #[error("rule not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl RuleError {
+    pub(crate) fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RuleError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A stable snake_case code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuleError::Validation { .. } => "validation_failed",
+            RuleError::Template { .. } => "template_error",
+            RuleError::NotFound => "not_found",
+            RuleError::Database(_) => "database_error",
+        }
+    }
+}
