@@ -12,6 +12,7 @@ pub mod registry;
 mod service;
 mod transport;
 pub mod webhook;
+pub mod webhooks;
 
 pub use capability::{Approval, Capability, CapabilityTool, Tool, ToolSpec, split_tool_name};
 pub use connectors::{Endpoints, ResourceQuery};
@@ -19,3 +20,7 @@ pub use error::ToolError;
 pub use registry::{ActionDef, AuthField, ConnectorDef, FieldKind};
 pub use service::{ConnectionStatus, ConnectorService, ConnectorView, ServiceConfig};
 pub use transport::RetryPolicy;
+pub use webhooks::{
+    CreatedWebhook, InboundEvent, NewWebhook, Received, RequestMeta, Webhook, WebhookMetrics,
+    WebhookService,
+};

@@ -8,3 +8,4 @@ mod harness;
 mod registry;
 mod service;
 mod webhook;
+mod webhooks;
