@@ -48,8 +48,23 @@ pub enum ToolError {
     IdempotencyInProgress(String),
     #[error("idempotency key `{0}` was already used with different arguments")]
     IdempotencyConflict(String),
+    /// An earlier attempt of this write was abandoned mid-call and the platform cannot say
+    /// whether it happened; writing again could duplicate it, so Brain does not.
+    #[error("an earlier attempt of `{connector}.{action}` may have written already; not repeated")]
+    AmbiguousWrite { connector: String, action: String },
     #[error("webhook signature rejected: {0}")]
     InvalidSignature(String),
+    /// Unknown id, another tenant's, or disabled: all look the same from outside.
+    #[error("webhook not found")]
+    WebhookNotFound,
+    #[error("invalid webhook: {0}")]
+    InvalidWebhook(String),
+    /// A delivery whose signature checked out but which Brain cannot use (not JSON, no
+    /// delivery id, no event name).
+    #[error("malformed webhook delivery: {0}")]
+    MalformedDelivery(String),
+    #[error("webhook delivery not found")]
+    DeliveryNotFound,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("cache error")]
@@ -80,7 +95,12 @@ impl ToolError {
             ToolError::BadResponse { .. } => "connector_bad_response",
             ToolError::IdempotencyInProgress(_) => "idempotency_in_progress",
             ToolError::IdempotencyConflict(_) => "idempotency_conflict",
+            ToolError::AmbiguousWrite { .. } => "ambiguous_write",
             ToolError::InvalidSignature(_) => "invalid_signature",
+            ToolError::WebhookNotFound => "webhook_not_found",
+            ToolError::InvalidWebhook(_) => "invalid_webhook",
+            ToolError::MalformedDelivery(_) => "malformed_delivery",
+            ToolError::DeliveryNotFound => "delivery_not_found",
             ToolError::Database(_) => "database",
             ToolError::Cache(_) => "cache",
             ToolError::Secrets(_) => "secret_store",
@@ -105,6 +125,10 @@ impl ToolError {
                 | ToolError::IdempotencyInProgress(_)
                 | ToolError::IdempotencyConflict(_)
                 | ToolError::InvalidSignature(_)
+                | ToolError::WebhookNotFound
+                | ToolError::InvalidWebhook(_)
+                | ToolError::MalformedDelivery(_)
+                | ToolError::DeliveryNotFound
         )
     }
 }

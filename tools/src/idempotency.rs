@@ -8,9 +8,8 @@ use sqlx::PgPool;
 
 use crate::ToolError;
 
-/// A pending claim older than this is assumed to belong to a crashed process and may be taken
-/// over. The platform may or may not have seen that call; the alternative, a key blocked
-/// forever, is worse for a retrying workflow.
+/// A pending claim older than this is assumed to belong to a crashed process and is treated as
+/// abandoned: settled with the platform (see `Claim::Abandoned`) rather than blocked forever.
 const STALE_PENDING_SECS: i64 = 15 * 60;
 
 pub(crate) enum Claim {
@@ -18,6 +17,10 @@ pub(crate) enum Claim {
     Fresh,
     /// A previous call with this key finished; here is its result.
     Done(Value),
+    /// A previous attempt claimed the key and was abandoned mid-call (the caller knows it
+    /// ended): the platform may or may not have written. This caller now holds the claim and
+    /// must settle it with the platform before writing.
+    Abandoned,
 }
 
 pub(crate) struct Record<'a> {
@@ -33,7 +36,14 @@ pub(crate) fn request_hash(args: &Value) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) async fn claim(db: &PgPool, rec: &Record<'_>, hash: &str) -> Result<Claim, ToolError> {
+/// Claims `rec.key`. `earlier_attempts_ended`: the caller knows that whoever claimed the key
+/// before is gone (a durable step's retry), so a pending claim is abandoned, not in progress.
+pub(crate) async fn claim(
+    db: &PgPool,
+    rec: &Record<'_>,
+    hash: &str,
+    earlier_attempts_ended: bool,
+) -> Result<Claim, ToolError> {
     let mut tx = db.begin().await?;
     brain_migrations::set_tenant(&mut tx, rec.tenant).await?;
     let inserted = sqlx::query(
@@ -70,7 +80,7 @@ pub(crate) async fn claim(db: &PgPool, rec: &Record<'_>, hash: &str) -> Result<C
     match (status.as_str(), result) {
         ("done", Some(result)) => Ok(Claim::Done(result)),
         ("done", None) => Ok(Claim::Done(Value::Null)),
-        _ if stale => {
+        _ if stale || earlier_attempts_ended => {
             sqlx::query(
                 "UPDATE connector_idempotency SET created_at = now() \
                  WHERE tenant_id = $1 AND connector = $2 AND action = $3 AND idempotency_key = $4",
@@ -82,7 +92,7 @@ pub(crate) async fn claim(db: &PgPool, rec: &Record<'_>, hash: &str) -> Result<C
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(Claim::Fresh)
+            Ok(Claim::Abandoned)
         }
         _ => Err(ToolError::IdempotencyInProgress(rec.key.to_owned())),
     }

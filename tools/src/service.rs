@@ -264,9 +264,30 @@ impl ConnectorService {
         args: Value,
         idempotency_key: Option<&str>,
     ) -> Result<Value, ToolError> {
-        let def = registry::connector(id)?;
-        self.execute(tenant, def, action, args, idempotency_key)
+        self.action_attempt(tenant, id, action, args, idempotency_key, false)
             .await
+    }
+
+    /// [`Self::action`] for a durable step that may be a retry; see [`Self::invoke_attempt`].
+    pub async fn action_attempt(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        action: &str,
+        args: Value,
+        idempotency_key: Option<&str>,
+        earlier_attempts_ended: bool,
+    ) -> Result<Value, ToolError> {
+        let def = registry::connector(id)?;
+        self.execute(
+            tenant,
+            def,
+            action,
+            args,
+            idempotency_key,
+            earlier_attempts_ended,
+        )
+        .await
     }
 
     /// Every capability of an agent, minted from its stored grants.
@@ -279,13 +300,31 @@ impl ConnectorService {
     }
 
     /// Runs `action` through a capability: refused with `action_not_granted` when the handle
-    /// does not cover it and with `grant_revoked` when the stored grant no longer does.
+    /// does not cover it and with `grant_revoked` when the stored grant no longer does. Every
+    /// call the grant allows is written to the audit trail (argument names, never values).
     pub async fn invoke(
         &self,
         cap: &Capability,
         action: &str,
         args: Value,
         idempotency_key: Option<&str>,
+    ) -> Result<Value, ToolError> {
+        self.invoke_attempt(cap, action, args, idempotency_key, false)
+            .await
+    }
+
+    /// [`Self::invoke`] for a durable step that may be a retry. `earlier_attempts_ended` says
+    /// that whoever used `idempotency_key` before is gone (Temporal schedules a retry only
+    /// after the previous attempt failed or timed out), so a claim it left pending is settled
+    /// by asking the platform whether the write happened instead of writing again; a platform
+    /// that cannot tell gets `ambiguous_write` and no second write.
+    pub async fn invoke_attempt(
+        &self,
+        cap: &Capability,
+        action: &str,
+        args: Value,
+        idempotency_key: Option<&str>,
+        earlier_attempts_ended: bool,
     ) -> Result<Value, ToolError> {
         if !cap.allows(action) {
             return Err(ToolError::ActionNotGranted {
@@ -295,8 +334,49 @@ impl ConnectorService {
         }
         cap.recheck(&self.db, action).await?;
         tracing::info!(tenant = %cap.tenant(), agent_id = %cap.agent_id(), connector = cap.connector(), action, "tool call");
-        self.execute(cap.tenant(), cap.def(), action, args, idempotency_key)
+        let arg_names: Vec<String> = args
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let outcome = self
+            .execute(
+                cap.tenant(),
+                cap.def(),
+                action,
+                args,
+                idempotency_key,
+                earlier_attempts_ended,
+            )
+            .await;
+        let details = serde_json::json!({
+            "args": arg_names,
+            "outcome": match &outcome { Ok(_) => "ok", Err(e) => e.code() },
+            "idempotency_key": idempotency_key,
+        });
+        self.audit_call(cap, action, details).await?;
+        outcome
+    }
+
+    async fn audit_call(
+        &self,
+        cap: &Capability,
+        action: &str,
+        details: Value,
+    ) -> Result<(), ToolError> {
+        let mut tx = self.db.begin().await?;
+        brain_migrations::set_tenant(&mut tx, cap.tenant()).await?;
+        let event = brain_auth::audit::AuditEvent {
+            actor_kind: "agent",
+            actor_id: cap.agent_id().to_string(),
+            action: "tool.call",
+            resource: format!("connectors/{}/actions/{action}", cap.connector()),
+            details,
+        };
+        brain_auth::audit::append(&mut tx, cap.tenant(), event)
             .await
+            .map_err(|e| ToolError::Internal(format!("audit: {e}")))?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn execute(
@@ -306,6 +386,7 @@ impl ConnectorService {
         action: &str,
         args: Value,
         idempotency_key: Option<&str>,
+        earlier_attempts_ended: bool,
     ) -> Result<Value, ToolError> {
         let spec = def.action(action).ok_or_else(|| ToolError::UnknownAction {
             connector: def.id.to_owned(),
@@ -346,9 +427,19 @@ impl ConnectorService {
                     action,
                     key,
                 };
-                match idempotency::claim(&self.db, &rec, &idempotency::request_hash(&args)).await? {
+                let hash = idempotency::request_hash(&args);
+                match idempotency::claim(&self.db, &rec, &hash, earlier_attempts_ended).await? {
                     Claim::Done(result) => return Ok(result),
                     Claim::Fresh => Some(rec),
+                    Claim::Abandoned => match connectors::reconcile(&ctx, action, map).await {
+                        Ok(Some(result)) => {
+                            idempotency::complete(&self.db, &rec, &result).await?;
+                            return Ok(result);
+                        }
+                        Ok(None) => Some(rec),
+                        // Unsettled: the claim stays, so no later attempt writes either.
+                        Err(e) => return Err(e),
+                    },
                 }
             }
             _ => None,

@@ -162,12 +162,18 @@ fn api_error(e: ToolError) -> ApiError {
         }
         ToolError::NotConnected(_)
         | ToolError::IdempotencyInProgress(_)
-        | ToolError::IdempotencyConflict(_) => ApiError::conflict(e.code(), message),
+        | ToolError::IdempotencyConflict(_)
+        | ToolError::AmbiguousWrite { .. } => ApiError::conflict(e.code(), message),
         ToolError::GrantNotFound { .. }
         | ToolError::GrantRevoked { .. }
         | ToolError::ActionNotGranted { .. } => {
             ApiError::new(StatusCode::FORBIDDEN, e.code(), message)
         }
+        ToolError::WebhookNotFound | ToolError::DeliveryNotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
+        }
+        ToolError::InvalidWebhook(_) => ApiError::unprocessable(e.code(), message),
+        ToolError::MalformedDelivery(_) => ApiError::bad_request(e.code(), message),
         ToolError::InvalidSignature(_) => {
             ApiError::new(StatusCode::UNAUTHORIZED, e.code(), message)
         }

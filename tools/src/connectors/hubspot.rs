@@ -88,3 +88,27 @@ pub(super) async fn action(
     };
     call(ctx, req).await
 }
+
+/// Whether an earlier, abandoned `create_contact` already created the contact: HubSpot keys
+/// contacts by e-mail, so a search answers it. `None` means it certainly did not.
+pub(super) async fn reconcile(
+    ctx: &Ctx<'_>,
+    action: &str,
+    args: &Map<String, Value>,
+) -> Result<Option<Value>, ToolError> {
+    let email = match (action, args.get("email")) {
+        ("create_contact", Some(Value::String(email))) => email,
+        _ => return Err(ctx.ambiguous(action)),
+    };
+    let search = json!({
+        "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
+        "properties": ["email", "firstname", "lastname", "phone", "company"],
+        "limit": 1,
+    });
+    let found = call(
+        ctx,
+        Req::post(format!("{}/contacts/search", base(ctx))).json(search),
+    )
+    .await?;
+    Ok(found["results"].as_array().and_then(|r| r.first()).cloned())
+}

@@ -142,6 +142,13 @@ impl Ctx<'_> {
             action: action.to_owned(),
         }
     }
+
+    fn ambiguous(&self, action: &str) -> ToolError {
+        ToolError::AmbiguousWrite {
+            connector: self.def.id.to_owned(),
+            action: action.to_owned(),
+        }
+    }
 }
 
 /// A live call proving the credentials work; returns what the platform said about the account.
@@ -205,6 +212,20 @@ pub(crate) async fn dispatch_action(
         "mailchimp" => mailchimp::action(ctx, action, args).await,
         "slack" => slack::action(ctx, action, args).await,
         other => Err(ToolError::UnknownConnector(other.to_owned())),
+    }
+}
+
+/// Settles a write whose earlier attempt was abandoned mid-call: `Some(result)` when the
+/// platform shows it happened, `None` when it certainly did not. Connectors that cannot tell
+/// answer `ambiguous_write`, and the write is not repeated.
+pub(crate) async fn reconcile(
+    ctx: &Ctx<'_>,
+    action: &str,
+    args: &Map<String, Value>,
+) -> Result<Option<Value>, ToolError> {
+    match ctx.id() {
+        "hubspot" => hubspot::reconcile(ctx, action, args).await,
+        _ => Err(ctx.ambiguous(action)),
     }
 }
 
