@@ -77,6 +77,11 @@ impl TestDb {
         })
     }
 
+    /// How to connect as the application role (for pools a test builds itself).
+    pub fn app_options(&self) -> PgConnectOptions {
+        self.app_options.clone()
+    }
+
     /// A new single connection as the application role.
     pub async fn app_connection(&self) -> Result<PgConnection, sqlx::Error> {
         self.app_options.connect().await

@@ -9,7 +9,9 @@ pub mod deps;
 pub mod error;
 pub mod handle;
 pub mod metrics;
+pub mod rules;
 pub mod supervisor;
+pub mod tasks;
 pub mod tenant;
 pub mod tools;
 

@@ -5,5 +5,7 @@
 mod harness;
 mod lifecycle;
 mod local_model;
+mod rules;
 mod supervision;
+mod tasks;
 mod tools;

@@ -37,13 +37,18 @@ impl Temporal {
     }
 
     pub fn env(&self) -> Env {
-        Env::from([
+        let mut env = Env::from([
             (
                 "TEMPORAL_ADDRESS".to_owned(),
                 format!("127.0.0.1:{}", self.port),
             ),
             ("BRAIN_TEMPORAL_NAMESPACE".to_owned(), "default".to_owned()),
-        ])
+        ]);
+        // The CLI, for tests that look at what Temporal holds (`temporal schedule list`).
+        if let Ok(cli) = self.binary() {
+            env.insert("BRAIN_TEMPORAL_CLI".to_owned(), cli.display().to_string());
+        }
+        env
     }
 
     fn binary(&self) -> anyhow::Result<PathBuf> {

@@ -1,0 +1,378 @@
+//! What tasks are made of: statuses, steps, and the values that travel between the API, the
+//! workflows and the activities (all serialisable, since Temporal stores them in history).
+
+use std::collections::BTreeMap;
+
+use brain_agents::providers::{ChatMessage, ToolCall, ToolDefinition, Usage};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::AwaitingApproval => "awaiting_approval",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TaskStatus::Queued,
+            TaskStatus::Running,
+            TaskStatus::AwaitingApproval,
+            TaskStatus::Succeeded,
+            TaskStatus::Failed,
+            TaskStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Agent,
+    Crew,
+    Rule,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Agent => "agent",
+            TaskKind::Crew => "crew",
+            TaskKind::Rule => "rule",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// One model call.
+    Llm,
+    /// One tool call of an agent.
+    Tool,
+    /// A human decision a workflow waits for.
+    Approval,
+    /// A rule's connector action.
+    Action,
+    /// A rule's agent task (a child task).
+    AgentTask,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Llm => "llm",
+            StepKind::Tool => "tool",
+            StepKind::Approval => "approval",
+            StepKind::Action => "action",
+            StepKind::AgentTask => "agent_task",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    AwaitingApproval,
+    Approved,
+    Rejected,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::AwaitingApproval => "awaiting_approval",
+            StepStatus::Approved => "approved",
+            StepStatus::Rejected => "rejected",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, StepStatus::Running | StepStatus::AwaitingApproval)
+    }
+}
+
+/// A step as written by an activity: its position, what it is, and how it went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub seq: u32,
+    pub kind: StepKind,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Arguments, outputs, usage, approver: never secrets.
+    #[serde(default)]
+    pub detail: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A step as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepView {
+    pub seq: i32,
+    pub kind: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub detail: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A task as the API shows it: `GET /v1/tasks/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskView {
+    pub task_id: Uuid,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<Uuid>,
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub usage: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_status: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Empty in listings; every step, in order, for one task.
+    pub steps: Vec<StepView>,
+}
+
+/// Activity timeouts and retry pacing, fixed when a workflow starts (so replays agree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTimeouts {
+    /// Longest a model call may take.
+    pub llm_secs: u64,
+    /// Longest a tool call may take.
+    pub tool_secs: u64,
+    /// A running tool call heartbeats; this long without one and Temporal retries it
+    /// elsewhere (a dead worker is noticed this fast).
+    pub heartbeat_secs: u64,
+    /// First retry delay of a failed activity (doubles per attempt).
+    pub retry_initial_ms: u64,
+}
+
+impl Default for StepTimeouts {
+    fn default() -> Self {
+        Self {
+            llm_secs: 300,
+            tool_secs: 300,
+            heartbeat_secs: 20,
+            retry_initial_ms: 1000,
+        }
+    }
+}
+
+/// Input of the agent-task workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentTaskInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub agent_id: Uuid,
+    pub input: String,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// The task that started this one (a rule run's agent step), if any.
+    #[serde(default)]
+    pub parent_task: Option<Uuid>,
+    pub timeouts: StepTimeouts,
+}
+
+/// What an agent task runs with, fixed at its start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskPlan {
+    /// `provider:model`.
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolDefinition>,
+    /// Connectors whose grant says `approval: always`.
+    pub approval: Vec<String>,
+    /// Calls allowed per connector in this task (`max_calls_per_run`).
+    pub call_limits: BTreeMap<String, u32>,
+    pub max_steps: u32,
+    pub citations: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmStepInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub agent_id: Uuid,
+    pub seq: u32,
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub messages: Vec<ChatMessage>,
+    pub tools: Vec<ToolDefinition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmStepOutput {
+    pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolStepInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub agent_id: Uuid,
+    pub seq: u32,
+    pub call: ToolCall,
+    /// Stable across retries: the workflow id and the step's position.
+    pub idempotency_key: String,
+    /// Set when a person approved the call (required for `approval: always` grants).
+    #[serde(default)]
+    pub approved_by: Option<String>,
+}
+
+/// How a tool call ended; an error is a result the model is told about, not a crash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolStepOutput {
+    pub ok: bool,
+    /// What the model gets back.
+    pub fed_back: String,
+}
+
+/// A person's answer to an approval, sent to the workflow as a signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub call_id: String,
+    pub approve: bool,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// `user:<id>` or `api_key:<id>`.
+    pub actor: String,
+}
+
+/// How a task ended, written by the last activity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskOutcome {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub status: TaskStatus,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default)]
+    pub tool_calls: u64,
+}
+
+/// The signed completion callback of a task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CallbackInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub url: String,
+}
+
+/// Input of the rule-run workflow: a rule fired by an event, a schedule or a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleRunInput {
+    pub tenant: Uuid,
+    pub rule_id: Uuid,
+    /// Set when the run was started through the API (events, manual runs); a schedule's runs
+    /// get their task row from the workflow id instead.
+    #[serde(default)]
+    pub task_id: Option<Uuid>,
+    #[serde(default)]
+    pub event: Value,
+    /// `event`, `schedule` or `manual`.
+    pub trigger: String,
+    pub timeouts: StepTimeouts,
+}
+
+/// What a rule run executes, loaded when it starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RulePlan {
+    pub task_id: Uuid,
+    pub rule_name: String,
+    /// `None` when the rule was deleted or disabled before the run began.
+    pub steps: Option<Vec<crate::rules::Step>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleActionInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub rule_id: Uuid,
+    pub seq: u32,
+    pub connector: String,
+    pub action: String,
+    /// Templates over `context`.
+    pub args: Value,
+    /// `{event, steps: [{output}], rule}`.
+    pub context: Value,
+    pub idempotency_key: String,
+}
+
+/// The record of a step an activity writes (approvals, rejections, refusals).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepNote {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub step: StepRecord,
+    /// The task's status from now on, if it changes.
+    #[serde(default)]
+    pub task_status: Option<TaskStatus>,
+}

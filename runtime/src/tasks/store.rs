@@ -1,0 +1,403 @@
+//! Tasks and their steps in Postgres, under row-level security. The activities keep these rows
+//! current; the API reads them.
+
+use brain_auth::TenantId;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::error::TaskError;
+use super::model::{StepRecord, StepView, TaskKind, TaskStatus, TaskView};
+
+/// A new task row.
+pub(crate) struct NewTaskRow<'a> {
+    pub id: Uuid,
+    pub kind: TaskKind,
+    pub agent_id: Option<Uuid>,
+    pub rule_id: Option<Uuid>,
+    pub workflow_id: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub input: Value,
+    pub callback_url: Option<&'a str>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    kind: String,
+    agent_id: Option<Uuid>,
+    rule_id: Option<Uuid>,
+    status: String,
+    input: Value,
+    output: Option<Value>,
+    error: Option<String>,
+    usage: Option<Value>,
+    callback_url: Option<String>,
+    callback_status: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TaskRow {
+    fn into_view(self, steps: Vec<StepView>) -> TaskView {
+        TaskView {
+            task_id: self.id,
+            kind: self.kind,
+            agent_id: self.agent_id,
+            rule_id: self.rule_id,
+            status: self.status,
+            input: self.input,
+            output: self.output,
+            error: self.error,
+            usage: self.usage,
+            callback_url: self.callback_url,
+            callback_status: self.callback_status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            steps,
+        }
+    }
+}
+
+const TASK_COLUMNS: &str = "id, kind, agent_id, rule_id, status, input, output, error, usage, \
+     callback_url, callback_status, created_at, updated_at, started_at, finished_at";
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    seq: i32,
+    kind: String,
+    status: String,
+    call_id: Option<String>,
+    connector: Option<String>,
+    action: Option<String>,
+    detail: Value,
+    error: Option<String>,
+    started_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<StepRow> for StepView {
+    fn from(r: StepRow) -> Self {
+        StepView {
+            seq: r.seq,
+            kind: r.kind,
+            status: r.status,
+            call_id: r.call_id,
+            connector: r.connector,
+            action: r.action,
+            detail: r.detail,
+            error: r.error,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+/// What a task's identity row says: enough to find its workflow and check a request.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct TaskRef {
+    pub id: Uuid,
+    pub kind: String,
+    pub agent_id: Option<Uuid>,
+    pub workflow_id: String,
+    pub status: String,
+    pub input: Value,
+}
+
+#[derive(Clone)]
+pub struct TaskStore {
+    db: PgPool,
+}
+
+impl TaskStore {
+    pub fn new(db: PgPool) -> Self {
+        Self { db }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db
+    }
+
+    async fn begin(
+        &self,
+        tenant: TenantId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, TaskError> {
+        let mut tx = self.db.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+
+    /// Inserts the task unless its idempotency key (or id) was used before; returns the task
+    /// that holds the key and whether it is new.
+    pub(crate) async fn insert(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        row: &NewTaskRow<'_>,
+    ) -> Result<(TaskRef, bool), TaskError> {
+        let inserted: Option<TaskRef> = sqlx::query_as(
+            "INSERT INTO tasks (id, tenant_id, kind, agent_id, rule_id, workflow_id, \
+             idempotency_key, input, callback_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING \
+             RETURNING id, kind, agent_id, workflow_id, status, input",
+        )
+        .bind(row.id)
+        .bind(tenant.0)
+        .bind(row.kind.as_str())
+        .bind(row.agent_id)
+        .bind(row.rule_id)
+        .bind(row.workflow_id)
+        .bind(row.idempotency_key)
+        .bind(&row.input)
+        .bind(row.callback_url)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(task) = inserted {
+            return Ok((task, true));
+        }
+        let existing: Option<TaskRef> = sqlx::query_as(
+            "SELECT id, kind, agent_id, workflow_id, status, input FROM tasks \
+             WHERE tenant_id = $1 AND (id = $2 OR workflow_id = $3 \
+             OR ($4::text IS NOT NULL AND idempotency_key = $4))",
+        )
+        .bind(tenant.0)
+        .bind(row.id)
+        .bind(row.workflow_id)
+        .bind(row.idempotency_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        existing
+            .map(|t| (t, false))
+            .ok_or_else(|| TaskError::Internal("task insert conflicted with nothing".into()))
+    }
+
+    /// Creates the task row if the API did not (a schedule's run, a child task), and marks it
+    /// running. Returns the task id and whether this call started it (retries see `false`).
+    pub(crate) async fn start(
+        &self,
+        tenant: TenantId,
+        row: &NewTaskRow<'_>,
+    ) -> Result<(Uuid, bool), TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let (task, _) = Self::insert(&mut tx, tenant, row).await?;
+        let started: Option<(Uuid,)> = sqlx::query_as(
+            "UPDATE tasks SET status = 'running', started_at = now(), updated_at = now() \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'queued' RETURNING id",
+        )
+        .bind(tenant.0)
+        .bind(task.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((task.id, started.is_some()))
+    }
+
+    pub(crate) async fn reference(&self, tenant: TenantId, id: Uuid) -> Result<TaskRef, TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let task: Option<TaskRef> = sqlx::query_as(
+            "SELECT id, kind, agent_id, workflow_id, status, input FROM tasks \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        task.ok_or(TaskError::NotFound)
+    }
+
+    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<TaskView, TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let row = row.ok_or(TaskError::NotFound)?;
+        let steps: Vec<StepRow> = sqlx::query_as(
+            "SELECT seq, kind, status, call_id, connector, action, detail, error, started_at, \
+             finished_at FROM task_steps WHERE tenant_id = $1 AND task_id = $2 ORDER BY seq",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into_view(steps.into_iter().map(StepView::from).collect()))
+    }
+
+    /// Newest first, without steps.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        status: Option<TaskStatus>,
+        agent: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<TaskView>, TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = $1 \
+             AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR agent_id = $3) \
+             ORDER BY created_at DESC LIMIT $4"
+        )))
+        .bind(tenant.0)
+        .bind(status.map(TaskStatus::as_str))
+        .bind(agent)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|r| r.into_view(Vec::new())).collect())
+    }
+
+    /// Writes a step (a retried activity rewrites the same row), and the task's status when it
+    /// changes with it.
+    pub(crate) async fn record_step(
+        &self,
+        tenant: TenantId,
+        task: Uuid,
+        step: &StepRecord,
+        task_status: Option<TaskStatus>,
+    ) -> Result<(), TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        sqlx::query(
+            "INSERT INTO task_steps (tenant_id, task_id, seq, kind, status, call_id, connector, \
+             action, detail, error, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END) \
+             ON CONFLICT (task_id, seq) DO UPDATE SET status = EXCLUDED.status, \
+             detail = task_steps.detail || EXCLUDED.detail, error = EXCLUDED.error, \
+             finished_at = EXCLUDED.finished_at",
+        )
+        .bind(tenant.0)
+        .bind(task)
+        .bind(i32::try_from(step.seq).unwrap_or(i32::MAX))
+        .bind(step.kind.as_str())
+        .bind(step.status.as_str())
+        .bind(&step.call_id)
+        .bind(&step.connector)
+        .bind(&step.action)
+        .bind(if step.detail.is_object() {
+            step.detail.clone()
+        } else {
+            json!({})
+        })
+        .bind(&step.error)
+        .bind(step.status.is_final())
+        .execute(&mut *tx)
+        .await?;
+        if let Some(status) = task_status {
+            set_status(&mut tx, tenant, task, status).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The step an approval refers to, if it is waiting.
+    pub(crate) async fn pending_approval(
+        &self,
+        tenant: TenantId,
+        task: Uuid,
+        call_id: &str,
+    ) -> Result<Option<(i32, Value)>, TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(i32, Value)> = sqlx::query_as(
+            "SELECT seq, detail FROM task_steps WHERE tenant_id = $1 AND task_id = $2 \
+             AND call_id = $3 AND kind = 'approval' AND status = 'awaiting_approval'",
+        )
+        .bind(tenant.0)
+        .bind(task)
+        .bind(call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Writes how the task ended; `conn` must be inside `tenant`.
+    pub(crate) async fn finish(
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        task: Uuid,
+        status: TaskStatus,
+        output: Option<&Value>,
+        error: Option<&str>,
+        usage: Option<&Value>,
+    ) -> Result<(), TaskError> {
+        sqlx::query(
+            "UPDATE tasks SET status = $3, output = $4, error = $5, usage = $6, \
+             finished_at = now(), updated_at = now(), \
+             callback_status = CASE WHEN callback_url IS NOT NULL THEN 'pending' END \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(task)
+        .bind(status.as_str())
+        .bind(output)
+        .bind(error)
+        .bind(usage)
+        .execute(&mut *conn)
+        .await?;
+        // Steps a cancellation or failure interrupted are not running any more.
+        sqlx::query(
+            "UPDATE task_steps SET status = 'cancelled', finished_at = now() \
+             WHERE tenant_id = $1 AND task_id = $2 AND status IN ('running', 'awaiting_approval')",
+        )
+        .bind(tenant.0)
+        .bind(task)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_callback_status(
+        &self,
+        tenant: TenantId,
+        task: Uuid,
+        status: &str,
+    ) -> Result<(), TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        sqlx::query(
+            "UPDATE tasks SET callback_status = $3, updated_at = now() \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(task)
+        .bind(status)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn transaction(
+        &self,
+        tenant: TenantId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, TaskError> {
+        self.begin(tenant).await
+    }
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    task: Uuid,
+    status: TaskStatus,
+) -> Result<(), TaskError> {
+    // A finished task keeps its final status whatever a late activity says.
+    sqlx::query(
+        "UPDATE tasks SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 \
+         AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(tenant.0)
+    .bind(task)
+    .bind(status.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,666 @@
+//! Durable agent tasks on the real Temporal dev server, Postgres, Redis and OpenBao: a
+//! scripted model, HubSpot faked in its wire format, and workers that are started, stopped
+//! and killed mid-activity.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
+use brain_agents::spec::{Approval, NewAgent, ToolGrant};
+use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
+use brain_auth::TenantId;
+use brain_auth::secrets::{SecretStore, VaultSecretStore};
+use brain_migrations::testing::{TestDb, setting};
+use brain_runtime::rules::RuleInput;
+use brain_runtime::tasks::{
+    ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskService,
+    TaskView, TaskWorker, TemporalSettings,
+};
+use brain_tools::{ConnectorService, Endpoints, ServiceConfig};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// Fast pacing: a dead worker's tool call is retried within a couple of seconds.
+fn timeouts() -> StepTimeouts {
+    StepTimeouts {
+        llm_secs: 60,
+        tool_secs: 60,
+        heartbeat_secs: 2,
+        retry_initial_ms: 200,
+    }
+}
+
+pub struct Tasks {
+    pub db: TestDb,
+    pub tenant: TenantId,
+    pub model: ScriptedProvider,
+    pub platform: MockServer,
+    pub settings: TemporalSettings,
+    pub service: TaskService,
+    pub agents: AgentStore,
+    secrets: Arc<dyn SecretStore>,
+}
+
+fn secrets() -> Arc<dyn SecretStore> {
+    Arc::new(
+        VaultSecretStore::new(
+            &setting("VAULT_ADDR").unwrap(),
+            &setting("VAULT_TOKEN").unwrap(),
+            "secret",
+        )
+        .unwrap(),
+    )
+}
+
+async fn connectors_with(
+    db: &sqlx::PgPool,
+    platform: &str,
+    secrets: Arc<dyn SecretStore>,
+) -> Arc<ConnectorService> {
+    let redis = redis::aio::ConnectionManager::new(
+        redis::Client::open(setting("REDIS_URL").unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let config = ServiceConfig {
+        endpoints: Endpoints::default().with("hubspot", platform),
+        ..ServiceConfig::default()
+    };
+    Arc::new(ConnectorService::new(db.clone(), redis, secrets, config).unwrap())
+}
+
+impl Tasks {
+    pub async fn new() -> Self {
+        let db = TestDb::new().await.unwrap();
+        let tenant = TenantId(
+            sqlx::query_scalar("INSERT INTO tenants (slug, name) VALUES ($1, 'T') RETURNING id")
+                .bind(format!("t{}", &Uuid::new_v4().simple().to_string()[..12]))
+                .fetch_one(&db.owner)
+                .await
+                .unwrap(),
+        );
+        let platform = MockServer::start().await;
+        // HubSpot's live check when connecting.
+        Mock::given(method("GET"))
+            .and(path("/crm/v3/objects/contacts"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": []})))
+            .mount(&platform)
+            .await;
+        let mut settings = TemporalSettings::new(setting("TEMPORAL_ADDRESS").unwrap());
+        // A queue per test: workers of other tests never take this test's work.
+        settings.task_queue = format!("brain-test-{}", Uuid::new_v4().simple());
+        let agents = AgentStore::new(db.app.clone())
+            .with_catalog(Arc::new(brain_runtime::ConnectorRegistryCatalog));
+        let service = TaskService::new(
+            db.app.clone(),
+            agents.clone(),
+            secrets(),
+            settings.clone(),
+            timeouts(),
+        )
+        .unwrap();
+        let t = Self {
+            db,
+            tenant,
+            model: ScriptedProvider::new([]),
+            platform,
+            settings,
+            service,
+            agents,
+            secrets: secrets(),
+        };
+        let hubspot = connectors_with(&t.db.app, &t.platform.uri(), secrets()).await;
+        hubspot
+            .connect(
+                t.tenant,
+                "hubspot",
+                [("access_token".to_owned(), "pat-test".to_owned())].into(),
+            )
+            .await
+            .unwrap();
+        t
+    }
+
+    /// The activities as a worker process would build them: its own pools and clients.
+    fn activities(&self) -> ActivitiesFactory {
+        let (db_options, platform, model, secrets) = (
+            self.db.app_options(),
+            self.platform.uri(),
+            self.model.clone(),
+            self.secrets.clone(),
+        );
+        Box::new(move || {
+            Box::pin(async move {
+                let db = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect_lazy_with(db_options);
+                let connectors = connectors_with(&db, &platform, secrets.clone()).await;
+                TaskActivities::new(TaskDeps {
+                    agents: AgentStore::new(db.clone()),
+                    turns: Arc::new(PgTurnStore::new(db.clone())),
+                    providers: ProviderRegistry::new().with("scripted", Arc::new(model)),
+                    connectors,
+                    retriever: None,
+                    secrets,
+                    limits: TurnLimits::default(),
+                    metrics: None,
+                    db,
+                })
+            })
+        })
+    }
+
+    /// A worker on a runtime of its own (so it can be killed like a crashed process).
+    pub async fn worker(&self) -> TaskWorker {
+        TaskWorker::start_isolated(self.settings.clone(), self.activities())
+            .await
+            .unwrap()
+    }
+
+    pub async fn agent(&self, grants: Vec<ToolGrant>) -> Uuid {
+        let input = NewAgent {
+            name: "Closer".into(),
+            role: "a sales assistant".into(),
+            goal: "keep the CRM tidy".into(),
+            model: Some("scripted:default".into()),
+            temperature: Some(0.2),
+            tools: grants,
+            ..NewAgent::default()
+        };
+        self.agents.create(self.tenant, input).await.unwrap().id.0
+    }
+
+    pub async fn start(&self, agent: Uuid, input: &str) -> Uuid {
+        self.service
+            .start_agent_task(
+                self.tenant,
+                agent,
+                NewTask {
+                    input: input.into(),
+                    idempotency_key: None,
+                    callback_url: None,
+                },
+            )
+            .await
+            .unwrap()
+            .task_id
+    }
+
+    pub async fn task(&self, id: Uuid) -> TaskView {
+        self.service.get(self.tenant, id).await.unwrap()
+    }
+
+    /// Polls the task until `done` holds (up to a minute).
+    pub async fn wait(&self, id: Uuid, what: &str, done: impl Fn(&TaskView) -> bool) -> TaskView {
+        for _ in 0..600 {
+            let task = self.task(id).await;
+            if done(&task) {
+                return task;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}: {:#?}", self.task(id).await);
+    }
+
+    pub fn requests_to(&self, received: &[Request], verb: &str, to: &str) -> usize {
+        received
+            .iter()
+            .filter(|r| r.method.as_str() == verb && r.url.path() == to)
+            .count()
+    }
+}
+
+fn grant(actions: &[&str], approval: Approval) -> ToolGrant {
+    ToolGrant {
+        connector: "hubspot".into(),
+        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        approval,
+        max_calls_per_run: None,
+    }
+}
+
+fn kinds(task: &TaskView) -> Vec<(String, String, String)> {
+    task.steps
+        .iter()
+        .map(|s| {
+            (
+                s.kind.clone(),
+                s.action.clone().unwrap_or_default(),
+                s.status.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn mount_create(platform: &MockServer, object: &str, id: &str, delay: Duration) {
+    Mock::given(method("POST"))
+        .and(path(format!("/crm/v3/objects/{object}")))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"id": id, "properties": {}}))
+                .set_delay(delay),
+        )
+        .mount(platform)
+        .await;
+}
+
+#[tokio::test]
+async fn a_task_whose_agent_calls_two_tools_completes_with_its_steps_in_order() {
+    let t = Tasks::new().await;
+    mount_create(&t.platform, "contacts", "501", Duration::ZERO).await;
+    mount_create(&t.platform, "deals", "901", Duration::ZERO).await;
+    let agent = t
+        .agent(vec![grant(
+            &["create_contact", "create_deal"],
+            Approval::Never,
+        )])
+        .await;
+    t.model.push([
+        ScriptStep::call(
+            "hubspot__create_contact",
+            json!({"email": "ada@example.com", "firstname": "Ada"}),
+        ),
+        ScriptStep::call(
+            "hubspot__create_deal",
+            json!({"dealname": "Ada's first order", "amount": 120}),
+        ),
+        ScriptStep::reply("Created contact 501 and deal 901."),
+    ]);
+    let worker = t.worker().await;
+    let id = t.start(agent, "Add Ada as a contact and open a deal").await;
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    worker.shutdown().await;
+
+    assert_eq!(
+        task.output,
+        Some(json!({"reply": "Created contact 501 and deal 901."}))
+    );
+    assert_eq!(
+        kinds(&task),
+        vec![
+            ("llm".into(), String::new(), "succeeded".into()),
+            ("tool".into(), "create_contact".into(), "succeeded".into()),
+            ("llm".into(), String::new(), "succeeded".into()),
+            ("tool".into(), "create_deal".into(), "succeeded".into()),
+            ("llm".into(), String::new(), "succeeded".into()),
+        ]
+    );
+    let seqs: Vec<i32> = task.steps.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3, 4]);
+    // Each tool result went back to the model.
+    let last = t.model.requests().last().unwrap().messages.clone();
+    assert!(
+        last.iter().any(|m| m.content.contains("\"501\"")),
+        "{last:?}"
+    );
+    assert!(
+        last.iter().any(|m| m.content.contains("\"901\"")),
+        "{last:?}"
+    );
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        1
+    );
+    assert_eq!(t.requests_to(&received, "POST", "/crm/v3/objects/deals"), 1);
+    // Start and end are in the audit trail, with both tool calls.
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_events WHERE tenant_id = $1 ORDER BY seq")
+            .bind(t.tenant.0)
+            .fetch_all(&t.db.owner)
+            .await
+            .unwrap();
+    let calls = actions.iter().filter(|a| *a == "tool.call").count();
+    assert_eq!(calls, 2, "{actions:?}");
+    assert!(actions.contains(&"task.start".to_owned()), "{actions:?}");
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("task.end"),
+        "{actions:?}"
+    );
+}
+
+/// HubSpot's contact search, answering from what the fake actually created.
+struct SearchCreated(Arc<AtomicUsize>);
+
+impl Respond for SearchCreated {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let results = if self.0.load(Ordering::SeqCst) > 0 {
+            json!([{"id": "777", "properties": {"email": "grace@example.com"}}])
+        } else {
+            json!([])
+        };
+        ResponseTemplate::new(200).set_body_json(
+            json!({"total": results.as_array().map_or(0, Vec::len), "results": results}),
+        )
+    }
+}
+
+/// Creates the contact (counting it) and answers slowly, so a worker can die meanwhile.
+struct SlowCreate(Arc<AtomicUsize>);
+
+impl Respond for SlowCreate {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"id": "777", "properties": {"email": "grace@example.com"}}))
+            .set_delay(Duration::from_secs(4))
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_tool_call_is_replaced_and_the_platform_sees_one_write() {
+    let t = Tasks::new().await;
+    let created = Arc::new(AtomicUsize::new(0));
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts"))
+        .respond_with(SlowCreate(created.clone()))
+        .mount(&t.platform)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/crm/v3/objects/contacts/search"))
+        .respond_with(SearchCreated(created.clone()))
+        .mount(&t.platform)
+        .await;
+    let agent = t
+        .agent(vec![grant(&["create_contact"], Approval::Never)])
+        .await;
+    t.model.push([
+        ScriptStep::call(
+            "hubspot__create_contact",
+            json!({"email": "grace@example.com"}),
+        ),
+        ScriptStep::reply("Grace is in the CRM."),
+    ]);
+    let first = t.worker().await;
+    let id = t.start(agent, "Add grace@example.com").await;
+    // Kill the worker while the platform is still answering the write.
+    for _ in 0..300 {
+        if created.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        created.load(Ordering::SeqCst),
+        1,
+        "the write never reached the platform"
+    );
+    first.kill().await;
+    let running = t.task(id).await;
+    assert_eq!(running.status, "running");
+
+    let second = t.worker().await;
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    second.shutdown().await;
+
+    // Exactly one write reached the platform: the retry found the abandoned claim and asked
+    // HubSpot (by e-mail) instead of creating the contact again.
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        1
+    );
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts/search"),
+        1
+    );
+    assert_eq!(created.load(Ordering::SeqCst), 1);
+    let tool = task.steps.iter().find(|s| s.kind == "tool").unwrap();
+    assert_eq!(tool.status, "succeeded");
+    assert_eq!(tool.detail["attempt"], json!(2), "{tool:?}");
+    assert_eq!(task.output, Some(json!({"reply": "Grace is in the CRM."})));
+}
+
+async fn parked(t: &Tasks, id: Uuid) -> (TaskView, String) {
+    let task = t
+        .wait(id, "the approval", |task| {
+            task.status == "awaiting_approval"
+        })
+        .await;
+    let call = task
+        .steps
+        .iter()
+        .find(|s| s.kind == "approval" && s.status == "awaiting_approval")
+        .and_then(|s| s.call_id.clone())
+        .unwrap();
+    (task, call)
+}
+
+fn admin() -> Approver {
+    Approver {
+        actor: format!("user:{}", Uuid::new_v4()),
+        role: Some(brain_auth::Role::Admin),
+    }
+}
+
+#[tokio::test]
+async fn an_approval_survives_a_worker_restart_and_the_task_completes_after_approve() {
+    let t = Tasks::new().await;
+    mount_create(&t.platform, "contacts", "42", Duration::ZERO).await;
+    let agent = t
+        .agent(vec![grant(&["create_contact"], Approval::Always)])
+        .await;
+    t.model.push([
+        ScriptStep::call(
+            "hubspot__create_contact",
+            json!({"email": "lin@example.com"}),
+        ),
+        ScriptStep::reply("Lin was added after approval."),
+    ]);
+    let worker = t.worker().await;
+    let id = t.start(agent, "Add lin@example.com").await;
+    let (task, call) = parked(&t, id).await;
+    assert_eq!(
+        task.steps.last().unwrap().connector.as_deref(),
+        Some("hubspot")
+    );
+    // Nothing was written while waiting.
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        0
+    );
+
+    worker.kill().await;
+    let worker = t.worker().await;
+    t.service
+        .decide(t.tenant, &admin(), id, &call, true, Some("fine".into()))
+        .await
+        .unwrap();
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    worker.shutdown().await;
+    assert_eq!(
+        kinds(&task),
+        vec![
+            ("llm".into(), String::new(), "succeeded".into()),
+            (
+                "approval".into(),
+                "create_contact".into(),
+                "approved".into()
+            ),
+            ("tool".into(), "create_contact".into(), "succeeded".into()),
+            ("llm".into(), String::new(), "succeeded".into()),
+        ]
+    );
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        1
+    );
+    // A second decision on the same call is refused: it is no longer waiting.
+    let again = t
+        .service
+        .decide(t.tenant, &admin(), id, &call, false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), "conflict");
+}
+
+#[tokio::test]
+async fn a_rejected_call_is_a_failed_step_the_agent_is_told_about() {
+    let t = Tasks::new().await;
+    let agent = t
+        .agent(vec![grant(&["create_contact"], Approval::Always)])
+        .await;
+    t.model.push([
+        ScriptStep::call(
+            "hubspot__create_contact",
+            json!({"email": "max@example.com"}),
+        ),
+        ScriptStep::reply("Understood, I did not add Max."),
+    ]);
+    let worker = t.worker().await;
+    let id = t.start(agent, "Add max@example.com").await;
+    let (_, call) = parked(&t, id).await;
+    t.service
+        .decide(
+            t.tenant,
+            &admin(),
+            id,
+            &call,
+            false,
+            Some("not a real lead".into()),
+        )
+        .await
+        .unwrap();
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    worker.shutdown().await;
+    let approval = task.steps.iter().find(|s| s.kind == "approval").unwrap();
+    assert_eq!(approval.status, "rejected");
+    assert!(approval.error.is_some());
+    assert!(
+        task.steps.iter().all(|s| s.kind != "tool"),
+        "{:?}",
+        kinds(&task)
+    );
+    // The model heard about the rejection, note included.
+    let told = t.model.requests().last().unwrap().messages.clone();
+    let tool_message = told
+        .iter()
+        .find(|m| m.role == brain_agents::providers::ChatRole::Tool)
+        .unwrap();
+    assert!(
+        tool_message.content.contains("rejected"),
+        "{}",
+        tool_message.content
+    );
+    assert!(
+        tool_message.content.contains("not a real lead"),
+        "{}",
+        tool_message.content
+    );
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_a_waiting_task() {
+    let t = Tasks::new().await;
+    let agent = t
+        .agent(vec![grant(&["create_contact"], Approval::Always)])
+        .await;
+    t.model.push([ScriptStep::call(
+        "hubspot__create_contact",
+        json!({"email": "sam@example.com"}),
+    )]);
+    let worker = t.worker().await;
+    let id = t.start(agent, "Add sam@example.com").await;
+    parked(&t, id).await;
+    t.service.cancel(t.tenant, id).await.unwrap();
+    let task = t
+        .wait(id, "the cancellation", |task| task.status == "cancelled")
+        .await;
+    worker.shutdown().await;
+    assert!(task.finished_at.is_some());
+    let approval = task.steps.iter().find(|s| s.kind == "approval").unwrap();
+    assert_eq!(approval.status, "cancelled");
+    // Cancelling an ended task is a conflict.
+    let err = t.service.cancel(t.tenant, id).await.unwrap_err();
+    assert_eq!(err.code(), "conflict");
+}
+
+fn temporal_schedules() -> Vec<String> {
+    let cli = setting("BRAIN_TEMPORAL_CLI").expect("BRAIN_TEMPORAL_CLI (written by cargo xtask)");
+    let out = std::process::Command::new(cli)
+        .args(["schedule", "list", "--output", "json"])
+        .args(["--address", &setting("TEMPORAL_ADDRESS").unwrap()])
+        .args(["--namespace", "default"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    listed
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| {
+                    i.get("scheduleId")
+                        .or_else(|| i.get("schedule_id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_schedule_rule_appears_in_temporal_and_disappears_when_deleted() {
+    let t = Tasks::new().await;
+    let rule: RuleInput = serde_json::from_value(json!({
+        "name": "Weekly digest",
+        "trigger": {"event": "schedule", "cron": "0 8 * * 6"},
+        "steps": [{"connector_action": {"connector": "hubspot", "action": "create_contact",
+                    "args": {"email": "digest@example.com"}}}],
+    }))
+    .unwrap();
+    let rule = t.service.create_rule(t.tenant, rule).await.unwrap();
+    let id = format!("rule-{}", rule.id);
+    assert!(
+        temporal_schedules().contains(&id),
+        "{:?}",
+        temporal_schedules()
+    );
+
+    // Disabling removes it; enabling brings it back.
+    let patch = serde_json::from_value(json!({"enabled": false})).unwrap();
+    t.service
+        .update_rule(t.tenant, rule.id, patch)
+        .await
+        .unwrap();
+    assert!(!temporal_schedules().contains(&id));
+    let patch = serde_json::from_value(json!({"enabled": true})).unwrap();
+    t.service
+        .update_rule(t.tenant, rule.id, patch)
+        .await
+        .unwrap();
+    assert!(temporal_schedules().contains(&id));
+
+    t.service.delete_rule(t.tenant, rule.id).await.unwrap();
+    assert!(
+        !temporal_schedules().contains(&id),
+        "{:?}",
+        temporal_schedules()
+    );
+}
