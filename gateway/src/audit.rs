@@ -40,6 +40,7 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("POST", "/v1/tasks/{id}/approvals/{call_id}", "task.approve"),
     ("POST", "/v1/tasks/{id}/cancel", "task.cancel"),
     ("POST", "/v1/agents/{id}/tasks", "task.create"),
+    ("POST", "/v1/integrations/rules/{id}/run", "rule.run"),
     (
         "POST",
         "/v1/knowledge/collections/{id}/documents",

@@ -87,6 +87,13 @@ pub struct Config {
     pub vault_kv_mount: String,
     /// Temporal frontend, `host:port` (gRPC).
     pub temporal_address: Option<String>,
+    pub temporal_namespace: String,
+    /// The task queue Brain's workflows and activities run on; workers of one deployment
+    /// share it.
+    pub temporal_task_queue: String,
+    /// Platform base URLs to use instead of the public ones, `connector=url` pairs separated
+    /// by commas (e.g. `hubspot=https://sandbox.example`): sandboxes, proxies, local fakes.
+    pub connector_endpoints: Option<String>,
     /// Where a gateway running without the auth service fetches the JWKS from.
     pub auth_url: String,
     /// `iss` and `aud` of access tokens.
@@ -146,6 +153,9 @@ impl Default for Config {
             vault_token: None,
             vault_kv_mount: "secret".to_owned(),
             temporal_address: None,
+            temporal_namespace: "default".to_owned(),
+            temporal_task_queue: "brain-tasks".to_owned(),
+            connector_endpoints: None,
             auth_url: "http://127.0.0.1:8009".to_owned(),
             jwt_issuer: "brain".to_owned(),
             access_token_ttl_secs: 15 * 60,
@@ -266,6 +276,20 @@ impl Config {
             })?;
         }
         for (setting, value) in [
+            ("BRAIN_TEMPORAL_NAMESPACE", &self.temporal_namespace),
+            ("BRAIN_TEMPORAL_TASK_QUEUE", &self.temporal_task_queue),
+        ] {
+            let ok =
+                (1..=200).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be 1 to 200 visible ASCII characters".to_owned(),
+                });
+            }
+        }
+        self.connector_endpoints()?;
+        for (setting, value) in [
             ("BRAIN_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("BRAIN_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
             ("BRAIN_LOGIN_WINDOW_SECS", self.login_window_secs),
@@ -375,6 +399,32 @@ impl Config {
 
     pub fn require_temporal_address(&self) -> Result<&str, ConfigError> {
         required(&self.temporal_address, "TEMPORAL_ADDRESS").map(String::as_str)
+    }
+
+    /// `BRAIN_CONNECTOR_ENDPOINTS` as (connector endpoint key, base URL) pairs.
+    pub fn connector_endpoints(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            setting: "BRAIN_CONNECTOR_ENDPOINTS",
+            reason,
+        };
+        let Some(raw) = &self.connector_endpoints else {
+            return Ok(Vec::new());
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, url) = pair
+                    .split_once('=')
+                    .ok_or_else(|| invalid(format!("`{pair}` is not `connector=url`")))?;
+                let parsed = reqwest::Url::parse(url.trim())
+                    .map_err(|e| invalid(format!("`{url}`: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(format!("`{url}` is not an http(s) URL")));
+                }
+                Ok((key.trim().to_owned(), url.trim().to_owned()))
+            })
+            .collect()
     }
 
     pub fn require_embed_model_dir(&self) -> Result<&Path, ConfigError> {

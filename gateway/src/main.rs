@@ -137,7 +137,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve { service } => {
             let services = match service {
                 Some(one) => vec![one],
-                None => vec![Service::Gateway, Service::Auth, Service::Portal],
+                None => Service::ALL.to_vec(),
             };
             serve::run(&config, &services).await
         }

@@ -14,6 +14,8 @@ pub enum SeedError {
     Auth(#[from] brain_auth::AuthError),
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Rule(#[from] brain_runtime::rules::RuleError),
 }
 
 pub struct NewTenant<'a> {
@@ -146,12 +148,17 @@ pub async fn demo(conn: &mut PgConnection) -> Result<Option<CreatedTenant>, Seed
         Err(SeedError::TenantExists(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
+    let mut analyst = None;
     for (name, slug, role, goal, backstory, temperature) in DEMO_AGENTS {
+        let id = Uuid::now_v7();
+        if slug == "data-analyst" {
+            analyst = Some(id);
+        }
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, name, slug, role, goal, backstory, temperature) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(Uuid::now_v7())
+        .bind(id)
         .bind(created.id.0)
         .bind(name)
         .bind(slug)
@@ -162,6 +169,50 @@ pub async fn demo(conn: &mut PgConnection) -> Result<Option<CreatedTenant>, Seed
         .execute(&mut *tx)
         .await?;
     }
+    if let Some(analyst) = analyst {
+        brain_runtime::rules::RuleStore::create_in(&mut tx, created.id, weekend_report(analyst))
+            .await?;
+    }
     tx.commit().await?;
     Ok(Some(created))
+}
+
+/// The demo's example rule, disabled until someone connects Google Ads and WordPress and
+/// turns it on: every Saturday at 08:00 (UTC) fetch last week's Google Ads campaign metrics,
+/// have the Data Analyst summarise them, and save the summary as a WordPress draft.
+pub fn weekend_report(analyst: Uuid) -> brain_runtime::rules::RuleInput {
+    use brain_runtime::rules::{AgentTaskStep, ConnectorActionStep, RuleInput, Step, Trigger};
+    RuleInput {
+        name: "Weekend report".to_owned(),
+        enabled: false,
+        trigger: Trigger {
+            event: "schedule".to_owned(),
+            cron: Some("0 8 * * 6".to_owned()),
+            timezone: None,
+            conditions: Vec::new(),
+        },
+        steps: vec![
+            Step::ConnectorAction(ConnectorActionStep {
+                connector: "google-ads".to_owned(),
+                action: "get_campaign_metrics".to_owned(),
+                args: serde_json::json!({"during": "LAST_7_DAYS"}),
+            }),
+            Step::AgentTask(AgentTaskStep {
+                agent_id: analyst,
+                input: "Write the weekend report on last week's Google Ads campaigns: what \
+                        went well, what did not, and what to change next week. The campaign \
+                        metrics (cost in micros): {{ steps.0.output | tojson }}"
+                    .to_owned(),
+            }),
+            Step::ConnectorAction(ConnectorActionStep {
+                connector: "wordpress".to_owned(),
+                action: "create_post".to_owned(),
+                args: serde_json::json!({
+                    "title": "Weekend report",
+                    "content": "{{ steps.1.output }}",
+                    "status": "draft",
+                }),
+            }),
+        ],
+    }
 }

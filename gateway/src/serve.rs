@@ -35,22 +35,33 @@ pub enum Service {
     Gateway,
     Auth,
     Portal,
+    /// The Temporal worker: durable tasks and rule runs (no HTTP).
+    Worker,
 }
 
 impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Gateway,
+        Service::Auth,
+        Service::Portal,
+        Service::Worker,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Service::Gateway => "gateway",
             Service::Auth => "auth",
             Service::Portal => "portal",
+            Service::Worker => "worker",
         }
     }
 
-    fn addr(self, config: &Config) -> SocketAddr {
+    fn addr(self, config: &Config) -> Option<SocketAddr> {
         match self {
-            Service::Gateway => config.gateway_addr,
-            Service::Auth => config.auth_addr,
-            Service::Portal => config.portal_addr,
+            Service::Gateway => Some(config.gateway_addr),
+            Service::Auth => Some(config.auth_addr),
+            Service::Portal => Some(config.portal_addr),
+            Service::Worker => None,
         }
     }
 }
@@ -75,6 +86,18 @@ pub fn gateway_router(state: AppState, readiness: Readiness) -> Router {
 pub struct App {
     pub state: AppState,
     pub auth: Option<AuthState>,
+    pub task_metrics: brain_runtime::tasks::TaskMetrics,
+}
+
+/// Where Temporal is, from the configuration.
+pub fn temporal_settings(
+    config: &Config,
+) -> anyhow::Result<brain_runtime::tasks::TemporalSettings> {
+    let mut settings =
+        brain_runtime::tasks::TemporalSettings::new(config.require_temporal_address()?);
+    settings.namespace = config.temporal_namespace.clone();
+    settings.task_queue = config.temporal_task_queue.clone();
+    Ok(settings)
 }
 
 /// Connects to Postgres, Redis and Vault and assembles both services' state. With
@@ -167,17 +190,39 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         authenticator: authenticator.clone(),
         sso,
     });
+    let endpoints = config
+        .connector_endpoints()?
+        .into_iter()
+        .fold(brain_tools::Endpoints::default(), |e, (key, url)| {
+            e.with(&key, url)
+        });
     let connectors = Arc::new(brain_tools::ConnectorService::new(
         db.clone(),
         redis.clone(),
         secrets.clone(),
-        brain_tools::ServiceConfig::default(),
+        brain_tools::ServiceConfig {
+            endpoints,
+            ..brain_tools::ServiceConfig::default()
+        },
     )?);
     let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
     let registry = crate::metrics::service_registry("gateway")?;
     knowledge.register_metrics(&registry)?;
     let runtime =
         Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
+    let webhooks = Arc::new(
+        brain_tools::webhooks::WebhookService::new(db.clone(), secrets.clone())
+            .with_metrics(brain_tools::webhooks::WebhookMetrics::new(&registry)?)
+            .with_public_base_url(config.public_gateway_url.trim_end_matches('/')),
+    );
+    let tasks = Arc::new(brain_runtime::tasks::TaskService::new(
+        db.clone(),
+        runtime.deps().agents.clone(),
+        secrets.clone(),
+        temporal_settings(config)?,
+        brain_runtime::tasks::StepTimeouts::default(),
+    )?);
+    let task_metrics = brain_runtime::tasks::TaskMetrics::new(&registry)?;
     let state = AppState {
         runtime,
         registry,
@@ -187,8 +232,14 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         authenticator,
         connectors,
         knowledge,
+        tasks,
+        webhooks,
     };
-    Ok(App { state, auth })
+    Ok(App {
+        state,
+        auth,
+        task_metrics,
+    })
 }
 
 /// The agent runtime with the production providers: the local model when `BRAIN_LOCAL_MODEL`
@@ -347,6 +398,60 @@ fn trace_id(request: &Request) -> String {
         .to_owned()
 }
 
+/// The activities of this process's Temporal worker, on the shared runtime's components.
+pub fn task_activities(
+    state: &AppState,
+    metrics: &brain_runtime::tasks::TaskMetrics,
+) -> anyhow::Result<brain_runtime::tasks::TaskActivities> {
+    let deps = state.runtime.deps();
+    Ok(brain_runtime::tasks::TaskActivities::new(
+        brain_runtime::tasks::TaskDeps {
+            db: state.db.clone(),
+            agents: deps.agents.clone(),
+            turns: deps.turns.clone(),
+            providers: deps.providers.clone(),
+            connectors: state.connectors.clone(),
+            retriever: deps.retriever.clone(),
+            secrets: state.secrets.clone(),
+            limits: deps.config.turn_limits,
+            metrics: Some(metrics.clone()),
+        },
+    )?)
+}
+
+/// Runs the Temporal worker until `stop` fires, (re)connecting every few seconds while
+/// Temporal is unreachable.
+async fn run_worker(
+    settings: brain_runtime::tasks::TemporalSettings,
+    activities: impl Fn() -> anyhow::Result<brain_runtime::tasks::TaskActivities>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let started = match activities() {
+            Ok(activities) => brain_runtime::tasks::TaskWorker::start(settings.clone(), activities)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(worker) => {
+                tracing::info!(queue = %settings.task_queue, "Temporal worker running");
+                let _ = stop.wait_for(|stopped| *stopped).await;
+                worker.shutdown().await;
+                tracing::info!("Temporal worker stopped");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Temporal worker not started; retrying in 5 s");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+            }
+        }
+    }
+}
+
 /// Binds every requested service, then serves until Ctrl-C / SIGTERM.
 pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
     let needs_app = services.iter().any(|s| *s != Service::Portal);
@@ -356,6 +461,7 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
         None
     };
     let mut servers = tokio::task::JoinSet::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(app) = &app {
         // The audit outbox: committed events reach the `audit-log` stream even if Redis was
         // down when they were written.
@@ -366,8 +472,17 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
             Duration::from_millis(500),
         ));
     }
+    let mut worker = None;
     for &service in services {
         let router = match (service, &app) {
+            (Service::Worker, Some(app)) => {
+                let settings = temporal_settings(config)?;
+                let stop = stop_rx.clone();
+                let (state, metrics) = (app.state.clone(), app.task_metrics.clone());
+                let make = move || task_activities(&state, &metrics);
+                worker = Some(tokio::spawn(run_worker(settings, make, stop)));
+                continue;
+            }
             (Service::Gateway, Some(app)) => {
                 gateway_router(app.state.clone(), Readiness::from_config(config)?)
             }
@@ -381,11 +496,13 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
             _ => anyhow::bail!("{} has no state to run with", service.name()),
         };
         let router = match service {
-            Service::Portal => router,
+            Service::Portal | Service::Worker => router,
             Service::Gateway | Service::Auth => with_edge_limits(router, config)?,
         };
         let router = with_common_layers(service.name(), router)?;
-        let addr = service.addr(config);
+        let Some(addr) = service.addr(config) else {
+            continue;
+        };
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("{} cannot listen on {addr}", service.name()))?;
@@ -398,12 +515,21 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
                 .with_context(|| format!("{} stopped", service.name()))
         });
     }
-    // In-flight requests finish (graceful shutdown of each server), then the actors stop.
+    if servers.is_empty() && worker.is_some() {
+        // A worker alone runs until asked to stop.
+        shutdown_signal().await;
+    }
+    // In-flight requests finish (graceful shutdown of each server), then the worker lets its
+    // running activities finish, then the actors stop.
     let mut result = Ok(());
     while let Some(done) = servers.join_next().await {
         if let Err(e) = done.context("a server task failed").and_then(|r| r) {
             result = Err(e);
         }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
     if let Some(app) = &app {
         app.state.runtime.shutdown().await;

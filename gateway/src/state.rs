@@ -25,6 +25,10 @@ pub struct AppState {
     pub connectors: Arc<brain_tools::ConnectorService>,
     /// Collections, uploads with background ingestion, and search per tenant.
     pub knowledge: Arc<brain_knowledge::KnowledgeService>,
+    /// Durable tasks, approvals, automation rules and their schedules (Temporal).
+    pub tasks: Arc<brain_runtime::tasks::TaskService>,
+    /// Inbound webhooks: endpoints, verified deliveries.
+    pub webhooks: Arc<brain_tools::webhooks::WebhookService>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

@@ -477,6 +477,17 @@ static REGISTRY: LazyLock<Vec<ConnectorDef>> = LazyLock::new(|| {
                 ),
             ],
             actions: vec![
+                read(
+                    "get_campaign_metrics",
+                    "Impressions, clicks, cost (micros) and conversions per campaign over a date range.",
+                    object(
+                        json!({
+                            "during": {"enum": ["TODAY", "YESTERDAY", "LAST_7_DAYS", "LAST_14_DAYS", "LAST_30_DAYS", "THIS_MONTH", "LAST_MONTH"]},
+                            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        }),
+                        &[],
+                    ),
+                ),
                 write(
                     "pause_campaign",
                     "Pause a Google Ads campaign.",

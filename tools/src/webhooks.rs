@@ -441,6 +441,19 @@ impl WebhookService {
         Ok(())
     }
 
+    /// Removes a stored delivery that could not be acted on (its rules could not be started),
+    /// so the platform's retry of it counts as new rather than as a duplicate.
+    pub async fn forget(&self, tenant: TenantId, delivery_row: Uuid) -> Result<(), ToolError> {
+        let mut tx = brain_migrations::begin_tenant(&self.db, tenant).await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(delivery_row)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn receive_delivery(&self, delivery: Delivery<'_>) -> Result<Received, ToolError> {
         let endpoint = self.lookup(delivery.id).await?;
         let tenant = TenantId(endpoint.tenant_id);

@@ -22,6 +22,9 @@ pub enum Suite {
     /// Per-turn framework overhead, memory per idle agent, spawn rate and local-model
     /// tokens/s (`runtime/examples/bench.rs`).
     Runtime,
+    /// Durable tasks on Temporal: start → complete latency and tasks/s with one worker, next
+    /// to an empty workflow (`runtime/examples/tasks_bench.rs`).
+    Tasks,
 }
 
 pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
@@ -37,6 +40,10 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
             let root = workspace::root();
             crate::chat_model::export(&root, &mut env)?;
             cargo_bench_example(&root, &env, "brain-runtime", "bench")
+        }
+        Suite::Tasks => {
+            let env = infra.up()?;
+            cargo_bench_example(&workspace::root(), &env, "brain-runtime", "tasks_bench")
         }
     }
 }

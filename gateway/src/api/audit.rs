@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use brain_auth::audit::{self, Listing};
 use brain_auth::{Authorized, require};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -28,7 +28,7 @@ struct AuditQuery {
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::AuditRead>,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

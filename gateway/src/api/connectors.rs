@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use brain_tools::{ConnectorView, ToolError};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -105,7 +105,7 @@ async fn resource(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
     Path((id, resource)): Path<(String, String)>,
-    Query(query): Query<BTreeMap<String, String>>,
+    ApiQuery(query): ApiQuery<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = auth.principal().tenant;
     let value = state
@@ -149,7 +149,7 @@ async fn action(
 
 /// Maps the connector library's errors to the API's codes. Messages of `ToolError` never
 /// carry credentials (platform messages are redacted before they get here).
-fn api_error(e: ToolError) -> ApiError {
+pub(super) fn api_error(e: ToolError) -> ApiError {
     let message = e.to_string();
     match &e {
         ToolError::UnknownConnector(_)

@@ -19,7 +19,9 @@
 mod agents;
 mod audit;
 mod connectors;
+mod integrations;
 mod knowledge;
+mod tasks;
 mod usage;
 
 use axum::Router;
@@ -34,4 +36,6 @@ pub fn router() -> Router<AppState> {
         .merge(agents::routes())
         .merge(usage::routes())
         .merge(knowledge::routes())
+        .merge(tasks::routes())
+        .merge(integrations::routes())
 }

@@ -1,6 +1,6 @@
 //! `GET /v1/usage?from&to`: tokens, tool calls and tasks per agent and per day.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use brain_auth::{Authorized, require};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -38,7 +38,7 @@ fn parse_day(field: &str, value: Option<&str>, default: NaiveDate) -> Result<Nai
 async fn usage(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
-    Query(query): Query<UsageQuery>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let today = Utc::now().date_naive();
     let to = parse_day("to", query.to.as_deref(), today)?;

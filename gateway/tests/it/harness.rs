@@ -52,11 +52,69 @@ pub fn test_config(db: &TestDb) -> Config {
         login_failures_per_ip: 100_000,
         login_failures_per_account: 100_000,
         embed_model_dir: Some(embed_model_dir()),
+        // A queue per test: no other test's worker takes this test's tasks.
+        temporal_task_queue: format!("brain-test-{}", uuid::Uuid::new_v4().simple()),
         ..Config::default()
     }
 }
 
+/// A tenant's owner, signed up through the auth service.
+pub struct Owner {
+    pub token: String,
+    pub slug: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn signup(app: &TestApp, tenant_name: &str) -> Owner {
+    let email = format!("owner-{}@brain.test", uuid::Uuid::new_v4().simple());
+    let reply = post(
+        &app.auth,
+        "/v1/auth/signup",
+        None,
+        serde_json::json!({"tenant_name": tenant_name, "email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    Owner {
+        token: reply.body["access_token"].as_str().unwrap().to_owned(),
+        slug: reply.body["tenant"]["slug"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// A new user of the owner's tenant with `role`, logged in; returns the access token.
+pub async fn member(app: &TestApp, owner: &Owner, role: &str) -> String {
+    let email = format!("{role}-{}@brain.test", uuid::Uuid::new_v4().simple());
+    let reply = post(
+        &app.auth,
+        "/v1/users",
+        Some(&owner.token),
+        serde_json::json!({"email": email, "role": role, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let login = post(
+        &app.auth,
+        "/v1/auth/login",
+        None,
+        serde_json::json!({"email": email, "password": PASSWORD, "tenant": owner.slug}),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    login.body["access_token"].as_str().unwrap().to_owned()
+}
+
 impl TestApp {
+    /// A Temporal worker for this app's task queue, as `brain serve` runs it.
+    pub async fn worker(&self) -> brain_runtime::tasks::TaskWorker {
+        brain_runtime::tasks::TaskWorker::start(
+            serve::temporal_settings(&self.config).unwrap(),
+            serve::task_activities(&self.app.state, &self.app.task_metrics).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
     pub async fn new() -> Self {
         Self::with_config(|_| {}).await
     }

@@ -13,4 +13,5 @@ mod leaks;
 mod observability;
 mod seed;
 mod sso;
+mod tasks;
 mod usage;

@@ -27,6 +27,23 @@ async fn the_demo_seed_runs_once_under_rls() {
         agents,
         ["content-creator", "data-analyst", "marketing-strategist"]
     );
+    // The example rule: disabled, every Saturday 08:00, Google Ads → Data Analyst → WordPress.
+    let (name, enabled, trigger, steps): (String, bool, serde_json::Value, serde_json::Value) =
+        sqlx::query_as("SELECT name, enabled, trigger, steps FROM rules")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(name, "Weekend report");
+    assert!(!enabled);
+    assert_eq!(trigger["cron"], "0 8 * * 6");
+    assert_eq!(steps[0]["connector_action"]["connector"], "google-ads");
+    let analyst: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM agents WHERE slug = 'data-analyst'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(steps[1]["agent_task"]["agent_id"], analyst.to_string());
+    assert_eq!(steps[2]["connector_action"]["action"], "create_post");
     let (email, role, hash): (String, String, String) = sqlx::query_as(
         "SELECT u.email, m.role, u.password_hash FROM users u \
          JOIN memberships m ON m.user_id = u.id",

@@ -146,6 +146,22 @@ pub(super) async fn ads_action(
     action: &str,
     args: &Map<String, Value>,
 ) -> Result<Value, ToolError> {
+    if action == "get_campaign_metrics" {
+        // The same report as the `metrics` resource, as a tool agents and rules can call.
+        let mut query = ResourceQuery::new();
+        for key in ["during", "limit"] {
+            match args.get(key) {
+                Some(Value::String(v)) => {
+                    query.insert(key.to_owned(), v.clone());
+                }
+                Some(Value::Number(v)) => {
+                    query.insert(key.to_owned(), v.to_string());
+                }
+                _ => {}
+            }
+        }
+        return ads_resource(ctx, "metrics", &query).await;
+    }
     let status = match action {
         "pause_campaign" => "PAUSED",
         "enable_campaign" => "ENABLED",

@@ -1,0 +1,216 @@
+//! Durable tasks: start an agent task (202), follow it with its steps, approve or reject a
+//! parked tool call, cancel it.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use brain_agents::AgentError;
+use brain_auth::audit::{self, AuditEvent, Recorded};
+use brain_auth::{Actor, Authorized, require};
+use brain_runtime::rules::RuleError;
+use brain_runtime::tasks::{Approver, NewTask, TaskError, TaskStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/agents/{id}/tasks", post(start))
+        .route("/v1/tasks", get(list))
+        .route("/v1/tasks/{id}", get(show))
+        .route("/v1/tasks/{id}/approvals/{call_id}", post(decide))
+        .route("/v1/tasks/{id}/cancel", post(cancel))
+}
+
+/// Maps a task or rule error to the API's shape; causes of 5xx are logged, not returned.
+pub fn task_error(e: TaskError) -> ApiError {
+    match e {
+        TaskError::NotFound => ApiError::not_found("task"),
+        TaskError::Validation { field, message } => {
+            ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
+        }
+        e @ TaskError::IdempotencyConflict(_) => ApiError::conflict(e.code(), e.to_string()),
+        TaskError::Conflict(message) => ApiError::conflict("conflict", message),
+        TaskError::Forbidden(message) => ApiError::forbidden(message),
+        TaskError::Agent(AgentError::NotFound) => ApiError::not_found("agent"),
+        TaskError::Agent(AgentError::Validation(v)) => {
+            ApiError::unprocessable("validation_failed", format!("{}: {}", v.field, v.message))
+        }
+        TaskError::Rule(RuleError::NotFound) => ApiError::not_found("rule"),
+        TaskError::Rule(RuleError::Validation { field, message }) => {
+            ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
+        }
+        TaskError::Rule(e @ RuleError::Template { .. }) => {
+            ApiError::unprocessable("template_error", e.to_string())
+        }
+        e @ TaskError::Temporal(_) => ApiError::unavailable(e),
+        other => ApiError::internal(other),
+    }
+}
+
+fn uuid(raw: &str, what: &str) -> Result<Uuid, ApiError> {
+    raw.parse::<Uuid>().map_err(|_| ApiError::not_found(what))
+}
+
+async fn start(
+    State(state): State<AppState>,
+    auth: Authorized<require::TasksInvoke>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewTask>,
+) -> Result<Response, ApiError> {
+    let agent = uuid(&id, "agent")?;
+    let started = state
+        .tasks
+        .start_agent_task(auth.principal().tenant, agent, body)
+        .await
+        .map_err(task_error)?;
+    Ok((StatusCode::ACCEPTED, Json(started)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    agent_id: Option<Uuid>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<require::AgentsRead>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            "limit: must be 1 to 200",
+        ));
+    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
+            ApiError::unprocessable(
+                "validation_failed",
+                "status: one of queued, running, awaiting_approval, succeeded, failed, cancelled",
+            )
+        })?),
+    };
+    let tasks = state
+        .tasks
+        .list(auth.principal().tenant, status, query.agent_id, limit)
+        .await
+        .map_err(task_error)?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: Authorized<require::AgentsRead>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task = state
+        .tasks
+        .get(auth.principal().tenant, uuid(&id, "task")?)
+        .await
+        .map_err(task_error)?;
+    Ok(Json(
+        serde_json::to_value(task).map_err(ApiError::internal)?,
+    ))
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Decision,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+fn actor_label(actor: Actor) -> String {
+    format!("{}:{}", actor.kind(), actor.id())
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    auth: Authorized<require::TasksApprove>,
+    Path((id, call_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Response, ApiError> {
+    let principal = auth.principal();
+    let task = uuid(&id, "task")?;
+    let approve = body.decision == Decision::Approve;
+    let approver = Approver {
+        actor: actor_label(principal.actor),
+        role: principal.role,
+    };
+    state
+        .tasks
+        .decide(
+            principal.tenant,
+            &approver,
+            task,
+            &call_id,
+            approve,
+            body.note.clone(),
+        )
+        .await
+        .map_err(task_error)?;
+    // The decision is the audit event, named for what was decided.
+    let action = if approve {
+        "task.approve"
+    } else {
+        "task.reject"
+    };
+    let mut tx = principal.begin(&state.db).await?;
+    audit::append(
+        &mut tx,
+        principal.tenant,
+        AuditEvent::by(
+            principal.actor,
+            action,
+            format!("tasks/{task}/approvals/{call_id}"),
+            json!({"call_id": call_id, "note": body.note}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"task_id": task, "call_id": call_id,
+                    "decision": if approve { "approve" } else { "reject" }})),
+    )
+        .into_response();
+    response.extensions_mut().insert(Recorded);
+    Ok(response)
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    auth: Authorized<require::TasksInvoke>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = uuid(&id, "task")?;
+    state
+        .tasks
+        .cancel(auth.principal().tenant, task)
+        .await
+        .map_err(task_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"task_id": task, "status": "cancelling"})),
+    )
+        .into_response())
+}
