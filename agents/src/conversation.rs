@@ -41,6 +41,10 @@ pub struct CommittedTurn {
 pub trait TurnStore: Send + Sync {
     /// Tokens the agent used today (UTC), for its daily budget.
     async fn tokens_used_today(&self, tenant: TenantId, agent: AgentId) -> Result<u64, AgentError>;
+    /// Whether the tenant has a daily token budget (all agents together) and spent it today.
+    async fn tenant_budget_spent(&self, _tenant: TenantId) -> Result<bool, AgentError> {
+        Ok(false)
+    }
     /// Checks that `conversation` exists and belongs to `agent`.
     async fn check_conversation(
         &self,
@@ -202,6 +206,22 @@ async fn upsert_usage(
 
 #[async_trait::async_trait]
 impl TurnStore for PgTurnStore {
+    async fn tenant_budget_spent(&self, tenant: TenantId) -> Result<bool, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let spent: Option<bool> = sqlx::query_scalar(
+            "SELECT coalesce(sum(u.prompt_tokens + u.completion_tokens), 0) >= t.max_tokens_per_day \
+             FROM tenants t LEFT JOIN usage u ON u.tenant_id = t.id \
+               AND u.day = (now() AT TIME ZONE 'utc')::date \
+             WHERE t.id = $1 AND t.max_tokens_per_day IS NOT NULL GROUP BY t.max_tokens_per_day",
+        )
+        .bind(tenant.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(spent.unwrap_or(false))
+    }
+
     async fn tokens_used_today(&self, tenant: TenantId, agent: AgentId) -> Result<u64, AgentError> {
         let mut tx = self.pool.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;

@@ -33,6 +33,8 @@ pub enum AgentError {
     VersionConflict { expected: i32 },
     #[error("the agent's daily token budget is exhausted")]
     BudgetExhausted,
+    #[error("the organisation's daily token budget is exhausted")]
+    TenantBudgetExhausted,
     #[error("the agent is degraded after repeated failures")]
     Degraded,
     #[error(transparent)]
@@ -55,6 +57,7 @@ impl AgentError {
             AgentError::SlugTaken(_) => "slug_taken",
             AgentError::VersionConflict { .. } => "version_conflict",
             AgentError::BudgetExhausted => "budget_exhausted",
+            AgentError::TenantBudgetExhausted => "tenant_budget_exhausted",
             AgentError::Degraded => "agent_degraded",
             AgentError::Provider(e) => e.code(),
             AgentError::Tool(e) => e.code(),

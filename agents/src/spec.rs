@@ -242,6 +242,28 @@ impl ToolGrant {
     }
 }
 
+/// A stored delegate grant: the agent may ask `agent` (another agent of its tenant) through
+/// the tool `ask_<slug>`; the runtime runs the target's own turn and returns its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateGrant {
+    pub agent: AgentId,
+    #[serde(default)]
+    pub approval: Approval,
+    #[serde(default)]
+    pub max_calls_per_run: Option<u32>,
+}
+
+/// A delegate grant with what the runtime needs of its target to offer and run the tool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DelegateTarget {
+    pub grant: DelegateGrant,
+    pub slug: Slug,
+    pub name: String,
+    pub role: NonEmptyText,
+    pub goal: NonEmptyText,
+}
+
 /// The connectors and actions grants may name; implemented over the connector registry.
 pub trait ConnectorCatalog: Send + Sync {
     /// The actions of `connector`, or `None` when no such connector exists.
@@ -297,6 +319,8 @@ pub struct AgentSpec {
     pub max_tokens: u32,
     pub knowledge_collections: Vec<Uuid>,
     pub tools: Vec<ToolGrant>,
+    /// Other agents of the tenant this one may ask (`ask_<slug>` tools).
+    pub delegates: Vec<DelegateGrant>,
     pub budget: Budget,
     pub status: AgentHealth,
     pub version: i32,
@@ -321,6 +345,7 @@ impl AgentSpec {
             max_tokens: fields.max_tokens,
             knowledge_collections: fields.knowledge_collections,
             tools: fields.tools,
+            delegates: fields.delegates,
             budget: fields.budget,
             status: AgentHealth::Active,
             version: 1,
@@ -352,6 +377,8 @@ pub struct NewAgent {
     #[serde(default)]
     pub tools: Vec<ToolGrant>,
     #[serde(default)]
+    pub delegates: Vec<DelegateGrant>,
+    #[serde(default)]
     pub budget: Budget,
 }
 
@@ -369,6 +396,7 @@ pub struct AgentPatch {
     pub max_tokens: Option<u32>,
     pub knowledge_collections: Option<Vec<Uuid>>,
     pub tools: Option<Vec<ToolGrant>>,
+    pub delegates: Option<Vec<DelegateGrant>>,
     pub budget: Option<Budget>,
 }
 
@@ -385,6 +413,7 @@ pub struct AgentFields {
     pub max_tokens: u32,
     pub knowledge_collections: Vec<Uuid>,
     pub tools: Vec<ToolGrant>,
+    pub delegates: Vec<DelegateGrant>,
     pub budget: Budget,
 }
 
@@ -412,6 +441,7 @@ impl NewAgent {
             max_tokens: validate_max_tokens(self.max_tokens.unwrap_or(1024))?,
             knowledge_collections: self.knowledge_collections,
             tools: validate_grants(self.tools)?,
+            delegates: validate_delegates(self.delegates)?,
             budget: self.budget,
             name,
         };
@@ -455,6 +485,10 @@ impl AgentPatch {
             tools: match self.tools {
                 Some(t) => validate_grants(t)?,
                 None => current.tools.clone(),
+            },
+            delegates: match self.delegates {
+                Some(d) => validate_delegates(d)?,
+                None => current.delegates.clone(),
             },
             budget: self.budget.unwrap_or_else(|| current.budget.clone()),
         })
@@ -506,6 +540,29 @@ pub(crate) fn validate_grants(grants: Vec<ToolGrant>) -> Result<Vec<ToolGrant>, 
         if grant.max_calls_per_run == Some(0) {
             return Err(ValidationError::new(
                 "tools",
+                "max_calls_per_run must be at least 1",
+            ));
+        }
+    }
+    Ok(grants)
+}
+
+/// Shape checks of delegate grants; that targets exist in the tenant (and are not the agent
+/// itself) is checked by the store.
+pub(crate) fn validate_delegates(
+    grants: Vec<DelegateGrant>,
+) -> Result<Vec<DelegateGrant>, ValidationError> {
+    let mut seen = std::collections::HashSet::new();
+    for grant in &grants {
+        if !seen.insert(grant.agent) {
+            return Err(ValidationError::new(
+                "delegates",
+                format!("agent `{}` is granted twice", grant.agent),
+            ));
+        }
+        if grant.max_calls_per_run == Some(0) {
+            return Err(ValidationError::new(
+                "delegates",
                 "max_calls_per_run must be at least 1",
             ));
         }
@@ -612,6 +669,30 @@ mod tests {
                 "tools",
             ),
         ];
+        let twice = DelegateGrant {
+            agent: AgentId::new(),
+            approval: Approval::Never,
+            max_calls_per_run: None,
+        };
+        let cases = cases.into_iter().chain([
+            (
+                NewAgent {
+                    delegates: vec![twice.clone(), twice.clone()],
+                    ..base.clone()
+                },
+                "delegates",
+            ),
+            (
+                NewAgent {
+                    delegates: vec![DelegateGrant {
+                        max_calls_per_run: Some(0),
+                        ..twice
+                    }],
+                    ..base.clone()
+                },
+                "delegates",
+            ),
+        ]);
         for (input, field) in cases {
             assert_eq!(input.validate("local:default").unwrap_err().field, field);
         }

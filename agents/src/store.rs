@@ -1,5 +1,5 @@
-//! The agent store: agents and their tool grants in Postgres, always inside the tenant's
-//! row-level-security context. Every change bumps `version`.
+//! The agent store: agents, their tool grants and their delegate grants in Postgres, always
+//! inside the tenant's row-level-security context. Every change bumps `version`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::error::{AgentError, ValidationError};
 use crate::spec::{
     AgentFields, AgentHealth, AgentId, AgentPatch, AgentSpec, Approval, Budget, ConnectorCatalog,
-    NewAgent, NonEmptyText, Slug, Temperature, ToolGrant, validate_grants,
+    DelegateGrant, DelegateTarget, NewAgent, NonEmptyText, Slug, Temperature, ToolGrant,
+    validate_delegates, validate_grants,
 };
 
 /// Reads and writes agents for the API and the runtime.
@@ -54,23 +55,58 @@ struct GrantRow {
     max_calls_per_run: Option<i32>,
 }
 
+#[derive(sqlx::FromRow)]
+struct DelegateRow {
+    agent_id: Uuid,
+    target_agent_id: Uuid,
+    approval: String,
+    max_calls_per_run: Option<i32>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DelegateTargetRow {
+    target_agent_id: Uuid,
+    approval: String,
+    max_calls_per_run: Option<i32>,
+    slug: String,
+    name: String,
+    role: String,
+    goal: String,
+}
+
 const AGENT_COLUMNS: &str = "id, tenant_id, name, slug, role, goal, backstory, temperature, \
      model, max_tokens, knowledge_collections, budget, status, version, created_at, updated_at";
+
+fn approval_from_row(approval: &str) -> Approval {
+    if approval == "always" {
+        Approval::Always
+    } else {
+        Approval::Never
+    }
+}
 
 fn grant_from_row(row: GrantRow) -> ToolGrant {
     ToolGrant {
         connector: row.connector,
         actions: row.actions,
-        approval: if row.approval == "always" {
-            Approval::Always
-        } else {
-            Approval::Never
-        },
+        approval: approval_from_row(&row.approval),
         max_calls_per_run: row.max_calls_per_run.and_then(|n| u32::try_from(n).ok()),
     }
 }
 
-fn spec_from_row(row: AgentRow, tools: Vec<ToolGrant>) -> Result<AgentSpec, AgentError> {
+fn delegate_from_row(row: DelegateRow) -> DelegateGrant {
+    DelegateGrant {
+        agent: AgentId(row.target_agent_id),
+        approval: approval_from_row(&row.approval),
+        max_calls_per_run: row.max_calls_per_run.and_then(|n| u32::try_from(n).ok()),
+    }
+}
+
+fn spec_from_row(
+    row: AgentRow,
+    tools: Vec<ToolGrant>,
+    delegates: Vec<DelegateGrant>,
+) -> Result<AgentSpec, AgentError> {
     // Rows passed the same checks (and the table's CHECKs) on the way in.
     Ok(AgentSpec {
         id: AgentId(row.id),
@@ -85,6 +121,7 @@ fn spec_from_row(row: AgentRow, tools: Vec<ToolGrant>) -> Result<AgentSpec, Agen
         max_tokens: u32::try_from(row.max_tokens).unwrap_or(1),
         knowledge_collections: row.knowledge_collections,
         tools,
+        delegates,
         budget: row.budget.0,
         status: AgentHealth::parse(&row.status),
         version: row.version,
@@ -206,6 +243,7 @@ impl AgentStore {
             });
         }
         insert_grants(&mut tx, tenant, id, &fields.tools).await?;
+        insert_delegates(&mut tx, tenant, AgentId(id), &fields.delegates).await?;
         let spec = fetch(&mut tx, AgentId(id)).await?;
         tx.commit().await?;
         Ok(spec)
@@ -249,6 +287,13 @@ impl AgentStore {
         .bind(tenant.0)
         .fetch_all(&mut *tx)
         .await?;
+        let delegates: Vec<DelegateRow> = sqlx::query_as(
+            "SELECT agent_id, target_agent_id, approval, max_calls_per_run FROM delegate_grants \
+             WHERE tenant_id = $1 ORDER BY id",
+        )
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut by_agent: HashMap<Uuid, Vec<ToolGrant>> = HashMap::new();
         for g in grants {
@@ -257,10 +302,18 @@ impl AgentStore {
                 .or_default()
                 .push(grant_from_row(g));
         }
+        let mut delegates_by_agent: HashMap<Uuid, Vec<DelegateGrant>> = HashMap::new();
+        for d in delegates {
+            delegates_by_agent
+                .entry(d.agent_id)
+                .or_default()
+                .push(delegate_from_row(d));
+        }
         rows.into_iter()
             .map(|row| {
                 let tools = by_agent.remove(&row.id).unwrap_or_default();
-                spec_from_row(row, tools)
+                let delegates = delegates_by_agent.remove(&row.id).unwrap_or_default();
+                spec_from_row(row, tools, delegates)
             })
             .collect()
     }
@@ -283,6 +336,7 @@ impl AgentStore {
             return Err(AgentError::VersionConflict { expected });
         }
         let tools_changed = patch.tools.is_some();
+        let delegates_changed = patch.delegates.is_some();
         let fields = patch.apply(&current)?;
         self.check_known(&fields)?;
         let updated = sqlx::query(
@@ -317,6 +371,13 @@ impl AgentStore {
                 .await?;
             insert_grants(&mut tx, tenant, id.0, &fields.tools).await?;
         }
+        if delegates_changed {
+            sqlx::query("DELETE FROM delegate_grants WHERE agent_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            insert_delegates(&mut tx, tenant, id, &fields.delegates).await?;
+        }
         let spec = fetch(&mut tx, id).await?;
         tx.commit().await?;
         Ok(spec)
@@ -335,6 +396,58 @@ impl AgentStore {
             ..AgentPatch::default()
         };
         self.update(tenant, id, patch, None).await
+    }
+
+    /// Replaces the agent's delegate grants (`PUT /v1/agents/{id}/delegates`); bumps `version`.
+    pub async fn replace_delegates(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        delegates: Vec<DelegateGrant>,
+    ) -> Result<AgentSpec, AgentError> {
+        let patch = AgentPatch {
+            delegates: Some(validate_delegates(delegates)?),
+            ..AgentPatch::default()
+        };
+        self.update(tenant, id, patch, None).await
+    }
+
+    /// The agent's delegate grants with their targets, read fresh (a revoked grant or a
+    /// deleted target is gone at once).
+    pub async fn delegate_targets(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+    ) -> Result<Vec<DelegateTarget>, AgentError> {
+        let mut tx = self.pool.begin().await?;
+        brain_migrations::set_tenant(&mut tx, tenant).await?;
+        let rows: Vec<DelegateTargetRow> = sqlx::query_as(
+            "SELECT g.target_agent_id, g.approval, g.max_calls_per_run, a.slug, a.name, a.role, \
+             a.goal FROM delegate_grants g JOIN agents a ON a.id = g.target_agent_id \
+             WHERE g.tenant_id = $1 AND g.agent_id = $2 ORDER BY g.id",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DelegateTarget {
+                    grant: DelegateGrant {
+                        agent: AgentId(row.target_agent_id),
+                        approval: approval_from_row(&row.approval),
+                        max_calls_per_run: row
+                            .max_calls_per_run
+                            .and_then(|n| u32::try_from(n).ok()),
+                    },
+                    slug: Slug::new(row.slug)?,
+                    name: row.name,
+                    role: NonEmptyText::new("role", row.role)?,
+                    goal: NonEmptyText::new("goal", row.goal)?,
+                })
+            })
+            .collect()
     }
 
     pub async fn delete(&self, tenant: TenantId, id: AgentId) -> Result<(), AgentError> {
@@ -407,7 +520,18 @@ async fn fetch(conn: &mut PgConnection, id: AgentId) -> Result<AgentSpec, AgentE
     .await?;
     let row = row.ok_or(AgentError::NotFound)?;
     let grants = fetch_grants(conn, id).await?;
-    spec_from_row(row, grants)
+    let delegates: Vec<DelegateRow> = sqlx::query_as(
+        "SELECT agent_id, target_agent_id, approval, max_calls_per_run FROM delegate_grants \
+         WHERE agent_id = $1 ORDER BY id",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    spec_from_row(
+        row,
+        grants,
+        delegates.into_iter().map(delegate_from_row).collect(),
+    )
 }
 
 async fn fetch_grants(conn: &mut PgConnection, id: AgentId) -> Result<Vec<ToolGrant>, AgentError> {
@@ -447,4 +571,62 @@ async fn insert_grants(
         .await?;
     }
     Ok(())
+}
+
+/// Inserts `agent`'s delegate grants after checking that every target is another agent of the
+/// same tenant. Another tenant's agent is invisible under row-level security, so it reads as
+/// "no such agent" like an id that never existed.
+async fn insert_delegates(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    agent: AgentId,
+    delegates: &[DelegateGrant],
+) -> Result<(), AgentError> {
+    if delegates.is_empty() {
+        return Ok(());
+    }
+    if delegates.iter().any(|d| d.agent == agent) {
+        return Err(ValidationError::new("delegates", "an agent cannot delegate to itself").into());
+    }
+    let ids: Vec<Uuid> = delegates.iter().map(|d| d.agent.0).collect();
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND id = ANY($2)")
+            .bind(tenant.0)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(no_such_delegate(*missing));
+    }
+    for delegate in delegates {
+        let inserted = sqlx::query(
+            "INSERT INTO delegate_grants (id, tenant_id, agent_id, target_agent_id, approval, \
+             max_calls_per_run) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant.0)
+        .bind(agent.0)
+        .bind(delegate.agent.0)
+        .bind(delegate.approval.as_str())
+        .bind(
+            delegate
+                .max_calls_per_run
+                .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        )
+        .execute(&mut *conn)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // The target was deleted since the check above.
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                return Err(no_such_delegate(delegate.agent.0));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn no_such_delegate(id: Uuid) -> AgentError {
+    ValidationError::new("delegates", format!("no such agent `{id}` in this tenant")).into()
 }

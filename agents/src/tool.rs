@@ -6,6 +6,7 @@ use brain_auth::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::providers::{ToolCall, ToolDefinition};
+use crate::turn::ToolCallRecord;
 
 /// Separates connector and action in a tool's function name (`wordpress__create_post`):
 /// function names allow only `[a-zA-Z0-9_-]`, and connector names never contain `__`.
@@ -21,11 +22,51 @@ pub fn split_tool_name(name: &str) -> (&str, &str) {
     name.split_once(TOOL_NAME_SEPARATOR).unwrap_or(("", name))
 }
 
+/// Starts the function name of a delegation tool (`ask_content-creator`). Slugs contain no
+/// `_`, so such a name never contains [`TOOL_NAME_SEPARATOR`] and cannot be a connector tool.
+pub const DELEGATE_TOOL_PREFIX: &str = "ask_";
+
+/// What tool-call records name as the connector of a delegation (the action is the slug).
+pub const DELEGATE_CONNECTOR: &str = "delegate";
+
+/// The model-facing function name of the delegation tool for the agent `slug`.
+pub fn delegate_tool_name(slug: &str) -> String {
+    format!("{DELEGATE_TOOL_PREFIX}{slug}")
+}
+
+/// The target slug of a delegation tool's function name.
+pub fn delegate_target(name: &str) -> Option<&str> {
+    name.strip_prefix(DELEGATE_TOOL_PREFIX)
+        .filter(|slug| !slug.is_empty() && !name.contains(TOOL_NAME_SEPARATOR))
+}
+
+/// `(connector, action)` as tool-call records show a call: `("delegate", slug)` for a
+/// delegation, else [`split_tool_name`].
+pub fn call_label(name: &str) -> (&str, &str) {
+    match delegate_target(name) {
+        Some(slug) => (DELEGATE_CONNECTOR, slug),
+        None => split_tool_name(name),
+    }
+}
+
 /// What a tool returned: a short summary for people and the content fed back to the model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolOutput {
     pub summary: String,
     pub content: serde_json::Value,
+    /// Calls made on this call's behalf (a delegated agent's own tool calls).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested: Vec<ToolCallRecord>,
+}
+
+impl ToolOutput {
+    pub fn new(summary: impl Into<String>, content: serde_json::Value) -> Self {
+        Self {
+            summary: summary.into(),
+            content,
+            nested: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +83,18 @@ pub enum ToolError {
     InvalidArguments(String),
     #[error("tool failed: {0}")]
     Failed(String),
+    /// The target is already on the delegation chain (`a → b → a`).
+    #[error("delegation refused: it would form a cycle ({0})")]
+    DelegationCycle(String),
+    /// The chain already has the maximum number of hops.
+    #[error("delegation refused: the chain {chain} already has the maximum of {max} hops")]
+    DelegationDepth { chain: String, max: usize },
+    /// The root turn spent its budget of delegated calls.
+    #[error("delegation refused: this turn already made its maximum of {0} delegated calls")]
+    DelegationLimit(u32),
+    /// The delegated agent's turn failed.
+    #[error("the delegated agent `{agent}` failed: {message}")]
+    DelegationFailed { agent: String, message: String },
 }
 
 impl ToolError {
@@ -53,6 +106,10 @@ impl ToolError {
             ToolError::ApprovalRequired(_) => "approval_required",
             ToolError::InvalidArguments(_) => "invalid_arguments",
             ToolError::Failed(_) => "tool_failed",
+            ToolError::DelegationCycle(_) => "delegation_cycle",
+            ToolError::DelegationDepth { .. } => "delegation_depth",
+            ToolError::DelegationLimit(_) => "delegation_limit",
+            ToolError::DelegationFailed { .. } => "delegation_failed",
         }
     }
 }
@@ -88,5 +145,26 @@ impl ToolInvoker for NoTools {
         _idempotency_key: &str,
     ) -> Result<ToolOutput, ToolError> {
         Err(ToolError::NotGranted(call.name.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delegation_tools_are_told_apart_from_connector_tools() {
+        assert_eq!(delegate_tool_name("content-creator"), "ask_content-creator");
+        assert_eq!(
+            call_label("ask_content-creator"),
+            ("delegate", "content-creator")
+        );
+        assert_eq!(
+            call_label("wordpress__create_post"),
+            ("wordpress", "create_post")
+        );
+        assert_eq!(delegate_target("ask_"), None);
+        assert_eq!(delegate_target("ask_x__y"), None);
+        assert_eq!(call_label("unknown"), ("", "unknown"));
     }
 }

@@ -20,7 +20,7 @@ use crate::providers::{
     ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, Usage,
 };
 use crate::spec::AgentSpec;
-use crate::tool::{ToolError, ToolInvoker, split_tool_name};
+use crate::tool::{ToolError, ToolInvoker, call_label};
 
 /// Limits of one turn.
 #[derive(Clone, Copy, Debug)]
@@ -62,7 +62,9 @@ pub enum ToolCallStatus {
     Rejected,
 }
 
-/// One tool call of a turn: `{connector, action, args, status, result_summary}`.
+/// One tool call of a turn: `{connector, action, args, status, result_summary, nested?}`.
+/// A delegation is `{connector: "delegate", action: <target slug>}`, and `nested` holds the
+/// delegated agent's own calls (and its delegations, recursively).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRecord {
     pub id: String,
@@ -71,6 +73,8 @@ pub struct ToolCallRecord {
     pub args: serde_json::Value,
     pub status: ToolCallStatus,
     pub result_summary: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested: Vec<ToolCallRecord>,
 }
 
 /// The finished turn.
@@ -172,6 +176,9 @@ pub async fn run_turn(
         && store.tokens_used_today(tenant, agent.id).await? >= max
     {
         return Err(AgentError::BudgetExhausted);
+    }
+    if store.tenant_budget_spent(tenant).await? {
+        return Err(AgentError::TenantBudgetExhausted);
     }
     let (conversation, history, new_title) = match input.conversation_id {
         Some(id) => {
@@ -347,7 +354,7 @@ async fn execute(
     turn_id: Uuid,
     events: Option<&UnboundedSender<TurnEvent>>,
 ) -> ToolCallRecord {
-    let (connector, action) = split_tool_name(&call.name);
+    let (connector, action) = call_label(&call.name);
     send(
         events,
         TurnEvent::ToolCall {
@@ -357,6 +364,7 @@ async fn execute(
             args: call.arguments.clone(),
         },
     );
+    let mut nested = Vec::new();
     let (status, summary) = if !offered.contains(call.name.as_str()) {
         // Enforcement lives here, not in the prompt: a tool the agent holds no handle for
         // is never executed, whatever the model asks.
@@ -368,10 +376,13 @@ async fn execute(
     } else {
         let key = format!("{turn_id}:{}", call.id);
         match tools.invoke(tenant, call, &key).await {
-            Ok(output) => (
-                ToolCallStatus::Ok,
-                json!({"summary": output.summary, "result": output.content}).to_string(),
-            ),
+            Ok(output) => {
+                nested = output.nested;
+                (
+                    ToolCallStatus::Ok,
+                    json!({"summary": output.summary, "result": output.content}).to_string(),
+                )
+            }
             Err(e) => (ToolCallStatus::Error, error_summary(&e)),
         }
     };
@@ -390,6 +401,7 @@ async fn execute(
         args: call.arguments.clone(),
         status,
         result_summary: summary,
+        nested,
     }
 }
 

@@ -29,6 +29,7 @@ const NOT_AUDITED: &[&str] = &[
 /// `<resource>.<create|update|replace|delete>`.
 const ACTIONS: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/agents/{id}/tools", "tool.grant"),
+    ("PUT", "/v1/agents/{id}/delegates", "delegate.grant"),
     ("PUT", "/v1/connectors/{id}/connection", "connector.connect"),
     (
         "DELETE",
@@ -41,6 +42,7 @@ const ACTIONS: &[(&str, &str, &str)] = &[
     ("POST", "/v1/tasks/{id}/cancel", "task.cancel"),
     ("POST", "/v1/agents/{id}/tasks", "task.create"),
     ("POST", "/v1/integrations/rules/{id}/run", "rule.run"),
+    ("POST", "/v1/crews/{id}/runs", "crew.run"),
     (
         "POST",
         "/v1/knowledge/collections/{id}/documents",
@@ -197,6 +199,10 @@ mod tests {
         assert_eq!(
             action_for(&Method::PUT, "/v1/agents/{id}/tools"),
             "tool.grant"
+        );
+        assert_eq!(
+            action_for(&Method::PUT, "/v1/agents/{id}/delegates"),
+            "delegate.grant"
         );
         assert_eq!(
             action_for(&Method::POST, "/v1/tasks/{id}/approvals/{call_id}"),

@@ -16,6 +16,8 @@ pub enum SeedError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Rule(#[from] brain_runtime::rules::RuleError),
+    #[error(transparent)]
+    Crew(#[from] brain_runtime::crews::CrewError),
 }
 
 pub struct NewTenant<'a> {
@@ -148,12 +150,10 @@ pub async fn demo(conn: &mut PgConnection) -> Result<Option<CreatedTenant>, Seed
         Err(SeedError::TenantExists(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut analyst = None;
+    let mut ids = std::collections::HashMap::new();
     for (name, slug, role, goal, backstory, temperature) in DEMO_AGENTS {
         let id = Uuid::now_v7();
-        if slug == "data-analyst" {
-            analyst = Some(id);
-        }
+        ids.insert(slug, id);
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, name, slug, role, goal, backstory, temperature) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -169,12 +169,51 @@ pub async fn demo(conn: &mut PgConnection) -> Result<Option<CreatedTenant>, Seed
         .execute(&mut *tx)
         .await?;
     }
-    if let Some(analyst) = analyst {
-        brain_runtime::rules::RuleStore::create_in(&mut tx, created.id, weekend_report(analyst))
+    if let (Some(strategist), Some(creator), Some(analyst)) = (
+        ids.get("marketing-strategist"),
+        ids.get("content-creator"),
+        ids.get("data-analyst"),
+    ) {
+        brain_runtime::rules::RuleStore::create_in(&mut tx, created.id, weekend_report(*analyst))
             .await?;
+        brain_runtime::crews::CrewStore::create_in(
+            &mut tx,
+            created.id,
+            campaign_crew(*strategist, *creator, *analyst),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Some(created))
+}
+
+/// The demo's crew: the Marketing Strategist manages the Content Creator and the Data Analyst.
+pub fn campaign_crew(
+    strategist: Uuid,
+    creator: Uuid,
+    analyst: Uuid,
+) -> brain_runtime::crews::CrewInput {
+    use brain_runtime::crews::{CrewInput, CrewTask, Process};
+    CrewInput {
+        name: "Campaign crew".to_owned(),
+        members: vec![creator, analyst],
+        process: Process::Hierarchical,
+        manager_agent_id: Some(strategist),
+        tasks: vec![
+            CrewTask {
+                description: "Review the latest campaign numbers and say what worked and what \
+                              did not"
+                    .to_owned(),
+                expected_output: "Three findings, each with the number behind it".to_owned(),
+                agent_id: Some(analyst),
+            },
+            CrewTask {
+                description: "Draft the next campaign's launch post from the findings".to_owned(),
+                expected_output: "A post of at most 150 words, on brand".to_owned(),
+                agent_id: Some(creator),
+            },
+        ],
+    }
 }
 
 /// The demo's example rule, disabled until someone connects Google Ads and WordPress and

@@ -112,8 +112,8 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(db_options);
-    let redis = redis::Client::open(config.require_redis_url()?).context("REDIS_URL")?;
-    let redis = redis::aio::ConnectionManager::new(redis)
+    let redis_client = redis::Client::open(config.require_redis_url()?).context("REDIS_URL")?;
+    let redis = redis::aio::ConnectionManager::new(redis_client.clone())
         .await
         .context("connecting to Redis (REDIS_URL)")?;
     let secrets: Arc<dyn SecretStore> = Arc::new(VaultSecretStore::new(
@@ -223,6 +223,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         brain_runtime::tasks::StepTimeouts::default(),
     )?);
     let task_metrics = brain_runtime::tasks::TaskMetrics::new(&registry)?;
+    let redis_for_events = redis.clone();
     let state = AppState {
         runtime,
         registry,
@@ -234,6 +235,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         knowledge,
         tasks,
         webhooks,
+        events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
     };
     Ok(App {
         state,
@@ -415,6 +417,8 @@ pub fn task_activities(
             secrets: state.secrets.clone(),
             limits: deps.config.turn_limits,
             metrics: Some(metrics.clone()),
+            events: Some(state.events.clone()),
+            runtime: Some((*state.runtime).clone()),
         },
     )?)
 }

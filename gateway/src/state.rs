@@ -29,6 +29,8 @@ pub struct AppState {
     pub tasks: Arc<brain_runtime::tasks::TaskService>,
     /// Inbound webhooks: endpoints, verified deliveries.
     pub webhooks: Arc<brain_tools::webhooks::WebhookService>,
+    /// Run events of tasks (Redis streams), for live watchers on any gateway instance.
+    pub events: brain_runtime::tasks::RunEvents,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

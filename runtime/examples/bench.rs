@@ -6,6 +6,8 @@
 //! * memory per idle agent actor at 10k and 100k agents vs a bare ractor actor (each
 //!   measured in a fresh child process, RSS from /proc);
 //! * agent spawn rate, and cold (spawn + spec load) vs warm turns;
+//! * delegation: one agent asking another (grant check, actor hops, the target's own turn,
+//!   audit event) vs a single-agent turn;
 //! * local-model tokens/s, re-quantised (Q8_0) vs the GGUF as shipped (Q5_0).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark may fail loudly
 
@@ -13,18 +15,24 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
+use brain_agents::ProviderError;
 use brain_agents::conversation::MemoryTurnStore;
 use brain_agents::providers::local::{LocalConfig, LocalProvider};
 use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
-use brain_agents::providers::{ChatMessage, ChatRequest, LlmProvider};
-use brain_agents::spec::{AgentSpec, NewAgent};
+use brain_agents::providers::{
+    ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ModelStream,
+    ToolCall,
+};
+use brain_agents::spec::{AgentSpec, Approval, DelegateGrant, NewAgent};
 use brain_agents::tool::NoTools;
 use brain_agents::turn::{TurnContext, TurnInput, TurnLimits};
 use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnStore, run_turn};
 use brain_auth::TenantId;
 use brain_migrations::testing::TestDb;
 use brain_runtime::agent::{AgentActor, AgentArgs};
-use brain_runtime::{NoToolSource, RuntimeConfig, RuntimeDeps, RuntimeHandle, RuntimeMetrics};
+use brain_runtime::{
+    DelegationRequest, NoToolSource, RuntimeConfig, RuntimeDeps, RuntimeHandle, RuntimeMetrics,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 fn main() {
@@ -41,8 +49,14 @@ fn main() {
         println!("{per_actor}");
         return;
     }
+    if args.first().map(String::as_str) == Some("delegation") {
+        // One section alone (`cargo run --example bench -p brain-runtime -- delegation`).
+        rt.block_on(delegation());
+        return;
+    }
     rt.block_on(async {
         turn_overhead().await;
+        delegation().await;
         memory();
         spawn_rate().await;
         local_model().await;
@@ -258,6 +272,118 @@ async fn turn_overhead() {
     );
 }
 
+/// A zero-latency model that asks `ask_<target>` once per turn, then answers.
+struct Delegator {
+    tool: String,
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for Delegator {
+    async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
+        let answered = request
+            .messages
+            .last()
+            .is_some_and(|m| m.role == ChatRole::Tool);
+        let events = if answered {
+            vec![
+                Ok(ModelEvent::Token("ok".into())),
+                Ok(ModelEvent::Finished(FinishReason::Stop)),
+            ]
+        } else {
+            vec![
+                Ok(ModelEvent::ToolCall(ToolCall {
+                    id: "call_1".into(),
+                    name: self.tool.clone(),
+                    arguments: serde_json::json!({"question": "hello?"}),
+                })),
+                Ok(ModelEvent::Finished(FinishReason::ToolCalls)),
+            ]
+        };
+        Ok(Box::pin(futures::stream::iter(events)))
+    }
+}
+
+async fn delegation() {
+    const N: usize = 2_000;
+    const WARMUP: usize = 200;
+    println!("== delegation round trip (zero-latency scripted models, {N} each) ==");
+    let db = TestDb::new().await.unwrap();
+    let t = tenant(&db).await;
+    let answer: Arc<dyn LlmProvider> =
+        Arc::new(ScriptedProvider::repeating(ScriptStep::reply("ok")));
+    let mut deps = deps(&db, Arc::new(MemoryTurnStore::default()), answer);
+    deps.providers = deps.providers.with(
+        "delegator",
+        Arc::new(Delegator {
+            tool: "ask_target".into(),
+        }),
+    );
+    let handle = RuntimeHandle::start(deps).await.unwrap();
+    let single = handle.create_agent(t, agent_input("Single")).await.unwrap();
+    let target = handle.create_agent(t, agent_input("Target")).await.unwrap();
+    let mut caller_input = agent_input("Caller");
+    caller_input.model = Some("delegator:default".into());
+    caller_input.delegates = vec![DelegateGrant {
+        agent: target.id,
+        approval: Approval::Never,
+        max_calls_per_run: None,
+    }];
+    let caller = handle.create_agent(t, caller_input).await.unwrap();
+    let input = || TurnInput {
+        message: "hello".into(),
+        ..TurnInput::default()
+    };
+
+    // Interleaved, so drift (autovacuum, the audit table growing) hits all three alike.
+    let (mut turns, mut asks, mut delegating) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..(N + WARMUP) {
+        let s = Instant::now();
+        handle.chat(t, single.id, input()).await.unwrap();
+        let turn = s.elapsed();
+        let s = Instant::now();
+        handle
+            .delegate(t, DelegationRequest::new(caller.id, target.id, "hello?"))
+            .await
+            .unwrap();
+        let ask = s.elapsed();
+        let s = Instant::now();
+        let result = handle.chat(t, caller.id, input()).await.unwrap();
+        let whole = s.elapsed();
+        assert_eq!(result.tool_calls.len(), 1);
+        if i >= WARMUP {
+            turns.push(turn);
+            asks.push(ask);
+            delegating.push(whole);
+        }
+    }
+    handle.shutdown().await;
+    let (s50, s99) = summary(turns);
+    let (a50, a99) = summary(asks);
+    let (d50, d99) = summary(delegating);
+    println!(
+        "  single-agent turn (baseline)               p50 {:>8.1} µs   p99 {:>8.1} µs",
+        us(s50),
+        us(s99)
+    );
+    println!(
+        "  one delegation (A asks B, B's whole turn)  p50 {:>8.1} µs   p99 {:>8.1} µs   ratio {:.2}× the single turn at p50",
+        us(a50),
+        us(a99),
+        a50.as_secs_f64() / s50.as_secs_f64()
+    );
+    println!(
+        "  => delegation round trip (ask − turn)      p50 {:>8.1} µs   p99 {:>8.1} µs   (grant read + actor hops + audit append)",
+        us(a50.saturating_sub(s50)),
+        us(a99.saturating_sub(s99))
+    );
+    println!(
+        "  turn that delegates once (2 calls of A + B's turn) p50 {:>8.1} µs   p99 {:>8.1} µs   ratio {:.2}× the single turn at p50",
+        us(d50),
+        us(d99),
+        d50.as_secs_f64() / s50.as_secs_f64()
+    );
+}
+
 /// Resident set size of this process, in bytes.
 fn rss() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -321,6 +447,7 @@ async fn memory_child(kind: &str, n: usize) -> usize {
                     spec,
                     deps: Arc::clone(&deps),
                     tenant_turns: Arc::clone(&turns),
+                    tenant_supervisor: None,
                 },
             )
             .await
@@ -397,6 +524,7 @@ async fn spawn_rate() {
                 spec,
                 deps: Arc::clone(&deps),
                 tenant_turns: Arc::clone(&turns),
+                tenant_supervisor: None,
             },
         )
         .await

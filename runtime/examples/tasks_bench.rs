@@ -135,7 +135,7 @@ where
 
 async fn run_baseline<W>(client: &Client, queue: &str, workflow: W, prefix: &str, i: usize)
 where
-    W: temporalio_client::HasWorkflowDefinition<Input = u32>,
+    W: temporalio_workflow::common::HasWorkflowDefinition<Input = u32>,
     W::Output: Send,
 {
     let options =
@@ -247,6 +247,8 @@ async fn bench() {
         secrets: secrets.clone(),
         limits: TurnLimits::default(),
         metrics: None,
+        events: None,
+        runtime: None,
     })
     .unwrap();
     let worker = TaskWorker::start(settings.clone(), activities)

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use brain_agents::spec::{AgentHealth, AgentId, AgentSpec};
+use brain_agents::tool::DELEGATE_CONNECTOR;
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnResult};
 use brain_agents::{AgentError, run_turn};
 use brain_auth::TenantId;
@@ -19,9 +20,11 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
+use crate::delegation::{DelegationContext, turn_tools};
 use crate::deps::RuntimeDeps;
 use crate::error::RuntimeError;
 use crate::metrics::GaugeGuard;
+use crate::tenant::TenantMessage;
 
 /// Who hears how a turn ends.
 pub enum TurnResponder {
@@ -34,6 +37,13 @@ pub enum TurnResponder {
 pub enum AgentMessage {
     Chat {
         input: TurnInput,
+        respond: TurnResponder,
+    },
+    /// Another agent asks this one (see `delegation.rs`): a turn of this agent's own, which
+    /// carries the chain so far so that its own delegations are checked against it.
+    Delegate {
+        input: TurnInput,
+        context: DelegationContext,
         respond: TurnResponder,
     },
     /// The stored spec changed; the next turn uses it.
@@ -72,6 +82,9 @@ pub struct AgentArgs {
     pub deps: Arc<RuntimeDeps>,
     /// Turns running in this tenant (the tenant supervisor stays up while any are).
     pub tenant_turns: Arc<AtomicUsize>,
+    /// The tenant supervisor, through which delegations reach other agents; `None` for an
+    /// actor started on its own (benchmarks), which then cannot delegate.
+    pub tenant_supervisor: Option<ActorRef<TenantMessage>>,
 }
 
 pub struct AgentState {
@@ -80,6 +93,7 @@ pub struct AgentState {
     spec: Arc<AgentSpec>,
     deps: Arc<RuntimeDeps>,
     tenant_turns: Arc<AtomicUsize>,
+    tenant_supervisor: Option<ActorRef<TenantMessage>>,
     in_progress: usize,
     /// Conversations with a running turn, and the turns waiting behind it: turns of one
     /// conversation run one after another so each sees the previous one's messages (what a
@@ -108,6 +122,7 @@ impl Actor for AgentActor {
             spec: Arc::new(args.spec),
             deps: args.deps,
             tenant_turns: args.tenant_turns,
+            tenant_supervisor: args.tenant_supervisor,
             in_progress: 0,
             conversations: HashMap::new(),
             completed: 0,
@@ -130,7 +145,15 @@ impl Actor for AgentActor {
                     }
                     state.conversations.insert(conversation, VecDeque::new());
                 }
-                start_turn(myself, state, input, respond);
+                start_turn(myself, state, input, respond, None);
+            }
+            AgentMessage::Delegate {
+                input,
+                context,
+                respond,
+            } => {
+                // A delegated question is a new conversation of this agent: nothing to queue.
+                start_turn(myself, state, input, respond, Some(context));
             }
             AgentMessage::UpdateConfig(spec) => {
                 // Updates can race (two PATCHes); never go back to an older version.
@@ -169,7 +192,9 @@ impl Actor for AgentActor {
                         .get_mut(&conversation)
                         .and_then(VecDeque::pop_front);
                     match next {
-                        Some((input, respond)) => start_turn(myself, state, input, respond),
+                        Some((input, respond)) => {
+                            start_turn(myself, state, input, respond, None);
+                        }
                         None => {
                             state.conversations.remove(&conversation);
                         }
@@ -199,6 +224,7 @@ fn start_turn(
     state: &mut AgentState,
     input: TurnInput,
     respond: TurnResponder,
+    delegation: Option<DelegationContext>,
 ) {
     state.in_progress += 1;
     state.tenant_turns.fetch_add(1, Ordering::SeqCst);
@@ -207,6 +233,7 @@ fn start_turn(
     let spec = Arc::clone(&state.spec);
     let deps = Arc::clone(&state.deps);
     let tenant_turns = Arc::clone(&state.tenant_turns);
+    let supervisor = state.tenant_supervisor.clone();
     tokio::spawn(async move {
         let started = Instant::now();
         let events = match &respond {
@@ -219,6 +246,8 @@ fn start_turn(
                 .resolve(&spec.model)
                 .map_err(AgentError::from)?;
             let tools = deps.tools.tools_for(tenant, &spec).await?;
+            let tools =
+                turn_tools(&deps, supervisor.as_ref(), tenant, &spec, delegation, tools).await?;
             let ctx = TurnContext {
                 tenant,
                 agent: &spec,
@@ -255,10 +284,16 @@ fn start_turn(
                         ToolCallStatus::Rejected => "rejected",
                     };
                     // Connector and action come from the registry-checked call record, so the
-                    // label set stays bounded (13 connectors × their actions).
+                    // label set stays bounded (13 connectors × their actions); delegations are
+                    // one label, not one per target agent.
+                    let action = if call.connector == DELEGATE_CONNECTOR {
+                        "ask"
+                    } else {
+                        &call.action
+                    };
                     metrics
                         .tool_calls
-                        .with_label_values(&[&call.connector, &call.action, outcome])
+                        .with_label_values(&[&call.connector, action, outcome])
                         .inc();
                 }
                 (Ok(result), None)

@@ -7,6 +7,7 @@ use brain_agents::conversation::TurnStore;
 use brain_agents::knowledge::Retriever;
 use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 
+use crate::delegation::DelegationLimits;
 use crate::metrics::RuntimeMetrics;
 use crate::tools::ToolSource;
 
@@ -24,6 +25,8 @@ pub struct RuntimeConfig {
     pub restart_backoff: Duration,
     pub restart_backoff_max: Duration,
     pub turn_limits: TurnLimits,
+    /// Depth and call budget of delegation between agents.
+    pub delegation: DelegationLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -36,6 +39,7 @@ impl Default for RuntimeConfig {
             restart_backoff: Duration::from_millis(100),
             restart_backoff_max: Duration::from_secs(10),
             turn_limits: TurnLimits::default(),
+            delegation: DelegationLimits::default(),
         }
     }
 }

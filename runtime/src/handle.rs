@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_agents::conversation::{Conversation, StoredMessage};
-use brain_agents::spec::{AgentHealth, AgentId, AgentPatch, AgentSpec, NewAgent, ToolGrant};
+use brain_agents::spec::{
+    AgentHealth, AgentId, AgentPatch, AgentSpec, DelegateGrant, NewAgent, ToolGrant,
+};
 use brain_agents::turn::{TurnEvent, TurnInput, TurnResult};
 use brain_auth::TenantId;
 use futures::Stream;
@@ -15,6 +17,9 @@ use ractor::{Actor, ActorRef};
 use uuid::Uuid;
 
 use crate::agent::{AgentMessage, AgentStatus, TurnResponder, send_counted};
+use crate::delegation::{
+    DelegationContext, DelegationOutcome, DelegationRequest, DelegationTool, Hop, HopError,
+};
 use crate::deps::RuntimeDeps;
 use crate::error::RuntimeError;
 use crate::supervisor::{RuntimeMessage, RuntimeSupervisor};
@@ -33,7 +38,9 @@ pub struct RuntimeHandle {
     deps: Arc<RuntimeDeps>,
 }
 
-fn answer<T>(result: Result<CallResult<T>, impl std::fmt::Display>) -> Result<T, RuntimeError> {
+pub(crate) fn answer<T>(
+    result: Result<CallResult<T>, impl std::fmt::Display>,
+) -> Result<T, RuntimeError> {
     match result {
         Ok(CallResult::Success(value)) => Ok(value),
         Ok(CallResult::Timeout) => Err(RuntimeError::Unavailable("actor timed out".into())),
@@ -238,6 +245,86 @@ impl RuntimeHandle {
         self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
             .await;
         Ok(spec)
+    }
+
+    /// Replaces the agent's delegate grants (`PUT /v1/agents/{id}/delegates`); the running
+    /// actor's next turn offers the new `ask_<slug>` tools, and a revoked grant fails the very
+    /// next delegated call.
+    pub async fn replace_delegates(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        delegates: Vec<DelegateGrant>,
+    ) -> Result<AgentSpec, RuntimeError> {
+        let spec = self
+            .deps
+            .agents
+            .replace_delegates(tenant, agent, delegates)
+            .await?;
+        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
+            .await;
+        Ok(spec)
+    }
+
+    /// The delegation tools `agent` holds now (`ask_<slug>`, with their grants), for plans
+    /// made outside a turn (durable tasks) to offer.
+    pub async fn delegation_tools(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+    ) -> Result<Vec<DelegationTool>, RuntimeError> {
+        // 404 for an unknown agent rather than an empty list.
+        self.deps.agents.get(tenant, agent).await?;
+        Ok(self
+            .deps
+            .agents
+            .delegate_targets(tenant, agent)
+            .await?
+            .iter()
+            .map(DelegationTool::from_target)
+            .collect())
+    }
+
+    /// `request.from` asks `request.target` outside a chat turn (a durable task's step): the
+    /// same path and checks as an `ask_<slug>` call, with a chain starting at `from` and a
+    /// fresh budget of delegated calls. A refusal is `RuntimeError::Agent(AgentError::Tool(_))`
+    /// with a code such as `tool_not_granted`, `delegation_cycle`, `approval_required`
+    /// (unless `request.approved`), `tool_call_limit` or `delegation_limit`; a failure of the
+    /// target's turn is that turn's error.
+    pub async fn delegate(
+        &self,
+        tenant: TenantId,
+        request: DelegationRequest,
+    ) -> Result<DelegationOutcome, RuntimeError> {
+        if request.question.trim().is_empty() {
+            return Err(
+                brain_agents::AgentError::Validation(brain_agents::ValidationError::new(
+                    "question",
+                    "must not be empty",
+                ))
+                .into(),
+            );
+        }
+        let caller = self.deps.agents.get(tenant, request.from).await?;
+        let supervisor = self.tenant(tenant).await?;
+        let context = DelegationContext::root(&caller, self.deps.config.delegation);
+        crate::delegation::hop(
+            &self.deps,
+            &supervisor,
+            Hop {
+                tenant,
+                context: &context,
+                target: request.target,
+                label: format!("agent {}", request.target),
+                question: request.question,
+                extra: request.context,
+                approved: request.approved,
+                calls_to_target: request.prior_calls.saturating_add(1),
+                run_grant: request.run_grant,
+            },
+        )
+        .await
+        .map_err(HopError::into_runtime_error)
     }
 
     pub async fn delete_agent(&self, tenant: TenantId, agent: AgentId) -> Result<(), RuntimeError> {

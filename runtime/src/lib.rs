@@ -1,10 +1,12 @@
 //! The runtime: the supervision tree in which every agent is an actor
 //! (`RuntimeSupervisor → TenantSupervisor → AgentActor`), the [`RuntimeHandle`] the gateway
-//! calls, tool capabilities for turns, and the runtime's metrics.
+//! calls, tool capabilities and delegation between agents for turns, and the runtime's metrics.
 //!
 //! Invariant: this is the only crate that knows the actor library.
 
 pub mod agent;
+pub mod crews;
+pub mod delegation;
 pub mod deps;
 pub mod error;
 pub mod handle;
@@ -16,6 +18,9 @@ pub mod tenant;
 pub mod tools;
 
 pub use agent::AgentStatus;
+pub use delegation::{
+    ChainLink, DelegationLimits, DelegationOutcome, DelegationRequest, DelegationTool,
+};
 pub use deps::{RuntimeConfig, RuntimeDeps};
 pub use error::RuntimeError;
 pub use handle::{RuntimeHandle, TurnEventStream};

@@ -12,6 +12,8 @@ pub struct RuntimeMetrics {
     pub tokens: IntCounterVec,
     /// `brain_agent_tool_calls_total{connector, action, outcome="ok|error|rejected"}`.
     pub tool_calls: IntCounterVec,
+    /// `brain_agent_delegations_total{outcome="ok|delegation_cycle|…"}`, one per hop.
+    pub delegations: IntCounterVec,
     pub actor_restarts: IntCounter,
     /// Messages sent to agent actors and not yet handled, summed over all agents.
     pub mailbox_depth: IntGauge,
@@ -46,6 +48,13 @@ impl RuntimeMetrics {
                 ),
                 &["connector", "action", "outcome"],
             )?,
+            delegations: IntCounterVec::new(
+                Opts::new(
+                    "brain_agent_delegations_total",
+                    "Delegations between agents by outcome (ok or the refusal/failure code)",
+                ),
+                &["outcome"],
+            )?,
             actor_restarts: IntCounter::new(
                 "brain_agent_actor_restarts_total",
                 "Agent actors restarted by their tenant supervisor",
@@ -64,6 +73,7 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.turn_latency.clone()))?;
         registry.register(Box::new(m.tokens.clone()))?;
         registry.register(Box::new(m.tool_calls.clone()))?;
+        registry.register(Box::new(m.delegations.clone()))?;
         registry.register(Box::new(m.actor_restarts.clone()))?;
         registry.register(Box::new(m.mailbox_depth.clone()))?;
         registry.register(Box::new(m.agents_running.clone()))?;

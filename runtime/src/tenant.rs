@@ -77,6 +77,7 @@ impl TenantState {
                     spec,
                     deps: Arc::clone(&self.deps),
                     tenant_turns: Arc::clone(&self.turns),
+                    tenant_supervisor: Some(myself.clone()),
                 },
             )
             .await

@@ -152,10 +152,7 @@ impl ToolInvoker for CapabilityInvoker {
             .await
             .map_err(map_tool_error)?;
         let summary: String = result.to_string().chars().take(200).collect();
-        Ok(ToolOutput {
-            summary,
-            content: result,
-        })
+        Ok(ToolOutput::new(summary, result))
     }
 }
 

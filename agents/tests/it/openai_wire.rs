@@ -249,10 +249,10 @@ impl ToolInvoker for Recorder {
         call: &ToolCall,
         _key: &str,
     ) -> Result<ToolOutput, ToolError> {
-        Ok(ToolOutput {
-            summary: format!("created post {}", call.arguments["title"]),
-            content: json!({"id": 42}),
-        })
+        Ok(ToolOutput::new(
+            format!("created post {}", call.arguments["title"]),
+            json!({"id": 42}),
+        ))
     }
 }
 

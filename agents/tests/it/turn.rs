@@ -42,10 +42,7 @@ impl ToolInvoker for FakeTools {
             .lock()
             .unwrap()
             .push((call.name.clone(), key.to_owned()));
-        Ok(ToolOutput {
-            summary: "post 7 created".into(),
-            content: json!({"id": 7}),
-        })
+        Ok(ToolOutput::new("post 7 created", json!({"id": 7})))
     }
 }
 

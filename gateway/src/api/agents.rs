@@ -1,4 +1,4 @@
-//! Agents: CRUD, tool grants, chat (JSON and SSE), conversations, and the OpenAI-compatible
+//! Agents: CRUD, tool and delegate grants, chat (JSON and SSE), conversations, and the OpenAI-compatible
 //! `/v1/chat/completions` + `/v1/models` that let any OpenAI SDK talk to an agent.
 
 use std::convert::Infallible;
@@ -9,6 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use brain_agents::spec::DelegateGrant;
 use brain_agents::{AgentError, AgentId, AgentPatch, NewAgent, ToolGrant, TurnEvent, TurnInput};
 use brain_auth::{Actor, Authorized, require};
 use brain_runtime::RuntimeError;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/agents", get(list).post(create))
         .route("/v1/agents/{id}", get(show).patch(update).delete(remove))
         .route("/v1/agents/{id}/tools", put(replace_tools))
+        .route("/v1/agents/{id}/delegates", put(replace_delegates))
         .route("/v1/agents/{id}/chat", post(chat))
         .route("/v1/agents/{id}/conversations", get(conversations))
         .route("/v1/conversations/{id}/messages", get(messages))
@@ -53,6 +55,9 @@ fn runtime_error(e: RuntimeError) -> ApiError {
             "budget_exhausted",
             "the agent's daily token budget is exhausted",
         ),
+        RuntimeError::Agent(e @ AgentError::TenantBudgetExhausted) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string())
+        }
         RuntimeError::Agent(e @ AgentError::Degraded) => {
             ApiError::conflict("agent_degraded", e.to_string())
         }
@@ -168,6 +173,24 @@ async fn replace_tools(
     let spec = state
         .runtime
         .replace_tools(auth.principal().tenant, agent_id(&id)?, tools)
+        .await
+        .map_err(runtime_error)?;
+    Ok(Json(
+        serde_json::to_value(spec).map_err(ApiError::internal)?,
+    ))
+}
+
+/// `PUT /v1/agents/{id}/delegates`: `[{agent, approval, max_calls_per_run?}]` replaces the
+/// agents this one may ask; a target that is not another agent of the tenant is a 422.
+async fn replace_delegates(
+    State(state): State<AppState>,
+    auth: Authorized<require::AgentsWrite>,
+    Path(id): Path<String>,
+    ApiJson(delegates): ApiJson<Vec<DelegateGrant>>,
+) -> Result<Json<Value>, ApiError> {
+    let spec = state
+        .runtime
+        .replace_delegates(auth.principal().tenant, agent_id(&id)?, delegates)
         .await
         .map_err(runtime_error)?;
     Ok(Json(

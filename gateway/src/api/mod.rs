@@ -19,9 +19,11 @@
 mod agents;
 mod audit;
 mod connectors;
+mod crews;
 mod integrations;
 mod knowledge;
 mod tasks;
+mod tenant;
 mod usage;
 
 use axum::Router;
@@ -38,4 +40,6 @@ pub fn router() -> Router<AppState> {
         .merge(knowledge::routes())
         .merge(tasks::routes())
         .merge(integrations::routes())
+        .merge(tenant::routes())
+        .merge(crews::routes())
 }

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -10,7 +11,8 @@ use brain_agents::AgentError;
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
 use brain_runtime::rules::RuleError;
-use brain_runtime::tasks::{Approver, NewTask, TaskError, TaskStatus};
+use brain_runtime::tasks::{Approver, NewTask, RunEvent, TaskError, TaskStatus};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -25,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tasks/{id}", get(show))
         .route("/v1/tasks/{id}/approvals/{call_id}", post(decide))
         .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/tasks/{id}/events", get(events))
 }
 
 /// Maps a task or rule error to the API's shape; causes of 5xx are logged, not returned.
@@ -212,5 +215,93 @@ async fn cancel(
         StatusCode::ACCEPTED,
         Json(json!({"task_id": task, "status": "cancelling"})),
     )
+        .into_response())
+}
+
+/// How long one read of the event stream waits before checking the task in Postgres.
+const EVENTS_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event("error"))
+}
+
+/// `GET /v1/tasks/{id}/events`: the task as it is (`snapshot`), then its run events as they
+/// happen — `step`, `status`, and `done` last — wherever the run executes (the events travel
+/// through Redis). A crew run's stream carries its members' steps too (each event names its
+/// `task_id`), and a member task's end as `child_done`.
+async fn events(
+    State(state): State<AppState>,
+    auth: Authorized<require::AgentsRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = auth.principal().tenant;
+    let task_id = uuid(&id, "task")?;
+    let snapshot = state.tasks.get(tenant, task_id).await.map_err(task_error)?;
+    let reader = state
+        .events
+        .subscribe(task_id)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let finished = TaskStatus::parse(&snapshot.status).filter(|s| s.is_final());
+    let first = vec![sse_event("snapshot", &snapshot)];
+    let tasks = state.tasks.clone();
+    // (reader, events to send first, whether the stream has ended)
+    let stream = futures::stream::unfold(
+        (reader, first, finished, false),
+        move |(mut reader, pending, finished, ended)| {
+            let tasks = tasks.clone();
+            async move {
+                if ended {
+                    return None;
+                }
+                if !pending.is_empty() {
+                    return Some((pending, (reader, Vec::new(), finished, false)));
+                }
+                if let Some(status) = finished {
+                    let done = RunEvent::Done { task_id, status };
+                    return Some((vec![sse_event("done", &done)], (reader, Vec::new(), None, true)));
+                }
+                match reader.next(EVENTS_POLL).await {
+                    Ok(events) if !events.is_empty() => {
+                        let last = events.iter().any(
+                            |e| matches!(e, RunEvent::Done { task_id: t, .. } if *t == task_id),
+                        );
+                        // `done` is the watched task's end; a member task's end is `child_done`.
+                        let out = events
+                            .iter()
+                            .map(|e| match e {
+                                RunEvent::Done { task_id: t, .. } if *t != task_id => {
+                                    sse_event("child_done", e)
+                                }
+                                _ => sse_event(e.name(), e),
+                            })
+                            .collect();
+                        Some((out, (reader, Vec::new(), None, last)))
+                    }
+                    // Nothing new: the run may have ended while the stream expired or lagged.
+                    Ok(_) => {
+                        let status = tasks
+                            .get(tenant, task_id)
+                            .await
+                            .ok()
+                            .and_then(|t| TaskStatus::parse(&t.status))
+                            .filter(|s| s.is_final());
+                        Some((Vec::new(), (reader, Vec::new(), status, false)))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "task event stream failed");
+                        let error = json!({"code": "events_unavailable", "message": "the event stream failed; reload the task"});
+                        Some((vec![sse_event("error", &error)], (reader, Vec::new(), None, true)))
+                    }
+                }
+            }
+        },
+    )
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>)));
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
         .into_response())
 }

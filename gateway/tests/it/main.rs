@@ -5,6 +5,8 @@ mod agents;
 mod audit;
 mod auth;
 mod connectors;
+mod crews;
+mod delegation;
 mod hardening;
 mod harness;
 mod http;

@@ -44,6 +44,31 @@ async fn the_demo_seed_runs_once_under_rls() {
             .unwrap();
     assert_eq!(steps[1]["agent_task"]["agent_id"], analyst.to_string());
     assert_eq!(steps[2]["connector_action"]["action"], "create_post");
+    // The crew: the strategist manages the creator and the analyst.
+    let (process, manager, members): (String, uuid::Uuid, Vec<uuid::Uuid>) = sqlx::query_as(
+        "SELECT process, manager_agent_id, members FROM crews WHERE name = 'Campaign crew'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let id = |slug: &'static str| {
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM agents WHERE slug = $1").bind(slug)
+    };
+    assert_eq!(process, "hierarchical");
+    assert_eq!(
+        manager,
+        id("marketing-strategist")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        members,
+        vec![
+            id("content-creator").fetch_one(&mut *tx).await.unwrap(),
+            analyst
+        ]
+    );
     let (email, role, hash): (String, String, String) = sqlx::query_as(
         "SELECT u.email, m.role, u.password_hash FROM users u \
          JOIN memberships m ON m.user_id = u.id",

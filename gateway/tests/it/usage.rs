@@ -84,3 +84,116 @@ async fn usage_is_reported_per_agent_and_day_for_the_callers_tenant_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_tenant_budget_stops_chats_once_todays_tokens_reach_it() {
+    // A model that answers every turn with 46 tokens of usage.
+    let server = wiremock::MockServer::start().await;
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "Noted."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 6, "total_tokens": 46}});
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(
+            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    let base = format!("{}/v1", server.uri());
+    let app = TestApp::with_config(|c| {
+        c.openai_base_url = base;
+        c.openai_api_key = Some(brain_gateway::config::Secret::new("sk-test"));
+    })
+    .await;
+    let (_, token) = tenant(&app, "Budget Co").await;
+    let agent = post(
+        &app.gateway,
+        "/v1/agents",
+        Some(&token),
+        json!({"name": "Writer", "role": "Writer", "goal": "Write", "model": "openai:m"}),
+    )
+    .await;
+    let chat = format!("/v1/agents/{}/chat", agent.body["id"].as_str().unwrap());
+
+    // Validation first: nothing changes on bad input.
+    for bad in [
+        json!({"budget": {"max_tokens_per_day": 0}}),
+        json!({"default_model": "nope"}),
+        json!({"name": ""}),
+    ] {
+        let reply = crate::harness::call(
+            &app.gateway,
+            axum::http::Method::PATCH,
+            "/v1/tenant",
+            Some(&token),
+            Some(bad),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            reply.body
+        );
+    }
+    let set = crate::harness::call(
+        &app.gateway,
+        axum::http::Method::PATCH,
+        "/v1/tenant",
+        Some(&token),
+        Some(json!({"budget": {"max_tokens_per_day": 50}})),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["budget"]["max_tokens_per_day"], 50);
+
+    let first = post(&app.gateway, &chat, Some(&token), json!({"message": "hi"})).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let second = post(
+        &app.gateway,
+        &chat,
+        Some(&token),
+        json!({"message": "hi again"}),
+    )
+    .await;
+    assert_eq!(
+        second.status,
+        StatusCode::OK,
+        "46 < 50 tokens so far: {}",
+        second.body
+    );
+    let third = post(
+        &app.gateway,
+        &chat,
+        Some(&token),
+        json!({"message": "and again"}),
+    )
+    .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        third.body
+    );
+    assert_eq!(third.body["error"]["code"], "tenant_budget_exhausted");
+    let shown = get(&app.gateway, "/v1/tenant", Some(&token)).await;
+    assert_eq!(shown.body["budget"]["tokens_used_today"], 92);
+
+    // Lifting the budget lets chats through again.
+    crate::harness::call(
+        &app.gateway,
+        axum::http::Method::PATCH,
+        "/v1/tenant",
+        Some(&token),
+        Some(json!({"budget": {"max_tokens_per_day": null}})),
+    )
+    .await;
+    let fourth = post(
+        &app.gateway,
+        &chat,
+        Some(&token),
+        json!({"message": "once more"}),
+    )
+    .await;
+    assert_eq!(fourth.status, StatusCode::OK, "{}", fourth.body);
+}

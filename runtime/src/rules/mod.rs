@@ -17,8 +17,8 @@ pub use condition::{lookup, matches};
 pub use cron::validate_cron;
 pub use error::RuleError;
 pub use model::{
-    AgentTaskStep, ApprovalStep, Condition, ConditionOp, ConnectorActionStep, Rule, RuleInput,
-    RulePatch, Step, Trigger,
+    AgentTaskStep, ApprovalStep, Condition, ConditionOp, ConnectorActionStep, CrewRunStep, Rule,
+    RuleInput, RulePatch, Step, Trigger,
 };
 pub use store::RuleStore;
 pub use template::{check_template, render_args, render_text};

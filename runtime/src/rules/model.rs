@@ -153,6 +153,16 @@ pub enum Step {
     ConnectorAction(ConnectorActionStep),
     AgentTask(AgentTaskStep),
     Approval(ApprovalStep),
+    /// Runs a crew (as a child task); `input` is a template rendered to text.
+    CrewRun(CrewRunStep),
+}
+
+/// Starts a run of a crew of the same tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrewRunStep {
+    pub crew_id: Uuid,
+    pub input: String,
 }
 
 /// Runs a connector action with templated arguments.
@@ -192,6 +202,7 @@ impl Step {
             Step::ConnectorAction(_) => "connector_action",
             Step::AgentTask(_) => "agent_task",
             Step::Approval(_) => "approval",
+            Step::CrewRun(_) => "crew_run",
         }
     }
 }
@@ -403,11 +414,12 @@ fn validate_steps(steps: &[Step]) -> Result<(), RuleError> {
         let at = format!("steps.{i}.{}", step.kind());
         match step {
             Step::ConnectorAction(step) => validate_connector_action(&at, step)?,
-            Step::AgentTask(step) => {
-                if step.input.trim().is_empty() {
+            Step::AgentTask(AgentTaskStep { input, .. })
+            | Step::CrewRun(CrewRunStep { input, .. }) => {
+                if input.trim().is_empty() {
                     return Err(invalid(format!("{at}.input"), "must not be empty"));
                 }
-                validate_templates(&format!("{at}.input"), &Value::String(step.input.clone()))?;
+                validate_templates(&format!("{at}.input"), &Value::String(input.clone()))?;
             }
             // Any role will do; who may approve is checked when the approval comes in.
             Step::Approval(_) => {}

@@ -79,6 +79,7 @@ impl RuleStore {
     ) -> Result<Rule, RuleError> {
         input.validate()?;
         check_agents(conn, tenant, &input.steps).await?;
+        check_crews(conn, tenant, &input.steps).await?;
         let row: RuleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO rules (id, tenant_id, name, enabled, trigger, steps) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {RULE_COLUMNS}"
@@ -149,6 +150,7 @@ impl RuleStore {
         let input = patch.apply(current.into());
         input.validate()?;
         check_agents(conn, tenant, &input.steps).await?;
+        check_crews(conn, tenant, &input.steps).await?;
         // clock_timestamp, not now(): a rule created and changed in one transaction still
         // shows the change.
         let row: Option<RuleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -260,6 +262,31 @@ async fn check_agents(
                 format!("steps.{i}.agent_task.agent_id"),
                 "no such agent",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Crew steps must name a crew of this tenant.
+async fn check_crews(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    steps: &[Step],
+) -> Result<(), RuleError> {
+    for (i, step) in steps.iter().enumerate() {
+        if let Step::CrewRun(run) = step {
+            let found: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM crews WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(run.crew_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if found.is_none() {
+                return Err(RuleError::validation(
+                    format!("steps.{i}.crew_run.crew_id"),
+                    "no such crew",
+                ));
+            }
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use brain_agents::knowledge::{Citation, Passage, Retriever};
 use brain_agents::prompt::system_prompt;
 use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, ToolDefinition, Usage};
 use brain_agents::spec::{AgentId, ModelRef};
-use brain_agents::tool::split_tool_name;
+use brain_agents::tool::{call_label, delegate_target};
 use brain_agents::{AgentError, AgentStore, ProviderRegistry, TurnLimits};
 use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
@@ -23,13 +23,15 @@ use uuid::Uuid;
 
 use super::callback::CallbackSigner;
 use super::error::TaskError;
+use super::events::{RunEvent, RunEvents};
 use super::metrics::TaskMetrics;
 use super::model::{
-    AgentTaskInput, CallbackInput, LlmStepInput, LlmStepOutput, RuleActionInput, RulePlan,
-    RuleRunInput, StepKind, StepNote, StepRecord, StepStatus, TaskKind, TaskOutcome, TaskPlan,
-    TaskStatus, ToolStepInput, ToolStepOutput,
+    AgentTaskInput, CallbackInput, CrewMember, CrewPlan, CrewPlanTask, CrewRunInput, LlmStepInput,
+    LlmStepOutput, RuleActionInput, RulePlan, RuleRunInput, StepKind, StepNote, StepRecord,
+    StepStatus, TaskKind, TaskOutcome, TaskPlan, TaskStatus, ToolStepInput, ToolStepOutput,
 };
 use super::store::{NewTaskRow, TaskStore};
+use crate::crews::CrewStore;
 use crate::rules::{RuleStore, render_args};
 
 /// What the activities run with. One per worker.
@@ -41,9 +43,12 @@ pub struct TaskActivities {
     connectors: Arc<ConnectorService>,
     retriever: Option<Arc<dyn Retriever>>,
     rules: RuleStore,
+    crews: CrewStore,
     callbacks: CallbackSigner,
     limits: TurnLimits,
     metrics: Option<TaskMetrics>,
+    events: Option<RunEvents>,
+    runtime: Option<crate::RuntimeHandle>,
 }
 
 /// Everything the activities need, assembled by the composition root (or a test).
@@ -58,12 +63,19 @@ pub struct TaskDeps {
     pub secrets: Arc<dyn brain_auth::secrets::SecretStore>,
     pub limits: TurnLimits,
     pub metrics: Option<TaskMetrics>,
+    /// Where run events go for live watchers (SSE on any gateway instance).
+    pub events: Option<RunEvents>,
+    /// The actor tree, for delegations (another agent's turn runs there).
+    pub runtime: Option<crate::RuntimeHandle>,
 }
 
 impl TaskActivities {
     pub fn new(deps: TaskDeps) -> Result<Self, TaskError> {
         Ok(Self {
             store: TaskStore::new(deps.db.clone()),
+            crews: CrewStore::new(deps.db.clone()),
+            events: deps.events,
+            runtime: deps.runtime,
             rules: RuleStore::new(deps.db),
             agents: deps.agents,
             turns: deps.turns,
@@ -144,10 +156,116 @@ impl TaskActivities {
         step: &StepRecord,
         status: Option<TaskStatus>,
     ) -> Result<(), ActivityError> {
-        self.store
+        let parent = self
+            .store
             .record_step(TenantId(tenant), task, step, status)
             .await
-            .map_err(task_error)
+            .map_err(task_error)?;
+        if let Some(events) = &self.events {
+            let streams: Vec<Uuid> = std::iter::once(task).chain(parent).collect();
+            let step = RunEvent::Step {
+                task_id: task,
+                step: step.clone(),
+            };
+            events.publish(&streams, &step).await;
+            if let Some(status) = status {
+                let event = RunEvent::Status {
+                    task_id: task,
+                    status,
+                };
+                events.publish(&streams, &event).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A delegation step: `slug`'s own turn in the actor tree, with every delegation check
+    /// the runtime makes (the grant — or the run's —, cycles, depth, limits, approval).
+    async fn delegation_step(
+        &self,
+        ctx: &ActivityContext,
+        input: &ToolStepInput,
+        slug: &str,
+    ) -> Result<ToolStepOutput, ActivityError> {
+        let tenant = TenantId(input.tenant);
+        let mut step = StepRecord {
+            seq: input.seq,
+            kind: StepKind::Tool,
+            status: StepStatus::Running,
+            call_id: Some(input.call.id.clone()),
+            connector: Some(brain_agents::tool::DELEGATE_CONNECTOR.to_owned()),
+            action: Some(slug.to_owned()),
+            detail: json!({"args": input.call.arguments, "approved_by": input.approved_by}),
+            error: None,
+        };
+        self.record(input.tenant, input.task_id, &step, None)
+            .await?;
+        let refuse = |e: &dyn std::fmt::Display, code: &str| ToolStepOutput {
+            ok: false,
+            fed_back: json!({"error": code, "message": e.to_string()}).to_string(),
+        };
+        let outcome = match (&self.runtime, self.agents.get_by_slug(tenant, slug).await) {
+            (None, _) => Err(refuse(
+                &"this worker cannot run delegations",
+                "tool_not_granted",
+            )),
+            (_, Err(AgentError::NotFound)) => Err(refuse(
+                &format!("no agent `{slug}` in this organisation"),
+                "tool_not_granted",
+            )),
+            (_, Err(e)) => return Err(agent_error(e)),
+            (Some(runtime), Ok(target)) => {
+                let args = &input.call.arguments;
+                let question = args["question"].as_str().unwrap_or_default().to_owned();
+                let mut request =
+                    crate::DelegationRequest::new(AgentId(input.agent_id), target.id, question);
+                if let Some(context) = args["context"].as_str() {
+                    request = request.with_context(context);
+                }
+                request.approved = input.approved_by.is_some();
+                request.prior_calls = input.prior_calls;
+                request.run_grant = input.run_grant;
+                match with_heartbeats(ctx, runtime.delegate(tenant, request)).await {
+                    Ok(outcome) => Ok(outcome),
+                    Err(crate::RuntimeError::Agent(AgentError::Tool(e))) => {
+                        Err(refuse(&e, e.code()))
+                    }
+                    Err(crate::RuntimeError::Agent(AgentError::Validation(v))) => {
+                        Err(refuse(&v, "invalid_arguments"))
+                    }
+                    Err(e) => return Err(transient(e)),
+                }
+            }
+        };
+        match outcome {
+            Ok(outcome) => {
+                step.status = StepStatus::Succeeded;
+                step.detail = json!({"answer": outcome.answer, "nested": outcome.tool_calls,
+                                     "conversation_id": outcome.conversation_id});
+                self.record(input.tenant, input.task_id, &step, None)
+                    .await?;
+                Ok(ToolStepOutput {
+                    ok: true,
+                    fed_back: json!({"agent": outcome.target_slug, "answer": outcome.answer})
+                        .to_string(),
+                })
+            }
+            Err(refused) => {
+                step.status = StepStatus::Failed;
+                step.error = Some(refused.fed_back.clone());
+                self.record(input.tenant, input.task_id, &step, None)
+                    .await?;
+                Ok(refused)
+            }
+        }
+    }
+
+    async fn announce(&self, tenant: TenantId, task: Uuid, event: RunEvent) {
+        if let Some(events) = &self.events {
+            let parent = self.store.parent(tenant, task).await.ok().flatten();
+            let streams: Vec<Uuid> = std::iter::once(task).chain(parent).collect();
+            events.publish(&streams, &event).await;
+        }
     }
 
     async fn audit(&self, tenant: TenantId, event: AuditEvent<'_>) -> Result<(), ActivityError> {
@@ -185,6 +303,8 @@ impl TaskActivities {
                     idempotency_key: None,
                     input: json!({"input": input.input, "parent_task": input.parent_task}),
                     callback_url: input.callback_url.as_deref(),
+                    parent_task_id: input.parent_task,
+                    crew_id: None,
                 },
             )
             .await
@@ -193,6 +313,15 @@ impl TaskActivities {
             if let Some(m) = &self.metrics {
                 m.started.with_label_values(&["agent"]).inc();
             }
+            self.announce(
+                tenant,
+                task,
+                RunEvent::Status {
+                    task_id: task,
+                    status: TaskStatus::Running,
+                },
+            )
+            .await;
             self.audit(
                 tenant,
                 AuditEvent {
@@ -230,19 +359,45 @@ impl TaskActivities {
         let mut approval = Vec::new();
         let mut call_limits = std::collections::BTreeMap::new();
         for cap in &capabilities {
-            if cap.requires_approval() {
-                approval.push(cap.connector().to_owned());
-            }
             if let Some(max) = cap.max_calls_per_run() {
                 call_limits.insert(cap.connector().to_owned(), max);
             }
             for tool in CapabilityTool::all(&self.connectors, cap) {
                 let spec = tool.spec();
+                if cap.requires_approval() {
+                    approval.push(spec.function_name());
+                }
                 tools.push(ToolDefinition {
                     name: spec.function_name(),
                     description: spec.description.clone(),
                     parameters: spec.parameters.clone(),
                 });
+            }
+        }
+        // Other agents it may ask: its own delegate grants, and whom the run lets it ask.
+        let mut run_granted = Vec::new();
+        if let Some(runtime) = &self.runtime {
+            let granted = runtime
+                .delegation_tools(tenant, AgentId(input.agent_id))
+                .await
+                .map_err(transient)?;
+            for d in granted {
+                if d.approval == brain_agents::spec::Approval::Always {
+                    approval.push(d.definition.name.clone());
+                }
+                if let Some(max) = d.max_calls_per_run {
+                    call_limits.insert(d.definition.name.clone(), max);
+                }
+                tools.push(d.definition);
+            }
+            for target in &input.delegates {
+                let d = crate::delegation::run_granted_tool(&self.agents, tenant, AgentId(*target))
+                    .await
+                    .map_err(agent_error)?;
+                if !tools.iter().any(|t| t.name == d.definition.name) {
+                    run_granted.push(d.definition.name.clone());
+                    tools.push(d.definition);
+                }
             }
         }
         let passages: Vec<Passage> = match &self.retriever {
@@ -273,6 +428,7 @@ impl TaskActivities {
             tools,
             approval,
             call_limits,
+            run_granted,
             max_steps: u32::try_from(self.limits.max_steps).unwrap_or(u32::MAX),
             citations: serde_json::to_value(citations).unwrap_or(Value::Null),
         })
@@ -358,7 +514,10 @@ impl TaskActivities {
         input: ToolStepInput,
     ) -> Result<ToolStepOutput, ActivityError> {
         let tenant = TenantId(input.tenant);
-        let (connector, action) = split_tool_name(&input.call.name);
+        if let Some(slug) = delegate_target(&input.call.name) {
+            return self.delegation_step(&ctx, &input, slug).await;
+        }
+        let (connector, action) = call_label(&input.call.name);
         let mut step = StepRecord {
             seq: input.seq,
             kind: StepKind::Tool,
@@ -514,6 +673,15 @@ impl TaskActivities {
                 .with_label_values(&[&kind, outcome.status.as_str()])
                 .inc();
         }
+        self.announce(
+            tenant,
+            outcome.task_id,
+            RunEvent::Done {
+                task_id: outcome.task_id,
+                status: outcome.status,
+            },
+        )
+        .await;
         Ok(())
     }
 
@@ -562,6 +730,102 @@ impl TaskActivities {
         }
     }
 
+    /// Starts a crew run: its task row, and the crew as it is now — members by name, and who
+    /// does which task.
+    #[activity]
+    pub async fn begin_crew_run(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: CrewRunInput,
+    ) -> Result<CrewPlan, ActivityError> {
+        let tenant = TenantId(input.tenant);
+        let workflow_id = ctx.info().workflow_id.clone().unwrap_or_default();
+        let crew = match self.crews.get(tenant, input.crew_id).await {
+            Ok(crew) => crew,
+            Err(crate::crews::CrewError::NotFound) => {
+                return Err(permanent("the crew no longer exists"));
+            }
+            Err(e) => return Err(transient(e)),
+        };
+        let (task, first) = self
+            .store
+            .start(
+                tenant,
+                &NewTaskRow {
+                    id: input.task_id,
+                    kind: TaskKind::Crew,
+                    agent_id: None,
+                    rule_id: None,
+                    workflow_id: &workflow_id,
+                    idempotency_key: None,
+                    input: json!({"input": input.input}),
+                    callback_url: None,
+                    parent_task_id: input.parent_task,
+                    crew_id: Some(crew.id),
+                },
+            )
+            .await
+            .map_err(task_error)?;
+        if first {
+            if let Some(m) = &self.metrics {
+                m.started.with_label_values(&["crew"]).inc();
+            }
+            self.audit(
+                tenant,
+                AuditEvent {
+                    actor_kind: "system",
+                    actor_id: "tasks".into(),
+                    action: "task.start",
+                    resource: format!("tasks/{task}"),
+                    details: json!({"crew_id": crew.id, "process": crew.process,
+                                    "workflow_id": workflow_id}),
+                },
+            )
+            .await?;
+        }
+        let member = |id: Uuid| {
+            let agents = self.agents.clone();
+            async move {
+                let spec = agents.get(tenant, AgentId(id)).await?;
+                Ok::<_, AgentError>(CrewMember {
+                    agent_id: id,
+                    name: spec.name,
+                    slug: spec.slug.to_string(),
+                    role: spec.role.as_str().to_owned(),
+                })
+            }
+        };
+        let mut members = Vec::with_capacity(crew.members.len());
+        for id in &crew.members {
+            members.push(member(*id).await.map_err(|e| match e {
+                AgentError::NotFound => permanent(format!("crew member {id} no longer exists")),
+                other => agent_error(other),
+            })?);
+        }
+        let manager = match crew.manager_agent_id {
+            Some(id) => Some(member(id).await.map_err(agent_error)?),
+            None => None,
+        };
+        let tasks = (0..crew.tasks.len())
+            .filter_map(|i| {
+                let t = &crew.tasks[i];
+                crew.assignee(i).map(|agent_id| CrewPlanTask {
+                    description: t.description.clone(),
+                    expected_output: t.expected_output.clone(),
+                    agent_id,
+                })
+            })
+            .collect();
+        Ok(CrewPlan {
+            task_id: task,
+            name: crew.name,
+            process: crew.process,
+            manager,
+            members,
+            tasks,
+        })
+    }
+
     /// Starts a rule run: the task row (a schedule's run has none yet) and the rule as it is
     /// now; a rule disabled or deleted since it fired runs nothing.
     #[activity]
@@ -590,6 +854,8 @@ impl TaskActivities {
                     idempotency_key: None,
                     input: json!({"trigger": input.trigger, "event": input.event}),
                     callback_url: None,
+                    parent_task_id: None,
+                    crew_id: None,
                 },
             )
             .await

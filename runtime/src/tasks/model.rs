@@ -175,6 +175,11 @@ pub struct TaskView {
     pub agent_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crew_id: Option<Uuid>,
+    /// The crew run or rule run this task is a step of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_task_id: Option<Uuid>,
     pub status: String,
     pub input: Value,
     pub output: Option<Value>,
@@ -226,9 +231,13 @@ pub struct AgentTaskInput {
     pub input: String,
     #[serde(default)]
     pub callback_url: Option<String>,
-    /// The task that started this one (a rule run's agent step), if any.
+    /// The task that started this one (a rule run's agent step, a crew run), if any.
     #[serde(default)]
     pub parent_task: Option<Uuid>,
+    /// Agents this task may ask for help on top of the agent's own delegate grants: a
+    /// hierarchical crew's members, for its manager.
+    #[serde(default)]
+    pub delegates: Vec<Uuid>,
     pub timeouts: StepTimeouts,
 }
 
@@ -241,10 +250,14 @@ pub struct TaskPlan {
     pub max_tokens: u32,
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolDefinition>,
-    /// Connectors whose grant says `approval: always`.
+    /// Tools whose grant says `approval: always` (function names).
     pub approval: Vec<String>,
-    /// Calls allowed per connector in this task (`max_calls_per_run`).
+    /// Calls allowed per connector, and per delegation tool, in this task
+    /// (`max_calls_per_run`).
     pub call_limits: BTreeMap<String, u32>,
+    /// Delegation tools the run itself grants (a crew manager's members).
+    #[serde(default)]
+    pub run_granted: Vec<String>,
     pub max_steps: u32,
     pub citations: Value,
 }
@@ -281,6 +294,12 @@ pub struct ToolStepInput {
     /// Set when a person approved the call (required for `approval: always` grants).
     #[serde(default)]
     pub approved_by: Option<String>,
+    /// Earlier calls of this task to the same delegation target.
+    #[serde(default)]
+    pub prior_calls: u32,
+    /// The run grants this delegation (a crew manager asking a member).
+    #[serde(default)]
+    pub run_grant: bool,
 }
 
 /// How a tool call ended; an error is a result the model is told about, not a crash.
@@ -375,4 +394,43 @@ pub struct StepNote {
     /// The task's status from now on, if it changes.
     #[serde(default)]
     pub task_status: Option<TaskStatus>,
+}
+
+/// Input of the crew-run workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrewRunInput {
+    pub task_id: Uuid,
+    pub tenant: Uuid,
+    pub crew_id: Uuid,
+    pub input: String,
+    #[serde(default)]
+    pub parent_task: Option<Uuid>,
+    pub timeouts: StepTimeouts,
+}
+
+/// An agent of a crew, as the run's prompts name it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrewMember {
+    pub agent_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrewPlanTask {
+    pub description: String,
+    pub expected_output: String,
+    pub agent_id: Uuid,
+}
+
+/// What a crew run executes, fixed when it starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CrewPlan {
+    pub task_id: Uuid,
+    pub name: String,
+    pub process: crate::crews::Process,
+    pub manager: Option<CrewMember>,
+    pub members: Vec<CrewMember>,
+    pub tasks: Vec<CrewPlanTask>,
 }

@@ -24,11 +24,13 @@ use uuid::Uuid;
 use super::callback::CallbackSigner;
 use super::error::TaskError;
 use super::model::{
-    AgentTaskInput, ApprovalDecision, RuleRunInput, StepTimeouts, TaskKind, TaskStatus, TaskView,
+    AgentTaskInput, ApprovalDecision, CrewRunInput, RuleRunInput, StepTimeouts, TaskKind,
+    TaskStatus, TaskView,
 };
 use super::store::{NewTaskRow, TaskStore};
 use super::worker::{TemporalSettings, connect};
-use super::workflows::{AgentTaskWorkflow, RuleRunWorkflow};
+use super::workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};
+use crate::crews::{Crew, CrewStore};
 use crate::rules::{Rule, RuleInput, RulePatch, RuleStore, matches};
 
 /// `POST /v1/agents/{id}/tasks`.
@@ -73,10 +75,20 @@ pub struct EventDelivery {
     pub payload: Value,
 }
 
+/// `POST /v1/crews/{id}/runs`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCrewRun {
+    pub input: String,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
 pub struct TaskService {
     store: TaskStore,
     agents: AgentStore,
     rules: RuleStore,
+    crews: CrewStore,
     callbacks: CallbackSigner,
     settings: TemporalSettings,
     timeouts: StepTimeouts,
@@ -116,7 +128,8 @@ impl TaskService {
         Ok(Self {
             store: TaskStore::new(db.clone()),
             agents,
-            rules: RuleStore::new(db),
+            rules: RuleStore::new(db.clone()),
+            crews: CrewStore::new(db),
             callbacks: CallbackSigner::new(secrets)?,
             settings,
             timeouts,
@@ -134,6 +147,10 @@ impl TaskService {
 
     pub fn rules(&self) -> &RuleStore {
         &self.rules
+    }
+
+    pub fn crews(&self) -> &CrewStore {
+        &self.crews
     }
 
     /// The Temporal client, connected on first use (Brain starts while Temporal is down;
@@ -206,6 +223,8 @@ impl TaskService {
                 idempotency_key: request.idempotency_key.as_deref(),
                 input: input.clone(),
                 callback_url: request.callback_url.as_deref(),
+                parent_task_id: None,
+                crew_id: None,
             },
         )
         .await?;
@@ -230,6 +249,7 @@ impl TaskService {
                     input: request.input,
                     callback_url: request.callback_url,
                     parent_task: None,
+                    delegates: Vec::new(),
                     timeouts: self.timeouts,
                 },
                 self.start_options(&task.workflow_id),
@@ -242,6 +262,89 @@ impl TaskService {
             status: task.status,
             created,
             callback_secret,
+        })
+    }
+
+    /// Starts a run of a crew: a durable task (`kind: "crew"`) whose member turns are child
+    /// agent tasks. The same idempotency key returns the same run.
+    pub async fn start_crew_run(
+        &self,
+        tenant: TenantId,
+        crew_id: Uuid,
+        request: NewCrewRun,
+    ) -> Result<StartedTask, TaskError> {
+        if request.input.trim().is_empty() {
+            return Err(TaskError::validation("input", "must not be empty"));
+        }
+        if request.input.len() > 100_000 {
+            return Err(TaskError::validation(
+                "input",
+                "must be at most 100000 bytes",
+            ));
+        }
+        if let Some(key) = &request.idempotency_key
+            && !valid_key(key)
+        {
+            return Err(TaskError::validation(
+                "idempotency_key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let crew: Crew = self.crews.get(tenant, crew_id).await.map_err(|e| match e {
+            crate::crews::CrewError::NotFound => TaskError::NotFound,
+            other => TaskError::Internal(other.to_string()),
+        })?;
+        let task_id = Uuid::now_v7();
+        let workflow_id = match &request.idempotency_key {
+            Some(key) => format!("crew-run/{tenant}/{key}"),
+            None => format!("crew-run/{tenant}/{task_id}"),
+        };
+        let input = json!({"input": request.input});
+        let mut tx = self.store.transaction(tenant).await?;
+        let (task, created) = TaskStore::insert(
+            &mut tx,
+            tenant,
+            &NewTaskRow {
+                id: task_id,
+                kind: TaskKind::Crew,
+                agent_id: None,
+                rule_id: None,
+                workflow_id: &workflow_id,
+                idempotency_key: request.idempotency_key.as_deref(),
+                input: input.clone(),
+                callback_url: None,
+                parent_task_id: None,
+                crew_id: Some(crew.id),
+            },
+        )
+        .await?;
+        if !created && (task.kind != TaskKind::Crew.as_str() || task.input != input) {
+            return Err(TaskError::IdempotencyConflict(
+                request.idempotency_key.unwrap_or_default(),
+            ));
+        }
+        let client = self.client().await?;
+        client
+            .start_workflow(
+                CrewRunWorkflow::run,
+                CrewRunInput {
+                    task_id: task.id,
+                    tenant: tenant.0,
+                    crew_id: crew.id,
+                    input: request.input,
+                    parent_task: None,
+                    timeouts: self.timeouts,
+                },
+                self.start_options(&task.workflow_id),
+            )
+            .await
+            .map_err(temporal)?;
+        tx.commit().await?;
+        Ok(StartedTask {
+            task_id: task.id,
+            status: task.status,
+            created,
+            callback_secret: None,
         })
     }
 
@@ -274,8 +377,9 @@ impl TaskService {
         {
             return Err(TaskError::validation("note", "must be at most 2000 bytes"));
         }
-        let task = self.store.reference(tenant, task_id).await?;
-        let Some((_, detail)) = self
+        // 404 for an unknown task (or another tenant's) before anything else.
+        self.store.reference(tenant, task_id).await?;
+        let Some((task, detail)) = self
             .store
             .pending_approval(tenant, task_id, call_id)
             .await?
@@ -307,6 +411,7 @@ impl TaskService {
         };
         let client = self.client().await?;
         let options = WorkflowSignalOptions::default();
+        // The signal goes to the task that holds the call (a crew member's turn, say).
         let sent = if task.kind == TaskKind::Rule.as_str() {
             client
                 .get_workflow_handle::<RuleRunWorkflow>(task.workflow_id.clone())
@@ -489,6 +594,8 @@ impl TaskService {
                 idempotency_key: None,
                 input: row_input,
                 callback_url: None,
+                parent_task_id: None,
+                crew_id: None,
             },
         )
         .await?;

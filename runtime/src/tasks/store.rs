@@ -20,6 +20,9 @@ pub(crate) struct NewTaskRow<'a> {
     pub idempotency_key: Option<&'a str>,
     pub input: Value,
     pub callback_url: Option<&'a str>,
+    /// The task that started this one (a crew run, a rule's agent step).
+    pub parent_task_id: Option<Uuid>,
+    pub crew_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +31,8 @@ struct TaskRow {
     kind: String,
     agent_id: Option<Uuid>,
     rule_id: Option<Uuid>,
+    crew_id: Option<Uuid>,
+    parent_task_id: Option<Uuid>,
     status: String,
     input: Value,
     output: Option<Value>,
@@ -48,6 +53,8 @@ impl TaskRow {
             kind: self.kind,
             agent_id: self.agent_id,
             rule_id: self.rule_id,
+            crew_id: self.crew_id,
+            parent_task_id: self.parent_task_id,
             status: self.status,
             input: self.input,
             output: self.output,
@@ -64,8 +71,9 @@ impl TaskRow {
     }
 }
 
-const TASK_COLUMNS: &str = "id, kind, agent_id, rule_id, status, input, output, error, usage, \
-     callback_url, callback_status, created_at, updated_at, started_at, finished_at";
+const TASK_COLUMNS: &str = "id, kind, agent_id, rule_id, crew_id, parent_task_id, status, input, \
+     output, error, usage, callback_url, callback_status, created_at, updated_at, started_at, \
+     finished_at";
 
 #[derive(sqlx::FromRow)]
 struct StepRow {
@@ -141,7 +149,8 @@ impl TaskStore {
     ) -> Result<(TaskRef, bool), TaskError> {
         let inserted: Option<TaskRef> = sqlx::query_as(
             "INSERT INTO tasks (id, tenant_id, kind, agent_id, rule_id, workflow_id, \
-             idempotency_key, input, callback_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             idempotency_key, input, callback_url, parent_task_id, crew_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT DO NOTHING \
              RETURNING id, kind, agent_id, workflow_id, status, input",
         )
@@ -154,6 +163,8 @@ impl TaskStore {
         .bind(row.idempotency_key)
         .bind(&row.input)
         .bind(row.callback_url)
+        .bind(row.parent_task_id)
+        .bind(row.crew_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(task) = inserted {
@@ -257,14 +268,15 @@ impl TaskStore {
     }
 
     /// Writes a step (a retried activity rewrites the same row), and the task's status when it
-    /// changes with it.
+    /// changes with it — also on the parent task, so a crew run waits visibly while one of
+    /// its members waits for approval. Returns the parent task, if any.
     pub(crate) async fn record_step(
         &self,
         tenant: TenantId,
         task: Uuid,
         step: &StepRecord,
         task_status: Option<TaskStatus>,
-    ) -> Result<(), TaskError> {
+    ) -> Result<Option<Uuid>, TaskError> {
         let mut tx = self.begin(tenant).await?;
         sqlx::query(
             "INSERT INTO task_steps (tenant_id, task_id, seq, kind, status, call_id, connector, \
@@ -291,24 +303,71 @@ impl TaskStore {
         .bind(step.status.is_final())
         .execute(&mut *tx)
         .await?;
+        let parent: Option<Option<Uuid>> =
+            sqlx::query_scalar("SELECT parent_task_id FROM tasks WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(task)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let parent = parent.flatten();
         if let Some(status) = task_status {
             set_status(&mut tx, tenant, task, status).await?;
+            if let Some(parent) = parent {
+                set_status(&mut tx, tenant, parent, status).await?;
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(parent)
     }
 
-    /// The step an approval refers to, if it is waiting.
+    /// The task's parent, if it has one.
+    pub(crate) async fn parent(
+        &self,
+        tenant: TenantId,
+        task: Uuid,
+    ) -> Result<Option<Uuid>, TaskError> {
+        let mut tx = self.begin(tenant).await?;
+        let parent: Option<Option<Uuid>> =
+            sqlx::query_scalar("SELECT parent_task_id FROM tasks WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(task)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(parent.flatten())
+    }
+
+    /// The waiting approval `call_id` of `task` or of a task it started (a crew member's
+    /// turn, a rule's agent step): the task that holds it, its kind and workflow, and the
+    /// step's detail.
     pub(crate) async fn pending_approval(
         &self,
         tenant: TenantId,
         task: Uuid,
         call_id: &str,
-    ) -> Result<Option<(i32, Value)>, TaskError> {
+    ) -> Result<Option<(TaskRef, Value)>, TaskError> {
+        #[derive(sqlx::FromRow)]
+        struct Found {
+            id: Uuid,
+            kind: String,
+            agent_id: Option<Uuid>,
+            workflow_id: String,
+            status: String,
+            input: Value,
+            detail: Value,
+        }
         let mut tx = self.begin(tenant).await?;
-        let row: Option<(i32, Value)> = sqlx::query_as(
-            "SELECT seq, detail FROM task_steps WHERE tenant_id = $1 AND task_id = $2 \
-             AND call_id = $3 AND kind = 'approval' AND status = 'awaiting_approval'",
+        let found: Option<Found> = sqlx::query_as(
+            "WITH RECURSIVE tree AS ( \
+                 SELECT id FROM tasks WHERE tenant_id = $1 AND id = $2 \
+                 UNION ALL \
+                 SELECT t.id FROM tasks t JOIN tree ON t.parent_task_id = tree.id \
+                 WHERE t.tenant_id = $1) \
+             SELECT t.id, t.kind, t.agent_id, t.workflow_id, t.status, t.input, s.detail \
+             FROM tree JOIN tasks t ON t.id = tree.id \
+             JOIN task_steps s ON s.task_id = t.id \
+             WHERE s.call_id = $3 AND s.kind = 'approval' AND s.status = 'awaiting_approval' \
+             ORDER BY t.created_at LIMIT 1",
         )
         .bind(tenant.0)
         .bind(task)
@@ -316,7 +375,19 @@ impl TaskStore {
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row)
+        Ok(found.map(|f| {
+            (
+                TaskRef {
+                    id: f.id,
+                    kind: f.kind,
+                    agent_id: f.agent_id,
+                    workflow_id: f.workflow_id,
+                    status: f.status,
+                    input: f.input,
+                },
+                f.detail,
+            )
+        }))
     }
 
     /// Writes how the task ended; `conn` must be inside `tenant`.

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::activities::TaskActivities;
 use super::error::TaskError;
-use super::workflows::{AgentTaskWorkflow, RuleRunWorkflow};
+use super::workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};
 
 /// Where Temporal is and which queue Brain's work goes to.
 #[derive(Clone, Debug)]
@@ -76,6 +76,8 @@ fn worker_options(queue: &str, activities: TaskActivities) -> Result<WorkerOptio
         .register_workflow::<AgentTaskWorkflow>()
         .map_err(|e| TaskError::Internal(e.to_string()))?
         .register_workflow::<RuleRunWorkflow>()
+        .map_err(|e| TaskError::Internal(e.to_string()))?
+        .register_workflow::<CrewRunWorkflow>()
         .map_err(|e| TaskError::Internal(e.to_string()))?
         .register_activities(activities)
         // Replaying a cached workflow onto another worker after a crash should not wait long.

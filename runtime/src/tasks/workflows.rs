@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use brain_agents::providers::{ChatMessage, ChatRole, Usage};
-use brain_agents::tool::split_tool_name;
+use brain_agents::tool::{call_label, delegate_target};
 use serde_json::{Value, json};
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
@@ -24,10 +24,11 @@ use uuid::Uuid;
 
 use super::activities::TaskActivities;
 use super::model::{
-    AgentTaskInput, ApprovalDecision, CallbackInput, LlmStepInput, RuleActionInput, RuleRunInput,
-    StepKind, StepNote, StepRecord, StepStatus, StepTimeouts, TaskOutcome, TaskStatus,
-    ToolStepInput,
+    AgentTaskInput, ApprovalDecision, CallbackInput, CrewMember, CrewPlan, CrewRunInput,
+    LlmStepInput, RuleActionInput, RuleRunInput, StepKind, StepNote, StepRecord, StepStatus,
+    StepTimeouts, TaskOutcome, TaskStatus, ToolStepInput,
 };
+use crate::crews::Process;
 use crate::rules::{Step, render_text};
 
 /// Why a workflow stops before its end.
@@ -44,6 +45,15 @@ impl From<ActivityExecutionError> for Stop {
                 Stop::Failed(failure_message(&f.failure().message))
             }
             other => Stop::Failed(other.to_string()),
+        }
+    }
+}
+
+impl Stop {
+    fn message(e: ActivityExecutionError) -> String {
+        match Stop::from(e) {
+            Stop::Cancelled => "cancelled".to_owned(),
+            Stop::Failed(m) => m,
         }
     }
 }
@@ -74,6 +84,14 @@ fn tool_options(t: &StepTimeouts) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(t.tool_secs))
         .heartbeat_timeout(Duration::from_secs(t.heartbeat_secs))
         .retry_policy(retry(t, 10))
+        .build()
+}
+
+/// A delegation runs another agent's turn, which cannot be made idempotent: one attempt.
+fn delegation_options(t: &StepTimeouts) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(t.tool_secs))
+        .heartbeat_timeout(Duration::from_secs(t.heartbeat_secs))
+        .retry_policy(retry(t, 1))
         .build()
 }
 
@@ -284,8 +302,15 @@ impl AgentTaskWorkflow {
                 tool_call_id: None,
             });
             for call in &reply.tool_calls {
-                let (connector, action) = split_tool_name(&call.name);
+                let (connector, action) = call_label(&call.name);
                 let (connector, action) = (connector.to_owned(), action.to_owned());
+                let delegation = delegate_target(&call.name).is_some();
+                // Limits count per connector, and per target for delegations.
+                let group = if delegation {
+                    call.name.clone()
+                } else {
+                    connector.clone()
+                };
                 let tool_step = |status, error: Option<String>, detail: Value| StepRecord {
                     seq: 0,
                     kind: StepKind::Tool,
@@ -309,12 +334,12 @@ impl AgentTaskWorkflow {
                         "arguments must be a JSON object".to_owned(),
                     ))
                 } else {
-                    let used = calls_per_connector.entry(connector.clone()).or_insert(0);
+                    let used = calls_per_connector.entry(group.clone()).or_insert(0);
                     *used += 1;
-                    match plan.call_limits.get(&connector) {
+                    match plan.call_limits.get(&group) {
                         Some(max) if *used > *max => Some((
                             "tool_call_limit",
-                            format!("`{connector}` reached its limit of {max} calls per run"),
+                            format!("`{group}` reached its limit of {max} calls per run"),
                         )),
                         _ => None,
                     }
@@ -336,7 +361,7 @@ impl AgentTaskWorkflow {
                 }
 
                 let mut approved_by = None;
-                if plan.approval.contains(&connector) {
+                if plan.approval.contains(&call.name) {
                     // Model call ids may repeat across steps; approvals need one per call.
                     let mut approval_id = call.id.clone();
                     if !approval_ids.insert(approval_id.clone()) {
@@ -405,24 +430,51 @@ impl AgentTaskWorkflow {
                     approved_by = Some(decision.actor);
                 }
 
-                let result = ctx
-                    .execute_activity(
-                        TaskActivities::tool_step,
-                        ToolStepInput {
-                            task_id: input.task_id,
-                            tenant: input.tenant,
-                            agent_id: input.agent_id,
-                            seq,
-                            call: call.clone(),
-                            idempotency_key: format!("{}/{seq}", ctx.workflow_id()),
-                            approved_by,
-                        },
-                        tool_options(&t),
-                    )
-                    .await?;
+                let prior_calls = calls_per_connector
+                    .get(&group)
+                    .copied()
+                    .unwrap_or(1)
+                    .saturating_sub(1);
+                let step_input = ToolStepInput {
+                    task_id: input.task_id,
+                    tenant: input.tenant,
+                    agent_id: input.agent_id,
+                    seq,
+                    call: call.clone(),
+                    idempotency_key: format!("{}/{seq}", ctx.workflow_id()),
+                    approved_by,
+                    prior_calls,
+                    run_grant: plan.run_granted.contains(&call.name),
+                };
+                let fed_back = if delegation {
+                    // Another agent's whole turn: run at most once, and if it is interrupted
+                    // the agent is told rather than the turn being repeated behind its back.
+                    match ctx
+                        .execute_activity(
+                            TaskActivities::tool_step,
+                            step_input,
+                            delegation_options(&t),
+                        )
+                        .await
+                    {
+                        Ok(result) => result.fed_back,
+                        Err(ActivityExecutionError::Cancelled(_)) => return Err(Stop::Cancelled),
+                        Err(e) => refusal(
+                            "delegation_interrupted",
+                            &format!(
+                                "the other agent's turn was interrupted ({}); it may have acted in part",
+                                Stop::message(e)
+                            ),
+                        ),
+                    }
+                } else {
+                    ctx.execute_activity(TaskActivities::tool_step, step_input, tool_options(&t))
+                        .await?
+                        .fed_back
+                };
                 seq += 1;
                 *tool_calls += 1;
-                messages.push(ChatMessage::tool_result(call.id.clone(), result.fed_back));
+                messages.push(ChatMessage::tool_result(call.id.clone(), fed_back));
             }
         }
         // The last step offers no tools, so the loop only ends here without an answer if the
@@ -538,84 +590,48 @@ impl RuleRunWorkflow {
                     .await?
                 }
                 Step::AgentTask(a) => {
-                    let child_input = match render_text(&a.input, context) {
-                        Ok(text) => text,
-                        Err(e) => {
-                            let failed = StepRecord {
-                                seq,
-                                kind: StepKind::AgentTask,
-                                status: StepStatus::Failed,
-                                call_id: None,
-                                connector: None,
-                                action: None,
-                                detail: json!({"agent_id": a.agent_id}),
-                                error: Some(e.to_string()),
-                            };
-                            note(ctx, &t, task_id, input.tenant, failed, None).await?;
-                            return Err(Stop::Failed(e.to_string()));
-                        }
-                    };
-                    let child_task: Uuid = ctx.uuid4().parse().unwrap_or_else(|_| Uuid::nil());
-                    let running = StepRecord {
-                        seq,
-                        kind: StepKind::AgentTask,
-                        status: StepStatus::Running,
-                        call_id: None,
-                        connector: None,
-                        action: None,
-                        detail: json!({"agent_id": a.agent_id, "task_id": child_task, "input": child_input}),
-                        error: None,
-                    };
-                    note(ctx, &t, task_id, input.tenant, running.clone(), None).await?;
-                    let started = ctx
-                        .start_child_workflow(
-                            AgentTaskWorkflow::run,
-                            AgentTaskInput {
+                    let agent = a.agent_id;
+                    child_step(
+                        ctx,
+                        &t,
+                        (task_id, input.tenant, seq),
+                        (&a.input, context),
+                        json!({"agent_id": agent}),
+                        |child_task, text| {
+                            ChildRun::Agent(AgentTaskInput {
                                 task_id: child_task,
                                 tenant: input.tenant,
-                                agent_id: a.agent_id,
-                                input: child_input,
+                                agent_id: agent,
+                                input: text,
                                 callback_url: None,
                                 parent_task: Some(task_id),
+                                delegates: Vec::new(),
                                 timeouts: t,
-                            },
-                            ChildWorkflowOptions::workflow_id(format!(
-                                "{}/step-{seq}",
-                                ctx.workflow_id()
-                            )),
-                        )
-                        .await
-                        .map_err(|e| Stop::Failed(e.to_string()))?;
-                    let outcome = started.result().await;
-                    let (status, error, reply) = match outcome {
-                        Ok(reply) => (StepStatus::Succeeded, None, Some(reply)),
-                        Err(e) => {
-                            let message = e
-                                .failure()
-                                .map(|f| f.message.clone())
-                                .unwrap_or_else(|| e.to_string());
-                            (StepStatus::Failed, Some(message), None)
-                        }
-                    };
-                    let done = StepRecord {
-                        status,
-                        error: error.clone(),
-                        detail: json!({"output": reply}),
-                        ..running
-                    };
-                    note(ctx, &t, task_id, input.tenant, done, None).await?;
-                    match reply {
-                        Some(reply) => Value::String(reply),
-                        None => {
-                            if ctx.cancellation_token().is_cancelled() {
-                                return Err(Stop::Cancelled);
-                            }
-                            return Err(Stop::Failed(format!(
-                                "step {seq} (agent task) failed: {}",
-                                error.unwrap_or_default()
-                            )));
-                        }
-                    }
+                            })
+                        },
+                    )
+                    .await?
+                }
+                Step::CrewRun(c) => {
+                    let crew = c.crew_id;
+                    child_step(
+                        ctx,
+                        &t,
+                        (task_id, input.tenant, seq),
+                        (&c.input, context),
+                        json!({"crew_id": crew}),
+                        |child_task, text| {
+                            ChildRun::Crew(CrewRunInput {
+                                task_id: child_task,
+                                tenant: input.tenant,
+                                crew_id: crew,
+                                input: text,
+                                parent_task: Some(task_id),
+                                timeouts: t,
+                            })
+                        },
+                    )
+                    .await?
                 }
                 Step::Approval(a) => {
                     let approval_id = format!("step-{seq}");
@@ -678,5 +694,301 @@ impl RuleRunWorkflow {
             }
         }
         Ok(())
+    }
+}
+
+/// A child workflow a run waits for: an agent task or a crew run.
+enum ChildRun {
+    Agent(AgentTaskInput),
+    Crew(CrewRunInput),
+}
+
+/// Runs a child workflow to its end; its reply, or why it did not give one.
+async fn run_child<W>(
+    ctx: &mut WorkflowContext<W>,
+    child: ChildRun,
+    workflow_id: String,
+) -> Result<String, String> {
+    let options = ChildWorkflowOptions::workflow_id(workflow_id);
+    let outcome = match child {
+        ChildRun::Agent(input) => {
+            let started = ctx
+                .start_child_workflow(AgentTaskWorkflow::run, input, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            started.result().await
+        }
+        ChildRun::Crew(input) => {
+            let started = ctx
+                .start_child_workflow(CrewRunWorkflow::run, input, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            started.result().await
+        }
+    };
+    outcome.map_err(|e| {
+        e.failure()
+            .map(|f| f.message.clone())
+            .unwrap_or_else(|| e.to_string())
+    })
+}
+
+/// A rule step that runs a child task (an agent task or a crew run) on its rendered input,
+/// recording it as one step of the rule run; the child's reply is the step's output.
+async fn child_step<W>(
+    ctx: &mut WorkflowContext<W>,
+    t: &StepTimeouts,
+    (task_id, tenant, seq): (Uuid, Uuid, u32),
+    (template, context): (&str, &Value),
+    mut detail: Value,
+    child: impl FnOnce(Uuid, String) -> ChildRun,
+) -> Result<Value, Stop> {
+    let mut step = StepRecord {
+        seq,
+        kind: StepKind::AgentTask,
+        status: StepStatus::Running,
+        call_id: None,
+        connector: None,
+        action: None,
+        detail: detail.clone(),
+        error: None,
+    };
+    let text = match render_text(template, context) {
+        Ok(text) => text,
+        Err(e) => {
+            step.status = StepStatus::Failed;
+            step.error = Some(e.to_string());
+            note(ctx, t, task_id, tenant, step, None).await?;
+            return Err(Stop::Failed(e.to_string()));
+        }
+    };
+    let child_task: Uuid = ctx.uuid4().parse().unwrap_or_else(|_| Uuid::nil());
+    detail["task_id"] = json!(child_task);
+    detail["input"] = json!(text);
+    step.detail = detail;
+    note(ctx, t, task_id, tenant, step.clone(), None).await?;
+    let workflow_id = format!("{}/step-{seq}", ctx.workflow_id());
+    let reply = run_child(ctx, child(child_task, text), workflow_id).await;
+    step.status = if reply.is_ok() {
+        StepStatus::Succeeded
+    } else {
+        StepStatus::Failed
+    };
+    step.error = reply.as_ref().err().cloned();
+    step.detail = json!({"output": reply.as_ref().ok()});
+    note(ctx, t, task_id, tenant, step, None).await?;
+    match reply {
+        Ok(reply) => Ok(Value::String(reply)),
+        Err(_) if ctx.cancellation_token().is_cancelled() => Err(Stop::Cancelled),
+        Err(e) => Err(Stop::Failed(format!("step {seq} failed: {e}"))),
+    }
+}
+
+/// What a member of a sequential crew is asked to do.
+fn member_prompt(
+    crew_input: &str,
+    task: &super::model::CrewPlanTask,
+    earlier: &[(String, String)],
+) -> String {
+    let mut prompt = format!(
+        "{crew_input}\n\nYour task: {}\nExpected output: {}\n",
+        task.description, task.expected_output
+    );
+    if !earlier.is_empty() {
+        prompt.push_str("\nResults of the earlier tasks of this crew, in order:\n");
+        for (i, (who, output)) in earlier.iter().enumerate() {
+            prompt.push_str(&format!("{}. {who}: {output}\n", i + 1));
+        }
+    }
+    prompt
+}
+
+/// What a hierarchical crew's manager is asked to do.
+fn manager_prompt(crew_input: &str, plan: &CrewPlan) -> String {
+    let mut prompt = format!(
+        "{crew_input}\n\nYou manage the crew \"{}\". Hand each task to the member best suited \
+         for it with the ask_<member> tools, then assemble the members' results into the final \
+         answer.\n\nMembers:\n",
+        plan.name
+    );
+    for m in &plan.members {
+        prompt.push_str(&format!("- {} (ask_{}): {}\n", m.name, m.slug, m.role));
+    }
+    prompt.push_str("\nTasks:\n");
+    for (i, t) in plan.tasks.iter().enumerate() {
+        prompt.push_str(&format!(
+            "{}. {} (expected output: {})\n",
+            i + 1,
+            t.description,
+            t.expected_output
+        ));
+    }
+    prompt
+}
+
+fn member_name(plan: &CrewPlan, agent: Uuid) -> String {
+    plan.members
+        .iter()
+        .chain(plan.manager.iter())
+        .find(|m| m.agent_id == agent)
+        .map_or_else(|| agent.to_string(), |m: &CrewMember| m.name.clone())
+}
+
+/// One run of a crew: its tasks in order (sequential) or its manager delegating them
+/// (hierarchical); every member turn is a child agent task with its own steps.
+#[workflow]
+#[derive(Default)]
+pub struct CrewRunWorkflow;
+
+#[workflow_methods]
+impl CrewRunWorkflow {
+    #[run(name = "CrewRun")]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        input: CrewRunInput,
+    ) -> WorkflowResult<String> {
+        let t = input.timeouts;
+        let plan = match ctx
+            .execute_activity(
+                TaskActivities::begin_crew_run,
+                input.clone(),
+                note_options(&t),
+            )
+            .await
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                let stop = Stop::from(e);
+                if let Stop::Failed(message) = &stop {
+                    let outcome = TaskOutcome {
+                        task_id: input.task_id,
+                        tenant: input.tenant,
+                        status: TaskStatus::Failed,
+                        output: None,
+                        error: Some(message.clone()),
+                        usage: None,
+                        tool_calls: 0,
+                    };
+                    finish(ctx, &t, outcome, None).await?;
+                }
+                return ending(stop);
+            }
+        };
+        let mut results: Vec<Value> = Vec::new();
+        let result = Self::steps(ctx, &input, &plan, &mut results).await;
+        let (status, output, error) = match &result {
+            Ok(answer) => (
+                TaskStatus::Succeeded,
+                Some(json!({"reply": answer, "tasks": results})),
+                None,
+            ),
+            Err(Stop::Cancelled) => (TaskStatus::Cancelled, None, None),
+            Err(Stop::Failed(m)) => (
+                TaskStatus::Failed,
+                Some(json!({"tasks": results})),
+                Some(m.clone()),
+            ),
+        };
+        let outcome = TaskOutcome {
+            task_id: plan.task_id,
+            tenant: input.tenant,
+            status,
+            output,
+            error,
+            usage: None,
+            tool_calls: 0,
+        };
+        finish(ctx, &t, outcome, None).await?;
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(stop) => ending(stop),
+        }
+    }
+
+    async fn steps(
+        ctx: &mut WorkflowContext<Self>,
+        input: &CrewRunInput,
+        plan: &CrewPlan,
+        results: &mut Vec<Value>,
+    ) -> Result<String, Stop> {
+        let t = input.timeouts;
+        // (agent, task text) per member turn, in order.
+        let turns: Vec<(Uuid, String, Vec<Uuid>)> = match plan.process {
+            Process::Sequential => plan
+                .tasks
+                .iter()
+                .map(|task| (task.agent_id, String::new(), Vec::new()))
+                .collect(),
+            Process::Hierarchical => {
+                let manager = plan
+                    .manager
+                    .as_ref()
+                    .ok_or_else(|| Stop::Failed("the crew has no manager".into()))?;
+                vec![(
+                    manager.agent_id,
+                    manager_prompt(&input.input, plan),
+                    plan.members.iter().map(|m| m.agent_id).collect(),
+                )]
+            }
+        };
+        let mut earlier: Vec<(String, String)> = Vec::new();
+        let mut answer = String::new();
+        for (index, (agent, text, delegates)) in turns.into_iter().enumerate() {
+            let seq = u32::try_from(index).unwrap_or(u32::MAX);
+            let text = match plan.process {
+                Process::Sequential => member_prompt(&input.input, &plan.tasks[index], &earlier),
+                Process::Hierarchical => text,
+            };
+            let child_task: Uuid = ctx.uuid4().parse().unwrap_or_else(|_| Uuid::nil());
+            let who = member_name(plan, agent);
+            let running = StepRecord {
+                seq,
+                kind: StepKind::AgentTask,
+                status: StepStatus::Running,
+                call_id: None,
+                connector: None,
+                action: None,
+                detail: json!({"agent_id": agent, "agent": who, "task_id": child_task,
+                               "crew_task": plan.tasks.get(index).map(|t| &t.description)}),
+                error: None,
+            };
+            note(ctx, &t, plan.task_id, input.tenant, running.clone(), None).await?;
+            let reply = run_child(
+                ctx,
+                ChildRun::Agent(AgentTaskInput {
+                    task_id: child_task,
+                    tenant: input.tenant,
+                    agent_id: agent,
+                    input: text,
+                    callback_url: None,
+                    parent_task: Some(plan.task_id),
+                    delegates,
+                    timeouts: t,
+                }),
+                format!("{}/turn-{seq}", ctx.workflow_id()),
+            )
+            .await;
+            let done = StepRecord {
+                status: if reply.is_ok() {
+                    StepStatus::Succeeded
+                } else {
+                    StepStatus::Failed
+                },
+                error: reply.as_ref().err().cloned(),
+                detail: json!({"output": reply.as_ref().ok()}),
+                ..running
+            };
+            note(ctx, &t, plan.task_id, input.tenant, done, None).await?;
+            match reply {
+                Ok(reply) => {
+                    results.push(json!({"agent_id": agent, "agent": who, "output": reply}));
+                    earlier.push((who, reply.clone()));
+                    answer = reply;
+                }
+                Err(_) if ctx.cancellation_token().is_cancelled() => return Err(Stop::Cancelled),
+                Err(e) => return Err(Stop::Failed(format!("{who}'s turn failed: {e}"))),
+            }
+        }
+        Ok(answer)
     }
 }

@@ -2,6 +2,7 @@
 //! scripted model (and the real local model once).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
+mod delegation;
 mod harness;
 mod lifecycle;
 mod local_model;
