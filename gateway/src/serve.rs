@@ -456,6 +456,21 @@ async fn run_worker(
     }
 }
 
+/// Where the portal finds the gateway, the auth service and its browser bundle.
+pub fn portal_config(config: &Config) -> brain_portal::PortalConfig {
+    brain_portal::PortalConfig {
+        gateway_url: config.public_gateway_url.clone(),
+        auth_url: config.auth_url.clone(),
+        public_origin: config.portal_origin.clone(),
+        site_root: brain_portal::PortalConfig::default_site_root(),
+        sso_providers: config
+            .sso_providers()
+            .into_iter()
+            .map(|(name, ..)| name.to_owned())
+            .collect(),
+    }
+}
+
 /// Binds every requested service, then serves until Ctrl-C / SIGTERM.
 pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
     let needs_app = services.iter().any(|s| *s != Service::Portal);
@@ -496,7 +511,7 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
                     auth: Some(auth), ..
                 }),
             ) => brain_auth::service::router(auth.clone()).fallback(error::not_found),
-            (Service::Portal, _) => brain_portal::router(&config.public_gateway_url),
+            (Service::Portal, _) => brain_portal::router(portal_config(config)),
             _ => anyhow::bail!("{} has no state to run with", service.name()),
         };
         let router = match service {

@@ -1,45 +1,34 @@
-//! The portal: Brain's web UI on :3003. It is a client of the gateway and the auth service
-//! over their public HTTP APIs, never of the database.
+//! The portal: Brain's web UI on :3003, a Leptos app rendered on the server and hydrated in
+//! the browser. It is a client of the gateway and the auth service over their public HTTP
+//! APIs — with the signed-in user's own token — never of the database.
 //!
-//! For now it serves a placeholder page; the Leptos control plane replaces it.
+//! The server side (`ssr`) is [`router`]; the browser side (`hydrate`) is [`hydrate`], built
+//! to WebAssembly by `cargo xtask` (`xtask/src/portal.rs`).
 
-use axum::Router;
-use axum::response::Html;
-use axum::routing::get;
+#![recursion_limit = "256"]
 
-/// The portal's routes. `gateway_url` is where the browser-facing pages send API calls.
-pub fn router(gateway_url: &str) -> Router {
-    let page = placeholder_page(gateway_url);
-    Router::new()
-        .route("/", get(move || async move { Html(page) }))
-        .route("/healthz", get(|| async { "ok" }))
-}
+pub mod app;
+pub mod charts;
+pub mod model;
+mod pages;
+pub mod session;
 
-fn placeholder_page(gateway_url: &str) -> String {
-    let gateway = html_escape(gateway_url);
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Brain</title></head><body><main>\
-         <h1>Brain</h1><p>The portal is being built. The API is served at \
-         <a href=\"{gateway}/docs\">{gateway}</a>.</p></main></body></html>"
-    )
-}
+#[cfg(feature = "ssr")]
+mod api;
+#[cfg(feature = "ssr")]
+mod server;
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+#[cfg(feature = "ssr")]
+pub use server::{PortalConfig, router};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The name of the browser bundle: `pkg/brain_portal.js` and `pkg/brain_portal_bg.wasm`
+/// under the site root.
+pub const BUNDLE_NAME: &str = "brain_portal";
 
-    #[test]
-    fn the_placeholder_escapes_the_gateway_url() {
-        let page = placeholder_page("http://x/\"><script>");
-        assert!(!page.contains("<script>"));
-        assert!(page.contains("&quot;&gt;&lt;script&gt;"));
-    }
+/// The browser entry point: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
 }

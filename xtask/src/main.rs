@@ -6,6 +6,7 @@ mod depgraph;
 mod infra;
 mod load;
 mod models;
+mod portal;
 mod workspace;
 
 use std::process::{Command, ExitCode};
@@ -59,6 +60,9 @@ enum Task {
     },
     /// Fetch and assemble the local chat model into `.brain/models/` (`up` and `test` do too).
     ChatModel,
+    /// Build the portal's browser bundle and install what its browser tests need (`up` and
+    /// `test` do too).
+    Portal,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +105,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             Ok(())
         }
         Task::Eval { suites, model, out } => eval(&infra, &suites, model, out),
+        Task::Portal => portal::prepare(&workspace::root(), &mut infra::Env::new(), true),
         Task::Deps => {
             let violations = depgraph::check_workspace(&workspace::root())?;
             if violations.is_empty() {
@@ -121,6 +126,7 @@ fn up(infra: &Infra) -> anyhow::Result<()> {
     let root = workspace::root();
     chat_model::export(&root, &mut env)?;
     models::export(&root, &mut env)?;
+    portal::prepare(&root, &mut env, false)?;
     workspace::cargo(
         &root,
         &["build", "--package", "brain-gateway", "--bin", "brain"],
@@ -170,6 +176,8 @@ fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
     models::export(&root, &mut env)?;
     // The observability test runs a real Prometheus and promtool against deploy/.
     infra::ensure_apt("promtool", "prometheus")?;
+    // The portal's browser tests: its bundle, Chromium and playwright-core.
+    portal::prepare(&root, &mut env, true)?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

@@ -13,6 +13,7 @@ mod http;
 mod knowledge;
 mod leaks;
 mod observability;
+mod portal;
 mod seed;
 mod sso;
 mod tasks;

@@ -1,0 +1,419 @@
+//! What the pages show: the gateway's and auth service's answers as far as the portal reads
+//! them (unknown fields are ignored, missing ones default), and the outcome of a form.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The signed-in user, as `GET /v1/auth/me` describes them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    pub email: String,
+    pub role: String,
+    pub tenant: String,
+}
+
+impl Me {
+    fn is_admin(&self) -> bool {
+        matches!(self.role.as_str(), "owner" | "admin")
+    }
+
+    fn is_editor(&self) -> bool {
+        self.is_admin() || self.role == "editor"
+    }
+
+    /// `agents.write`: settings, tool grants.
+    pub fn can_edit_agents(&self) -> bool {
+        self.is_admin()
+    }
+
+    /// `chat` and `tasks.invoke`.
+    pub fn can_chat(&self) -> bool {
+        self.is_editor()
+    }
+
+    /// `knowledge.write`: collections and uploads.
+    pub fn can_write_knowledge(&self) -> bool {
+        self.is_editor()
+    }
+
+    /// `tasks.approve`.
+    pub fn can_approve(&self) -> bool {
+        self.is_admin()
+    }
+
+    /// `connectors.manage`, `integrations.manage`, `api_keys.manage`.
+    pub fn can_manage(&self) -> bool {
+        self.is_admin()
+    }
+
+    /// `audit.read`.
+    pub fn can_read_audit(&self) -> bool {
+        self.is_admin()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Grant {
+    pub connector: String,
+    pub actions: Vec<String>,
+    pub approval: String,
+    pub max_calls_per_run: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub role: String,
+    pub goal: String,
+    pub backstory: String,
+    pub temperature: f32,
+    pub model: String,
+    pub max_tokens: u32,
+    pub knowledge_collections: Vec<String>,
+    pub tools: Vec<Grant>,
+    pub status: String,
+    pub version: i32,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthField {
+    pub field: String,
+    pub label: String,
+    pub kind: String,
+    pub required: bool,
+    pub help: Option<String>,
+    pub options: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActionDef {
+    pub name: String,
+    pub description: String,
+    pub side_effect: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connector {
+    pub id: String,
+    pub name: String,
+    pub category: String,
+    pub description: String,
+    pub auth_schema: Vec<AuthField>,
+    pub actions: Vec<ActionDef>,
+    pub resources: Vec<String>,
+    pub status: String,
+    pub last_checked_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Stored fields: non-secret values as given, secret ones masked by the gateway.
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    pub embedder: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Document {
+    pub id: String,
+    pub collection_id: String,
+    pub title: String,
+    pub filename: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub pages: u32,
+    pub chunks: u32,
+    pub progress: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Citation {
+    pub document_id: String,
+    pub title: String,
+    pub page: u32,
+    pub snippet: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolCall {
+    pub id: String,
+    pub connector: String,
+    pub action: String,
+    pub args: Value,
+    pub status: String,
+    pub result_summary: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Message {
+    pub id: String,
+    pub role: String,
+    pub content: String,
+    pub citations: Vec<Citation>,
+    pub tool_calls: Vec<ToolCall>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Conversation {
+    pub id: String,
+    pub title: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Step {
+    pub seq: i32,
+    pub kind: String,
+    pub status: String,
+    pub call_id: Option<String>,
+    pub connector: Option<String>,
+    pub action: Option<String>,
+    pub detail: Value,
+    pub error: Option<String>,
+    pub started_at: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Task {
+    pub task_id: String,
+    pub kind: String,
+    pub agent_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub status: String,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditActor {
+    pub kind: String,
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: String,
+    pub actor: AuditActor,
+    pub action: String,
+    pub resource: String,
+    pub details: Value,
+    pub hash: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Webhook {
+    pub id: String,
+    pub connector: String,
+    pub events: Vec<String>,
+    pub url: String,
+    pub status: String,
+    pub last_delivery_at: Option<String>,
+    pub deliveries_ok: i64,
+    pub deliveries_failed: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: Value,
+    pub steps: Vec<Value>,
+}
+
+impl Rule {
+    /// The connectors the rule touches: its trigger's platform and its action steps'.
+    pub fn connectors(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some(event) = self.trigger.get("event").and_then(Value::as_str)
+            && let Some((connector, _)) = event.split_once('.')
+        {
+            found.push(connector.to_owned());
+        }
+        for step in &self.steps {
+            if let Some(c) = step
+                .pointer("/connector_action/connector")
+                .and_then(Value::as_str)
+                && !found.iter().any(|f| f == c)
+            {
+                found.push(c.to_owned());
+            }
+        }
+        found
+    }
+
+    pub fn trigger_label(&self) -> String {
+        let event = self
+            .trigger
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        match self.trigger.get("cron").and_then(Value::as_str) {
+            Some(cron) if event == "schedule" => format!("schedule ({cron})"),
+            _ => event.to_owned(),
+        }
+    }
+}
+
+/// One point of a chart: a label (a day, a campaign) and its value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub label: String,
+    pub value: f64,
+}
+
+/// A business-data widget of the dashboard, read live through one connector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Widget {
+    pub connector: String,
+    pub connector_name: String,
+    pub title: String,
+    /// `connected`, `disconnected`, `error`, or `failed` (the read went wrong).
+    pub status: String,
+    pub message: Option<String>,
+    pub unit: String,
+    pub points: Vec<Point>,
+}
+
+/// The result of a form: success with a message (and, once, a secret to show), or an error,
+/// with the field it concerns when the API named one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub ok: bool,
+    pub message: String,
+    pub field: Option<String>,
+    /// Shown once: a new API key or webhook secret.
+    pub secret: Option<String>,
+}
+
+impl Outcome {
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            message: message.into(),
+            ..Self::default()
+        }
+    }
+
+    /// An error from the API; `validation_failed` messages read `field: what is wrong`.
+    pub fn error(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let field = message
+            .split_once(':')
+            .map(|(field, _)| field.trim())
+            .filter(|f| {
+                !f.is_empty()
+                    && f.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            })
+            .map(str::to_owned);
+        Self {
+            ok: false,
+            message,
+            field,
+            secret: None,
+        }
+    }
+
+    /// The error message when it concerns `field`.
+    pub fn error_for(&self, field: &str) -> Option<String> {
+        (!self.ok && self.field.as_deref() == Some(field)).then(|| self.message.clone())
+    }
+}
+
+/// Health of the platform: `/readyz` and the gateway's metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub ready: bool,
+    pub dependencies: Vec<(String, String)>,
+    pub requests_total: f64,
+    /// Requests per second since the previous look, when there was one.
+    pub request_rate: Option<f64>,
+    pub error_rate: f64,
+    pub p99_seconds: Option<f64>,
+    pub tokens_today: i64,
+    pub tokens_by_agent: Vec<Point>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_messages_name_their_field() {
+        let o = Outcome::error("temperature: must be between 0.0 and 2.0");
+        assert_eq!(o.field.as_deref(), Some("temperature"));
+        assert!(o.error_for("temperature").is_some());
+        assert!(o.error_for("goal").is_none());
+        assert_eq!(Outcome::error("the gateway is down: try later").field, None);
+    }
+
+    #[test]
+    fn rules_name_the_connectors_they_touch() {
+        let rule: Rule = serde_json::from_value(serde_json::json!({
+            "id": "r", "name": "n", "enabled": true,
+            "trigger": {"event": "hubspot.contact.updated"},
+            "steps": [{"connector_action": {"connector": "slack", "action": "post_message"}},
+                      {"agent_task": {"agent_id": "a", "input": "x"}}],
+        }))
+        .unwrap_or_default();
+        assert_eq!(rule.connectors(), ["hubspot", "slack"]);
+    }
+
+    #[test]
+    fn roles_gate_the_controls() {
+        let viewer = Me {
+            role: "viewer".into(),
+            ..Me::default()
+        };
+        assert!(!viewer.can_edit_agents() && !viewer.can_chat() && !viewer.can_manage());
+        let editor = Me {
+            role: "editor".into(),
+            ..Me::default()
+        };
+        assert!(editor.can_chat() && editor.can_write_knowledge() && !editor.can_edit_agents());
+    }
+}
