@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::if_match;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -129,18 +130,7 @@ async fn update(
     ApiJson(patch): ApiJson<AgentPatch>,
 ) -> Result<Json<Value>, ApiError> {
     // Optional optimistic concurrency: `If-Match: <version>`.
-    let expected = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .map(|s| s.trim_matches('"'))
-                .and_then(|s| s.parse::<i32>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_if_match", "If-Match must be a version number")
-                })?,
-        ),
-    };
+    let expected = if_match(&headers)?;
     let spec = state
         .runtime
         .update_agent(auth.principal().tenant, agent_id(&id)?, patch, expected)

@@ -1,7 +1,7 @@
 //! Crews: agents working together on a list of tasks, and their durable runs.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,6 +11,7 @@ use brain_runtime::tasks::NewCrewRun;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::if_match;
 use super::tasks::task_error;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
@@ -89,18 +90,7 @@ async fn update(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<CrewPatch>,
 ) -> Result<Json<Value>, ApiError> {
-    let expected = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .map(|s| s.trim_matches('"'))
-                .and_then(|s| s.parse::<i32>().ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_if_match", "If-Match must be a version number")
-                })?,
-        ),
-    };
+    let expected = if_match(&headers)?;
     let crew = state
         .tasks
         .crews()

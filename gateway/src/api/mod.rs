@@ -43,3 +43,22 @@ pub fn router() -> Router<AppState> {
         .merge(tenant::routes())
         .merge(crews::routes())
 }
+
+/// `If-Match: <version>` for optimistic concurrency, when the client sent one.
+fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<i32>, crate::error::ApiError> {
+    headers
+        .get(axum::http::header::IF_MATCH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .map(|s| s.trim_matches('"'))
+                .and_then(|s| s.parse::<i32>().ok())
+                .ok_or_else(|| {
+                    crate::error::ApiError::bad_request(
+                        "invalid_if_match",
+                        "If-Match must be a version number",
+                    )
+                })
+        })
+        .transpose()
+}

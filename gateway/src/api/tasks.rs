@@ -11,7 +11,7 @@ use brain_agents::AgentError;
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
 use brain_runtime::rules::RuleError;
-use brain_runtime::tasks::{Approver, NewTask, RunEvent, TaskError, TaskStatus};
+use brain_runtime::tasks::{Approver, NewTask, RunEvent, TaskError, TaskFilter, TaskStatus};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -80,6 +80,8 @@ async fn start(
 struct ListQuery {
     status: Option<String>,
     agent_id: Option<Uuid>,
+    /// Runs of this crew.
+    crew_id: Option<Uuid>,
     limit: Option<i64>,
 }
 
@@ -106,7 +108,15 @@ async fn list(
     };
     let tasks = state
         .tasks
-        .list(auth.principal().tenant, status, query.agent_id, limit)
+        .list(
+            auth.principal().tenant,
+            TaskFilter {
+                status,
+                agent: query.agent_id,
+                crew: query.crew_id,
+            },
+            limit,
+        )
         .await
         .map_err(task_error)?;
     Ok(Json(json!({ "tasks": tasks })))

@@ -260,6 +260,36 @@ impl TaskActivities {
         }
     }
 
+    /// What the first start of a task makes known: a metric, a run event, an audit event.
+    async fn started(
+        &self,
+        tenant: TenantId,
+        task: Uuid,
+        kind: TaskKind,
+        action: &'static str,
+        details: Value,
+    ) -> Result<(), ActivityError> {
+        if let Some(m) = &self.metrics {
+            m.started.with_label_values(&[kind.as_str()]).inc();
+        }
+        let status = RunEvent::Status {
+            task_id: task,
+            status: TaskStatus::Running,
+        };
+        self.announce(tenant, task, status).await;
+        self.audit(
+            tenant,
+            AuditEvent {
+                actor_kind: "system",
+                actor_id: "tasks".into(),
+                action,
+                resource: format!("tasks/{task}"),
+                details,
+            },
+        )
+        .await
+    }
+
     async fn announce(&self, tenant: TenantId, task: Uuid, event: RunEvent) {
         if let Some(events) = &self.events {
             let parent = self.store.parent(tenant, task).await.ok().flatten();
@@ -310,30 +340,10 @@ impl TaskActivities {
             .await
             .map_err(task_error)?;
         if first {
-            if let Some(m) = &self.metrics {
-                m.started.with_label_values(&["agent"]).inc();
-            }
-            self.announce(
-                tenant,
-                task,
-                RunEvent::Status {
-                    task_id: task,
-                    status: TaskStatus::Running,
-                },
-            )
-            .await;
-            self.audit(
-                tenant,
-                AuditEvent {
-                    actor_kind: "system",
-                    actor_id: "tasks".into(),
-                    action: "task.start",
-                    resource: format!("tasks/{task}"),
-                    details: json!({"agent_id": input.agent_id, "workflow_id": workflow_id,
-                                    "parent_task": input.parent_task}),
-                },
-            )
-            .await?;
+            let details = json!({"agent_id": input.agent_id, "workflow_id": workflow_id,
+                                 "parent_task": input.parent_task});
+            self.started(tenant, task, TaskKind::Agent, "task.start", details)
+                .await?;
         }
         let agent = self
             .agents
@@ -767,21 +777,10 @@ impl TaskActivities {
             .await
             .map_err(task_error)?;
         if first {
-            if let Some(m) = &self.metrics {
-                m.started.with_label_values(&["crew"]).inc();
-            }
-            self.audit(
-                tenant,
-                AuditEvent {
-                    actor_kind: "system",
-                    actor_id: "tasks".into(),
-                    action: "task.start",
-                    resource: format!("tasks/{task}"),
-                    details: json!({"crew_id": crew.id, "process": crew.process,
-                                    "workflow_id": workflow_id}),
-                },
-            )
-            .await?;
+            let details = json!({"crew_id": crew.id, "process": crew.process,
+                                 "workflow_id": workflow_id, "parent_task": input.parent_task});
+            self.started(tenant, task, TaskKind::Crew, "task.start", details)
+                .await?;
         }
         let member = |id: Uuid| {
             let agents = self.agents.clone();
@@ -861,21 +860,10 @@ impl TaskActivities {
             .await
             .map_err(task_error)?;
         if first {
-            if let Some(m) = &self.metrics {
-                m.started.with_label_values(&["rule"]).inc();
-            }
-            self.audit(
-                tenant,
-                AuditEvent {
-                    actor_kind: "system",
-                    actor_id: "rules".into(),
-                    action: "rule.run",
-                    resource: format!("tasks/{task}"),
-                    details: json!({"rule_id": input.rule_id, "trigger": input.trigger,
-                                    "workflow_id": workflow_id}),
-                },
-            )
-            .await?;
+            let details = json!({"rule_id": input.rule_id, "trigger": input.trigger,
+                                 "workflow_id": workflow_id});
+            self.started(tenant, task, TaskKind::Rule, "rule.run", details)
+                .await?;
         }
         Ok(match rule {
             Some(rule) if rule.enabled || input.trigger == "manual" => RulePlan {

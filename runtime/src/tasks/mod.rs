@@ -20,6 +20,6 @@ pub use events::{RunEvent, RunEvents};
 pub use metrics::TaskMetrics;
 pub use model::{StepTimeouts, StepView, TaskKind, TaskStatus, TaskView};
 pub use service::{Approver, EventDelivery, NewCrewRun, NewTask, StartedTask, TaskService};
-pub use store::TaskStore;
+pub use store::{TaskFilter, TaskStore};
 pub use worker::{ActivitiesFactory, TaskWorker, TemporalSettings, connect};
 pub use workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};

@@ -27,7 +27,7 @@ use super::model::{
     AgentTaskInput, ApprovalDecision, CrewRunInput, RuleRunInput, StepTimeouts, TaskKind,
     TaskStatus, TaskView,
 };
-use super::store::{NewTaskRow, TaskStore};
+use super::store::{NewTaskRow, TaskFilter, TaskStore};
 use super::worker::{TemporalSettings, connect};
 use super::workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};
 use crate::crews::{Crew, CrewStore};
@@ -99,8 +99,26 @@ fn temporal(e: impl std::fmt::Display) -> TaskError {
     TaskError::Temporal(e.to_string())
 }
 
-fn valid_key(key: &str) -> bool {
-    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+/// The input and idempotency key every started task is checked for.
+fn check_start(input: &str, idempotency_key: Option<&str>) -> Result<(), TaskError> {
+    if input.trim().is_empty() {
+        return Err(TaskError::validation("input", "must not be empty"));
+    }
+    if input.len() > 100_000 {
+        return Err(TaskError::validation(
+            "input",
+            "must be at most 100000 bytes",
+        ));
+    }
+    if let Some(key) = idempotency_key
+        && !((1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(TaskError::validation(
+            "idempotency_key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(())
 }
 
 fn role_rank(role: Role) -> u8 {
@@ -175,23 +193,7 @@ impl TaskService {
         agent: Uuid,
         request: NewTask,
     ) -> Result<StartedTask, TaskError> {
-        if request.input.trim().is_empty() {
-            return Err(TaskError::validation("input", "must not be empty"));
-        }
-        if request.input.len() > 100_000 {
-            return Err(TaskError::validation(
-                "input",
-                "must be at most 100000 bytes",
-            ));
-        }
-        if let Some(key) = &request.idempotency_key
-            && !valid_key(key)
-        {
-            return Err(TaskError::validation(
-                "idempotency_key",
-                "must be 1 to 255 visible ASCII characters",
-            ));
-        }
+        check_start(&request.input, request.idempotency_key.as_deref())?;
         if let Some(url) = &request.callback_url {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|_| TaskError::validation("callback_url", "is not a URL"))?;
@@ -273,23 +275,7 @@ impl TaskService {
         crew_id: Uuid,
         request: NewCrewRun,
     ) -> Result<StartedTask, TaskError> {
-        if request.input.trim().is_empty() {
-            return Err(TaskError::validation("input", "must not be empty"));
-        }
-        if request.input.len() > 100_000 {
-            return Err(TaskError::validation(
-                "input",
-                "must be at most 100000 bytes",
-            ));
-        }
-        if let Some(key) = &request.idempotency_key
-            && !valid_key(key)
-        {
-            return Err(TaskError::validation(
-                "idempotency_key",
-                "must be 1 to 255 visible ASCII characters",
-            ));
-        }
+        check_start(&request.input, request.idempotency_key.as_deref())?;
         let crew: Crew = self.crews.get(tenant, crew_id).await.map_err(|e| match e {
             crate::crews::CrewError::NotFound => TaskError::NotFound,
             other => TaskError::Internal(other.to_string()),
@@ -355,11 +341,10 @@ impl TaskService {
     pub async fn list(
         &self,
         tenant: TenantId,
-        status: Option<TaskStatus>,
-        agent: Option<Uuid>,
+        filter: TaskFilter,
         limit: i64,
     ) -> Result<Vec<TaskView>, TaskError> {
-        self.store.list(tenant, status, agent, limit).await
+        self.store.list(tenant, filter, limit).await
     }
 
     /// Approves or rejects a call that waits for a person. 409 when the call is not waiting.

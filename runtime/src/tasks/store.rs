@@ -25,6 +25,15 @@ pub(crate) struct NewTaskRow<'a> {
     pub crew_id: Option<Uuid>,
 }
 
+/// Which tasks a listing shows; every field given must match.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub agent: Option<Uuid>,
+    /// Runs of this crew.
+    pub crew: Option<Uuid>,
+}
+
 #[derive(sqlx::FromRow)]
 struct TaskRow {
     id: Uuid,
@@ -247,19 +256,20 @@ impl TaskStore {
     pub async fn list(
         &self,
         tenant: TenantId,
-        status: Option<TaskStatus>,
-        agent: Option<Uuid>,
+        filter: TaskFilter,
         limit: i64,
     ) -> Result<Vec<TaskView>, TaskError> {
         let mut tx = self.begin(tenant).await?;
         let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE tenant_id = $1 \
              AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR agent_id = $3) \
-             ORDER BY created_at DESC LIMIT $4"
+             AND ($4::uuid IS NULL OR crew_id = $4) \
+             ORDER BY created_at DESC LIMIT $5"
         )))
         .bind(tenant.0)
-        .bind(status.map(TaskStatus::as_str))
-        .bind(agent)
+        .bind(filter.status.map(TaskStatus::as_str))
+        .bind(filter.agent)
+        .bind(filter.crew)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;

@@ -181,6 +181,63 @@ async fn finish<W>(
     Ok(())
 }
 
+/// Workflows that take approval decisions (the `decide` signal).
+trait Decisions {
+    fn decision(&self, call_id: &str) -> Option<&ApprovalDecision>;
+}
+
+/// Parks the task on `waiting` (an approval step) until a person decides, and records the
+/// decision; the task runs on either way.
+async fn await_decision<W: Decisions + 'static>(
+    ctx: &mut WorkflowContext<W>,
+    t: &StepTimeouts,
+    task_id: Uuid,
+    tenant: Uuid,
+    waiting: StepRecord,
+) -> Result<ApprovalDecision, Stop> {
+    let call_id = waiting.call_id.clone().unwrap_or_default();
+    note(
+        ctx,
+        t,
+        task_id,
+        tenant,
+        waiting.clone(),
+        Some(TaskStatus::AwaitingApproval),
+    )
+    .await?;
+    let wanted = call_id.clone();
+    ctx.wait_condition(move |s: &W| s.decision(&wanted).is_some())
+        .await
+        .map_err(|_| Stop::Cancelled)?;
+    let decision = ctx
+        .state(|s| s.decision(&call_id).cloned())
+        .ok_or_else(|| Stop::Failed("approval decision vanished".into()))?;
+    let decided = StepRecord {
+        status: if decision.approve {
+            StepStatus::Approved
+        } else {
+            StepStatus::Rejected
+        },
+        detail: json!({"decided_by": decision.actor, "note": decision.note}),
+        error: (!decision.approve).then(|| "rejected by a person".to_owned()),
+        ..waiting
+    };
+    note(ctx, t, task_id, tenant, decided, Some(TaskStatus::Running)).await?;
+    Ok(decision)
+}
+
+impl Decisions for AgentTaskWorkflow {
+    fn decision(&self, call_id: &str) -> Option<&ApprovalDecision> {
+        self.decisions.get(call_id)
+    }
+}
+
+impl Decisions for RuleRunWorkflow {
+    fn decision(&self, call_id: &str) -> Option<&ApprovalDecision> {
+        self.decisions.get(call_id)
+    }
+}
+
 /// How the workflow itself ends in Temporal, after Postgres says the same.
 fn ending<T>(stop: Stop) -> WorkflowResult<T> {
     match stop {
@@ -378,41 +435,8 @@ impl AgentTaskWorkflow {
                         detail: json!({"args": call.arguments, "tool_call_id": call.id}),
                         error: None,
                     };
-                    note(
-                        ctx,
-                        &t,
-                        input.task_id,
-                        input.tenant,
-                        waiting.clone(),
-                        Some(TaskStatus::AwaitingApproval),
-                    )
-                    .await?;
-                    let wanted = approval_id.clone();
-                    ctx.wait_condition(move |s: &Self| s.decisions.contains_key(&wanted))
-                        .await
-                        .map_err(|_| Stop::Cancelled)?;
-                    let decision = ctx
-                        .state(|s| s.decisions.get(&approval_id).cloned())
-                        .ok_or_else(|| Stop::Failed("approval decision vanished".into()))?;
-                    let decided = StepRecord {
-                        status: if decision.approve {
-                            StepStatus::Approved
-                        } else {
-                            StepStatus::Rejected
-                        },
-                        detail: json!({"decided_by": decision.actor, "note": decision.note}),
-                        error: (!decision.approve).then(|| "rejected by a person".to_owned()),
-                        ..waiting
-                    };
-                    note(
-                        ctx,
-                        &t,
-                        input.task_id,
-                        input.tenant,
-                        decided,
-                        Some(TaskStatus::Running),
-                    )
-                    .await?;
+                    let decision =
+                        await_decision(ctx, &t, input.task_id, input.tenant, waiting).await?;
                     seq += 1;
                     if !decision.approve {
                         let mut message = "a person rejected this call; do not retry it".to_owned();
@@ -645,41 +669,7 @@ impl RuleRunWorkflow {
                         detail: json!({"role": a.role}),
                         error: None,
                     };
-                    note(
-                        ctx,
-                        &t,
-                        task_id,
-                        input.tenant,
-                        waiting.clone(),
-                        Some(TaskStatus::AwaitingApproval),
-                    )
-                    .await?;
-                    let wanted = approval_id.clone();
-                    ctx.wait_condition(move |s: &Self| s.decisions.contains_key(&wanted))
-                        .await
-                        .map_err(|_| Stop::Cancelled)?;
-                    let decision = ctx
-                        .state(|s| s.decisions.get(&approval_id).cloned())
-                        .ok_or_else(|| Stop::Failed("approval decision vanished".into()))?;
-                    let decided = StepRecord {
-                        status: if decision.approve {
-                            StepStatus::Approved
-                        } else {
-                            StepStatus::Rejected
-                        },
-                        detail: json!({"decided_by": decision.actor, "note": decision.note}),
-                        error: (!decision.approve).then(|| "rejected by a person".to_owned()),
-                        ..waiting
-                    };
-                    note(
-                        ctx,
-                        &t,
-                        task_id,
-                        input.tenant,
-                        decided,
-                        Some(TaskStatus::Running),
-                    )
-                    .await?;
+                    let decision = await_decision(ctx, &t, task_id, input.tenant, waiting).await?;
                     if !decision.approve {
                         return Err(Stop::Failed(format!(
                             "step {seq} was rejected by {}",

@@ -14,8 +14,8 @@ use brain_auth::secrets::{SecretStore, VaultSecretStore};
 use brain_migrations::testing::{TestDb, setting};
 use brain_runtime::rules::RuleInput;
 use brain_runtime::tasks::{
-    ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskService,
-    TaskView, TaskWorker, TemporalSettings,
+    ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskFilter,
+    TaskService, TaskView, TaskWorker, TemporalSettings,
 };
 use brain_tools::{ConnectorService, Endpoints, ServiceConfig};
 use serde_json::{Value, json};
@@ -745,7 +745,14 @@ async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() 
     assert_eq!(parked.kind, "crew");
     let children = t
         .service
-        .list(t.tenant, None, Some(closer), 10)
+        .list(
+            t.tenant,
+            TaskFilter {
+                agent: Some(closer),
+                ..TaskFilter::default()
+            },
+            10,
+        )
         .await
         .unwrap();
     let child = t.task(children[0].task_id).await;
