@@ -233,10 +233,138 @@ async function main() {
     }
     ok('approve-task');
 
+    // Delegation: the writer may ask the closer, up to three times a run.
+    await open(page, `/dashboard/agents/${P.writer}`);
+    await page.check(`#delegate-${P.closer}`);
+    await page.fill(`#delegate-max-${P.closer}`, '3');
+    await page.click('button#save-delegates');
+    await page.waitForSelector('.delegates-outcome .note.ok');
+    ok('delegation');
+
+    // Crews: one of two agents made with the form; a task row the API refuses is explained
+    // next to its field, and "Add a task" adds rows in place.
+    await open(page, '/dashboard/crews');
+    await page.fill('#new-crew-name', 'Launch crew');
+    await page.check(`#new-crew-member-${P.writer}`);
+    await page.check(`#new-crew-member-${P.closer}`);
+    await page.selectOption('#new-crew-process', 'sequential');
+    await page.fill('#task-0-description', 'Outline the launch');
+    await page.fill('#task-0-expected_output', 'Three beats');
+    await page.click('#new-crew-add-task');
+    await page.fill('#task-1-description', 'Write the announcement');
+    await page.click('button#create-crew');
+    await page.waitForSelector('#tasks-1-expected_output-error:not(:empty)');
+    check(/must not be blank/.test(await page.textContent('#tasks-1-expected_output-error')), 'the row error names the problem');
+    await page.fill('#task-1-expected_output', 'One paragraph');
+    await page.selectOption('#task-1-agent', P.closer);
+    await Promise.all([page.waitForURL(/\/dashboard\/crews\/[0-9a-f-]{36}$/), page.click('button#create-crew')]);
+    await page.waitForSelector('#run-input');
+    const crewUrl = new URL(page.url()).pathname;
+    result.crew = crewUrl.split('/').pop();
+    check(await page.locator('.crew-task[data-saved="true"]').count() === 2, 'the crew has two tasks');
+    check(await page.locator('.crew-task[data-saved="false"]').count() === 1, 'and a blank row for a third');
+    ok('crew-create');
+
+    // Run it: the run's page opens and follows the members' turns live, without a reload.
+    // A browser without JavaScript, signed in beforehand, watches the same run.
+    const nojs = await browser.newContext({ javaScriptEnabled: false });
+    const np = await nojs.newPage();
+    await np.goto(P.portal + '/login');
+    await np.fill('#email', P.owner);
+    await np.fill('#password', P.password);
+    await Promise.all([np.waitForURL(/\/dashboard$/), np.click('button[type=submit]')]);
+    await page.fill('#run-input', 'Launch the spring sale');
+    await Promise.all([page.waitForURL(/\/dashboard\/tasks\/[0-9a-f-]{36}$/), page.click('button#run-crew')]);
+    await page.waitForSelector('.run-status');
+    // Every state the page goes through, recorded in the page itself.
+    await page.evaluate(() => {
+      window.notReloaded = true;
+      window.seen = [];
+      const record = () => {
+        const status = document.querySelector('.run-status')?.dataset.status;
+        const turns = [...document.querySelectorAll('.crew-step')].map((l) => l.dataset.status).join(',');
+        const state = `${status}|${turns}`;
+        if (window.seen[window.seen.length - 1] !== state) window.seen.push(state);
+      };
+      record();
+      new MutationObserver(record).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
+    const runPath = new URL(page.url()).pathname;
+    result.run = runPath.split('/').pop();
+    // Without JavaScript the running run's page reloads itself until the run ends.
+    await np.goto(P.portal + runPath);
+    check(await np.getAttribute('.run-status', 'data-status') !== 'succeeded', 'the run was still going');
+    check(await np.locator('meta[http-equiv="refresh"]').count() === 1, 'a running run reloads itself without JavaScript');
+    // A fresh tab opened on the running run hydrates and follows it too.
+    const tab = await context.newPage();
+    await open(tab, runPath);
+    const ended = (p) => p.waitForFunction(() => ['succeeded', 'failed', 'cancelled']
+      .includes(document.querySelector('.run-status')?.dataset.status), null, { timeout: 120000 });
+    await ended(page);
+    const runStates = await page.evaluate(() => window.seen);
+    check(await page.getAttribute('.run-status', 'data-status') === 'succeeded', `the run ended: ${runStates}; ${await page.textContent('main')}`);
+    check(await page.evaluate(() => window.notReloaded === true), 'the run page updated in place');
+    check(runStates.some((s) => /\|succeeded,running$/.test(s)), `the second turn was seen running after the first: ${runStates}`);
+    await page.waitForSelector('#run-output');
+    const outputs = await page.locator('.crew-step .step-output').allTextContents();
+    check(outputs.length === 2 && outputs[0].trim() === 'Outline the launch: done.'
+      && outputs[1].trim() === 'Write the announcement: done, building on the earlier result.', `member outputs: ${outputs}`);
+    check(/Write the announcement: done/.test(await page.textContent('#run-output')), 'the crew run answers with the last turn');
+    await ended(tab);
+    await tab.waitForSelector('#run-output');
+    check(await tab.locator('.crew-step .step-output').count() === 2, 'the second tab followed the run');
+    await tab.close();
+    await np.waitForSelector('.run-status[data-status="succeeded"]', { timeout: 60000 });
+    check(await np.locator('.crew-step .step-output').count() === 2, 'the no-JS page shows both turns');
+    check(await np.locator('meta[http-equiv="refresh"]').count() === 0, 'a finished run stops reloading');
+    const members = await page.locator('.crew-step a.member-task').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    check(members.length === 2, `links to the members' tasks: ${members}`);
+    await shoot(page, 'run', runPath);
+    await open(page, members[1]);
+    check(/Task of Closer/.test(await page.textContent('h1')), 'the member task names its agent');
+    check(await page.locator(`a.parent-run[href="${runPath}"]`).count() === 1, 'the member task links to its run');
+    await open(page, crewUrl);
+    await page.locator(`.runs li[data-run="${result.run}"] .status-succeeded`).waitFor();
+    ok('crew-run');
+
+    // Delete a crew: back to the list, without it.
+    await open(page, `/dashboard/crews/${P.old_crew}`);
+    await page.check('#confirm-delete');
+    await Promise.all([page.waitForURL(/\/dashboard\/crews$/), page.click('button#delete-crew')]);
+    await page.waitForSelector('.crew-card');
+    check(await page.locator(`.crew-card[data-crew="${P.old_crew}"]`).count() === 0, 'the deleted crew is gone');
+    check(await page.locator(`.crew-card[data-crew="${result.crew}"]`).count() === 1, 'the new crew is listed');
+    ok('crew-delete');
+
+    // Without JavaScript: add a task through the blank row, remove it again with its box,
+    // and see an error next to its field.
+    {
+      const p = np;
+      current = p;
+      await p.goto(P.portal + crewUrl);
+      check(await p.locator('#crew-add-task').isHidden(), '"Add a task" needs JavaScript and hides without it');
+      await p.fill('#task-2-description', 'Post it on social media');
+      await Promise.all([p.waitForURL(/error=/), p.click('button#save-crew')]);
+      check(/must not be blank/.test(await p.textContent('#tasks-2-expected_output-error')), 'the no-JS error is next to its field');
+      await p.fill('#task-2-description', 'Post it on social media');
+      await p.fill('#task-2-expected_output', 'Three posts');
+      await Promise.all([p.waitForNavigation(), p.click('button#save-crew')]);
+      check(!/error=/.test(p.url()), `a saved form drops the old error: ${p.url()}`);
+      check(await p.locator('.crew-task[data-saved="true"]').count() === 3, 'a task added without JavaScript');
+      await p.check('#task-2-remove');
+      await Promise.all([p.waitForNavigation(), p.click('button#save-crew')]);
+      check(await p.locator('.crew-task[data-saved="true"]').count() === 2, 'a task removed without JavaScript');
+      await nojs.close();
+      current = page;
+    }
+    ok('crew-nojs');
+
     // Screenshots of every page at both widths.
     await shoot(page, 'dashboard', '/dashboard');
     await shoot(page, 'agents', '/dashboard/agents');
     await shoot(page, 'agent', `/dashboard/agents/${P.writer}`);
+    await shoot(page, 'crews', '/dashboard/crews');
+    await shoot(page, 'crew', crewUrl);
     await open(page, `/dashboard/chat/${P.writer}`);
     const first = await page.locator('.conversations ul a').first().getAttribute('href');
     await shoot(page, 'chat', first);
@@ -277,6 +405,15 @@ async function main() {
     check(await viewer.locator('button#create-key, button.revoke').count() === 0, 'viewer sees key controls');
     await open(viewer, '/dashboard/tasks');
     check(await viewer.locator('button.approve, button.reject').count() === 0, 'viewer sees approval controls');
+    await open(viewer, `/dashboard/agents/${P.writer}`);
+    check(await viewer.locator('button#save-delegates').count() === 0, 'viewer sees delegation controls');
+    check(await viewer.locator(`#delegate-${P.closer}:checked:disabled`).count() === 1, 'viewer sees the delegate, read only');
+    await open(viewer, '/dashboard/crews');
+    check(await viewer.locator('button#create-crew').count() === 0, 'viewer sees the crew form');
+    await open(viewer, crewUrl);
+    check(await viewer.locator('button#save-crew, button#run-crew, button#delete-crew, #crew-add-task').count() === 0,
+      'viewer sees crew controls');
+    check(await viewer.locator('.crew-task[data-saved="true"] textarea:disabled').count() === 2, 'viewer reads the tasks');
     const forced = await viewer.evaluate(async (writer) => {
       const csrf = document.cookie.split('; ').find((c) => c.startsWith('brain_csrf=')).split('=')[1];
       const body = new URLSearchParams({

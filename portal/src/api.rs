@@ -219,3 +219,46 @@ pub fn me() -> crate::model::Me {
         ..crate::model::Me::default()
     }
 }
+
+/// Whether the server function was called by a form posted without JavaScript (the browser
+/// wants a page back, not data).
+pub fn plain_form_post() -> bool {
+    use_context::<Parts>().is_some_and(|p| {
+        p.headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    })
+}
+
+/// For a form posted without JavaScript: back to the page it came from — with the error as
+/// `?error=…` when it failed, which the page shows next to its field (the browser would
+/// otherwise land on the page with no word of what went wrong), and without a stale one when
+/// it succeeded.
+pub fn back_to_page(outcome: &Outcome) {
+    if !plain_form_post() {
+        return;
+    }
+    let referer = use_context::<Parts>()
+        .and_then(|p| {
+            p.headers
+                .get(axum::http::header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let after_scheme = referer.find("://").map_or(0, |i| i + 3);
+    let path = referer[after_scheme..]
+        .find('/')
+        .map_or("", |i| &referer[after_scheme + i..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    // Only a page of the portal: never an open redirect.
+    if !path.starts_with("/dashboard") || path.starts_with("//") {
+        return;
+    }
+    if outcome.ok {
+        leptos_axum::redirect(path);
+    } else {
+        leptos_axum::redirect(&format!("{path}?error={}", encode(&outcome.message)));
+    }
+}

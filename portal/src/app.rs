@@ -56,6 +56,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=pages::dashboard::DashboardPage ssr=ssr.clone()/>
                     <Route path=path!("agents") view=pages::agents::AgentsPage ssr=ssr.clone()/>
                     <Route path=path!("agents/:id") view=pages::agent::AgentPage ssr=ssr.clone()/>
+                    <Route path=path!("crews") view=pages::crews::CrewsPage ssr=ssr.clone()/>
+                    <Route path=path!("crews/:id") view=pages::crew::CrewPage ssr=ssr.clone()/>
                     <Route path=path!("chat/:agent") view=pages::chat::ChatPage ssr=ssr.clone()/>
                     <Route
                         path=path!("connectors")
@@ -73,6 +75,7 @@ pub fn App() -> impl IntoView {
                         ssr=ssr.clone()
                     />
                     <Route path=path!("tasks") view=pages::tasks::TasksPage ssr=ssr.clone()/>
+                    <Route path=path!("tasks/:id") view=pages::task::TaskPage ssr=ssr.clone()/>
                     <Route path=path!("audit") view=pages::audit::AuditPage ssr=ssr.clone()/>
                     <Route path=path!("health") view=pages::health::HealthPage ssr=ssr.clone()/>
                 </ParentRoute>
@@ -123,14 +126,16 @@ pub async fn current_user() -> Result<Option<Me>, ServerFnError> {
 #[component]
 fn Layout() -> impl IntoView {
     let me = Resource::new(|| (), |_| current_user());
+    // (path, label, whether it sits under the link before it)
     let links = [
-        ("/dashboard", "Overview"),
-        ("/dashboard/agents", "Agents"),
-        ("/dashboard/connectors", "Connectors"),
-        ("/dashboard/integrations", "Integrations"),
-        ("/dashboard/tasks", "Tasks"),
-        ("/dashboard/audit", "Audit log"),
-        ("/dashboard/health", "Health"),
+        ("/dashboard", "Overview", false),
+        ("/dashboard/agents", "Agents", false),
+        ("/dashboard/crews", "Crews", true),
+        ("/dashboard/connectors", "Connectors", false),
+        ("/dashboard/integrations", "Integrations", false),
+        ("/dashboard/tasks", "Tasks", false),
+        ("/dashboard/audit", "Audit log", false),
+        ("/dashboard/health", "Health", false),
     ];
     view! {
         <a class="skip" href="#main">"Skip to content"</a>
@@ -171,10 +176,10 @@ fn Layout() -> impl IntoView {
                 <ul>
                     {links
                         .into_iter()
-                        .map(|(href, label)| {
+                        .map(|(href, label, sub)| {
                             view! {
                                 <li>
-                                    <A href=href exact=true>
+                                    <A href=href exact=true attr:class=sub.then_some("sub")>
                                         {label}
                                     </A>
                                 </li>

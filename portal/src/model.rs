@@ -38,6 +38,11 @@ impl Me {
         self.is_editor()
     }
 
+    /// `tasks.invoke`: start agent tasks and crew runs.
+    pub fn can_run(&self) -> bool {
+        self.is_editor()
+    }
+
     /// `tasks.approve`.
     pub fn can_approve(&self) -> bool {
         self.is_admin()
@@ -63,6 +68,15 @@ pub struct Grant {
     pub max_calls_per_run: Option<u32>,
 }
 
+/// Another agent this one may ask (`ask_<slug>`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DelegateGrant {
+    pub agent: String,
+    pub approval: String,
+    pub max_calls_per_run: Option<u32>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Agent {
@@ -77,8 +91,34 @@ pub struct Agent {
     pub max_tokens: u32,
     pub knowledge_collections: Vec<String>,
     pub tools: Vec<Grant>,
+    pub delegates: Vec<DelegateGrant>,
     pub status: String,
     pub version: i32,
+    pub updated_at: String,
+}
+
+/// One task of a crew.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrewTask {
+    pub description: String,
+    pub expected_output: String,
+    pub agent_id: Option<String>,
+}
+
+/// Agents working together on a list of tasks: in order (`sequential`) or handed out by a
+/// manager (`hierarchical`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Crew {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+    pub process: String,
+    pub manager_agent_id: Option<String>,
+    pub tasks: Vec<CrewTask>,
+    pub version: i32,
+    pub created_at: String,
     pub updated_at: String,
 }
 
@@ -192,6 +232,7 @@ pub struct Step {
     pub detail: Value,
     pub error: Option<String>,
     pub started_at: String,
+    pub finished_at: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -201,12 +242,157 @@ pub struct Task {
     pub kind: String,
     pub agent_id: Option<String>,
     pub rule_id: Option<String>,
+    pub crew_id: Option<String>,
+    /// The crew run or rule run this task is a step of.
+    pub parent_task_id: Option<String>,
     pub status: String,
     pub input: Value,
     pub output: Option<Value>,
     pub error: Option<String>,
     pub created_at: String,
+    pub finished_at: Option<String>,
     pub steps: Vec<Step>,
+}
+
+impl Task {
+    /// Whether the task has ended (it changes no more).
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+    }
+
+    /// What the task was asked, as text.
+    pub fn input_text(&self) -> String {
+        self.input
+            .as_str()
+            .or_else(|| self.input.get("input").and_then(Value::as_str))
+            .map_or_else(|| self.input.to_string(), str::to_owned)
+    }
+
+    /// Its answer, as text.
+    pub fn reply(&self) -> Option<String> {
+        self.output
+            .as_ref()
+            .and_then(|o| {
+                o.get("reply")
+                    .and_then(Value::as_str)
+                    .or_else(|| o.as_str())
+            })
+            .map(str::to_owned)
+    }
+}
+
+/// What a crew member's task is doing while the run goes on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberProgress {
+    pub status: String,
+    /// Its latest step, e.g. `llm running` or `hubspot.create_contact awaiting approval`.
+    pub activity: Option<String>,
+}
+
+/// A task followed live through its run events (`GET /v1/tasks/{id}/events`): the task, and
+/// for a crew run what each member's child task is doing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveRun {
+    pub task: Task,
+    /// By child task id.
+    pub members: BTreeMap<String, MemberProgress>,
+}
+
+impl LiveRun {
+    pub fn new(task: Task) -> Self {
+        Self {
+            task,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// Folds one event in; true when it is the watched task's end (`done`).
+    pub fn apply(&mut self, event: &str, data: &Value) -> bool {
+        let task_id = data
+            .get("task_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mine = task_id == self.task.task_id;
+        let status = data
+            .get("status")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match event {
+            "snapshot" => {
+                if let Ok(task) = serde_json::from_value::<Task>(data.clone())
+                    && task.task_id == self.task.task_id
+                {
+                    self.task = task;
+                }
+                false
+            }
+            "step" => {
+                let Some(step) = data
+                    .get("step")
+                    .and_then(|s| serde_json::from_value::<Step>(s.clone()).ok())
+                else {
+                    return false;
+                };
+                if mine {
+                    merge_step(&mut self.task.steps, step);
+                } else if !task_id.is_empty() {
+                    let what = match (&step.connector, &step.action) {
+                        (Some(c), Some(a)) => format!("{c}.{a}"),
+                        _ => step.kind.clone(),
+                    };
+                    let member = self.members.entry(task_id.to_owned()).or_default();
+                    member.activity = Some(format!("{what} {}", step.status.replace('_', " ")));
+                    if step.status == "awaiting_approval" {
+                        member.status = step.status;
+                    } else if member.status.is_empty() || member.status == "awaiting_approval" {
+                        member.status = "running".to_owned();
+                    }
+                }
+                false
+            }
+            "status" | "child_done" | "done" => {
+                let Some(status) = status else {
+                    return false;
+                };
+                if mine {
+                    self.task.status = status;
+                    event == "done"
+                } else {
+                    self.members.entry(task_id.to_owned()).or_default().status = status;
+                    false
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Writes a step into `steps` (a later event of the same step updates it; details merge the
+/// way the task store merges them).
+fn merge_step(steps: &mut Vec<Step>, step: Step) {
+    match steps.iter_mut().find(|s| s.seq == step.seq) {
+        Some(known) => {
+            if let (Some(into), Some(from)) =
+                (known.detail.as_object_mut(), step.detail.as_object())
+            {
+                for (k, v) in from {
+                    into.insert(k.clone(), v.clone());
+                }
+            } else if !step.detail.is_null() {
+                known.detail = step.detail;
+            }
+            known.status = step.status;
+            known.error = step.error;
+            known.kind = step.kind;
+            if step.call_id.is_some() {
+                known.call_id = step.call_id;
+            }
+        }
+        None => {
+            steps.push(step);
+            steps.sort_by_key(|s| s.seq);
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -401,6 +587,55 @@ mod tests {
         }))
         .unwrap_or_default();
         assert_eq!(rule.connectors(), ["hubspot", "slack"]);
+    }
+
+    #[test]
+    fn run_events_update_the_run_and_its_members() {
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "task_id": "run", "kind": "crew", "status": "queued", "input": {"input": "Go"},
+        }))
+        .unwrap_or_default();
+        let mut live = LiveRun::new(task);
+        let step = |status: &str, detail: Value| {
+            serde_json::json!({"type": "step", "task_id": "run",
+                "step": {"seq": 0, "kind": "agent_task", "status": status, "detail": detail}})
+        };
+        assert!(!live.apply(
+            "status",
+            &serde_json::json!({"task_id": "run", "status": "running"})
+        ));
+        live.apply(
+            "step",
+            &step(
+                "running",
+                serde_json::json!({"agent": "Writer", "task_id": "c1"}),
+            ),
+        );
+        live.apply(
+            "step",
+            &serde_json::json!({"type": "step", "task_id": "c1",
+            "step": {"seq": 0, "kind": "llm", "status": "running", "detail": {}}}),
+        );
+        assert_eq!(live.members["c1"].activity.as_deref(), Some("llm running"));
+        live.apply(
+            "child_done",
+            &serde_json::json!({"task_id": "c1", "status": "succeeded"}),
+        );
+        live.apply(
+            "step",
+            &step("succeeded", serde_json::json!({"output": "An outline"})),
+        );
+        assert_eq!(live.task.status, "running");
+        assert_eq!(live.task.steps.len(), 1);
+        // The output joined the agent and child task named when the step began.
+        assert_eq!(live.task.steps[0].detail["agent"], "Writer");
+        assert_eq!(live.task.steps[0].detail["output"], "An outline");
+        assert_eq!(live.members["c1"].status, "succeeded");
+        assert!(live.apply(
+            "done",
+            &serde_json::json!({"task_id": "run", "status": "succeeded"})
+        ));
+        assert!(live.task.is_final());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The portal's HTTP server: the Leptos pages and server functions, the browser bundle and
-//! stylesheet, and the few plain routes a Leptos page cannot be (sign-out, the chat stream
-//! proxy, uploads, SSO). A layer in front of all of them keeps the session: it reads the
+//! stylesheet, and the few plain routes a Leptos page cannot be (sign-out, the chat and task
+//! event stream proxies, uploads, SSO). A layer in front of all of them keeps the session: it reads the
 //! token cookies, refreshes an expiring access token with the auth service, mints the CSRF
 //! cookie, refuses cross-origin writes and sends signed-out visitors to the login page.
 
@@ -98,6 +98,7 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/dashboard/chat/{agent}/stream", post(chat_stream))
         .route("/dashboard/chat/{agent}/send", post(chat_send))
         .route("/dashboard/agents/{agent}/upload", post(upload))
+        .route("/dashboard/tasks/{task}/events", get(task_events))
         .leptos_routes(&options, routes, move || {
             crate::app::shell(shell_options.clone())
         })
@@ -559,20 +560,75 @@ async fn chat_stream(Path(agent): Path<String>, request: Request) -> Response {
         let text = upstream.text().await.unwrap_or_default();
         return (status, [(header::CONTENT_TYPE, "application/json")], text).into_response();
     }
-    let stream = futures::stream::unfold(Some(upstream), |state| async move {
-        let mut upstream = state?;
-        match upstream.chunk().await {
-            Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), Some(upstream))),
-            Ok(None) => None,
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-        }
-    });
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(stream),
+        relay(upstream),
+    )
+        .into_response()
+}
+
+/// The body of an upstream response, passed on chunk by chunk as it arrives.
+fn relay(upstream: reqwest::Response) -> Body {
+    Body::from_stream(futures::stream::unfold(
+        Some(upstream),
+        |state| async move {
+            let mut upstream = state?;
+            match upstream.chunk().await {
+                Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), Some(upstream))),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+            }
+        },
+    ))
+}
+
+/// How long one relayed event stream may stay open; the browser's `EventSource` then
+/// reconnects (and is sent a fresh snapshot).
+const EVENTS_RELAY_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// `GET /dashboard/tasks/{task}/events`: a task's run events (`snapshot`, `step`, `status`,
+/// `child_done`, `done`), relayed from the gateway's SSE stream as they come, so the page's
+/// script follows a run without ever holding the user's token.
+async fn task_events(Path(task): Path<String>, request: Request) -> Response {
+    let (Some(portal), Some(session)) = (
+        request.extensions().get::<Arc<Portal>>().cloned(),
+        request.extensions().get::<Session>().cloned(),
+    ) else {
+        return (StatusCode::UNAUTHORIZED, "sign in again").into_response();
+    };
+    let url = format!(
+        "{}/v1/tasks/{}/events",
+        portal.config.gateway_url.trim_end_matches('/'),
+        crate::api::encode(&task)
+    );
+    let upstream = portal
+        .http
+        .get(url)
+        .bearer_auth(&session.token)
+        .header(header::ACCEPT, "text/event-stream")
+        .timeout(EVENTS_RELAY_LIMIT)
+        .send()
+        .await;
+    let upstream = match upstream {
+        Ok(r) => r,
+        Err(e) => {
+            return (StatusCode::BAD_GATEWAY, format!("gateway unreachable: {e}")).into_response();
+        }
+    };
+    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::OK);
+    if !status.is_success() {
+        let text = upstream.text().await.unwrap_or_default();
+        return (status, [(header::CONTENT_TYPE, "application/json")], text).into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        relay(upstream),
     )
         .into_response()
 }

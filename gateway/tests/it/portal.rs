@@ -2,8 +2,9 @@
 //! worker) on free ports against the real infrastructure, an OpenAI-compatible fake model that
 //! streams slowly, fake WordPress and HubSpot platforms, and headless Chromium driven by
 //! `portal/e2e/portal.cjs` (playwright-core). The script walks the flows of the portal issue
-//! and saves screenshots of every page at 1280 and 390 px into `target/portal-screenshots/`;
-//! this test then checks through the API that what the browser did really happened.
+//! (and the crews and delegation of the multi-agent issue) and saves screenshots of every
+//! page at 1280 and 390 px into `target/portal-screenshots/`; this test then checks through
+//! the API that what the browser did really happened.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -50,12 +51,27 @@ fn sse_chunk(delta: Value, finish: Option<&str>) -> String {
 
 pub const REPLY: &str = "Our brand voice is warm and concise, and it never uses exclamation marks.";
 
+/// What the fake model answers a crew member given `prompt`: the task it was handed, and
+/// whether it saw an earlier member's result.
+fn crew_answer(prompt: &str) -> Option<String> {
+    let task = prompt.split("Your task: ").nth(1)?.lines().next()?.trim();
+    let earlier = if prompt.contains("Results of the earlier tasks") {
+        ", building on the earlier result"
+    } else {
+        ""
+    };
+    Some(format!("{task}: done{earlier}."))
+}
+
 /// The fake model: a HubSpot call for the approval task, a WordPress call when asked to draft
-/// a post, a short confirmation after a tool result, and otherwise `REPLY`, streamed word by word with pauses so the browser shows it
-/// arriving.
+/// a post, a short confirmation after a tool result, a crew member's answer (`crew_answer`)
+/// and otherwise `REPLY`, streamed word by word with pauses so the browser shows it arriving.
 async fn model(Json(request): Json<Value>) -> Response {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
     let last = messages.last().cloned().unwrap_or(Value::Null);
+    let crew = (last["role"] == "user")
+        .then(|| last["content"].as_str().and_then(crew_answer))
+        .flatten();
     let wants_contact = messages
         .iter()
         .any(|m| m["role"] == "user" && m["content"].to_string().contains("ada@example.com"));
@@ -80,12 +96,16 @@ async fn model(Json(request): Json<Value>) -> Response {
         events.push((sse_chunk(call, None), 0));
         events.push((sse_chunk(json!({}), Some("tool_calls")), 0));
     } else {
+        let (reply, pause) = match &crew {
+            Some(answer) => (answer.as_str(), 250),
+            None => (REPLY, 120),
+        };
         events.push((
             sse_chunk(json!({"role": "assistant", "content": ""}), None),
             0,
         ));
-        for word in REPLY.split_inclusive(' ') {
-            events.push((sse_chunk(json!({"content": word}), None), 120));
+        for word in reply.split_inclusive(' ') {
+            events.push((sse_chunk(json!({"content": word}), None), pause));
         }
         events.push((sse_chunk(json!({}), Some("stop")), 0));
     }
@@ -464,6 +484,21 @@ async fn the_portal_works_in_a_real_browser() {
     assert_eq!(status, 201, "{rule}");
     let rule_id = rule["id"].as_str().unwrap().to_owned();
 
+    // A crew the browser deletes.
+    let (status, old_crew) = api
+        .gateway(
+            reqwest::Method::POST,
+            "/v1/crews",
+            &owner,
+            Some(
+                json!({"name": "Old crew", "members": [writer_id], "process": "sequential",
+                        "tasks": [{"description": "Recap", "expected_output": "A recap"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{old_crew}");
+    let old_crew_id = old_crew["id"].as_str().unwrap().to_owned();
+
     let pdf_path = out.join("brand-book.pdf");
     std::fs::write(
         &pdf_path,
@@ -481,7 +516,7 @@ async fn the_portal_works_in_a_real_browser() {
         "portal": portal, "chromium": chromium, "modules": modules,
         "screenshots": screenshots, "owner": owner_email, "viewer": viewer_email,
         "password": PASSWORD, "writer": writer_id, "closer": closer_id, "task": task_id,
-        "wordpress": wordpress_url, "pdf": pdf_path, "reply": REPLY,
+        "wordpress": wordpress_url, "pdf": pdf_path, "reply": REPLY, "old_crew": old_crew_id,
     });
     let script = workspace().join("portal/e2e/portal.cjs");
     let run = tokio::task::spawn_blocking(move || {
@@ -521,7 +556,18 @@ async fn the_portal_works_in_a_real_browser() {
         })
         .expect("the script's RESULT line");
 
-    // What the browser did is what the API holds.
+    // What the browser did is what the API holds (read with a fresh token: the walk outlasts
+    // the short-lived one from the signup).
+    let (status, login) = api
+        .auth(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            None,
+            json!({"email": owner_email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    let owner = login["access_token"].as_str().unwrap().to_owned();
     let (_, agent) = api
         .gateway(
             reqwest::Method::GET,
@@ -607,12 +653,96 @@ async fn the_portal_works_in_a_real_browser() {
     assert_eq!(rule["enabled"], false, "{rule}");
     // The viewer's forced save changed nothing.
     assert_eq!(agent["role"], "Content writer");
+    // The delegate granted on the agent page.
+    assert_eq!(
+        agent["delegates"],
+        json!([{"agent": closer_id, "approval": "never", "max_calls_per_run": 3}]),
+        "{agent}"
+    );
+
+    // The crew made in the browser, its one run (found by the crew filter), and the crew it
+    // deleted.
+    let crew_id = report["crew"].as_str().unwrap();
+    let (status, crew) = api
+        .gateway(
+            reqwest::Method::GET,
+            &format!("/v1/crews/{crew_id}"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{crew}");
+    assert_eq!(crew["name"], "Launch crew");
+    assert_eq!(crew["process"], "sequential");
+    assert_eq!(crew["members"], json!([writer_id, closer_id]), "{crew}");
+    assert_eq!(
+        crew["tasks"],
+        json!([{"description": "Outline the launch", "expected_output": "Three beats"},
+               {"description": "Write the announcement", "expected_output": "One paragraph",
+                "agent_id": closer_id}]),
+        "{crew}"
+    );
+    let (_, runs) = api
+        .gateway(
+            reqwest::Method::GET,
+            &format!("/v1/tasks?crew_id={crew_id}"),
+            &owner,
+            None,
+        )
+        .await;
+    let runs = runs["tasks"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["task_id"], report["run"], "{runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs:?}");
+    let (_, none) = api
+        .gateway(
+            reqwest::Method::GET,
+            &format!("/v1/tasks?crew_id={}", uuid::Uuid::new_v4()),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(none["tasks"], json!([]), "{none}");
+    let (_, run) = api
+        .gateway(
+            reqwest::Method::GET,
+            &format!("/v1/tasks/{}", runs[0]["task_id"].as_str().unwrap()),
+            &owner,
+            None,
+        )
+        .await;
+    let outputs: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["detail"]["output"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            "Outline the launch: done.",
+            "Write the announcement: done, building on the earlier result."
+        ],
+        "{run}"
+    );
+    let (status, _) = api
+        .gateway(
+            reqwest::Method::GET,
+            &format!("/v1/crews/{old_crew_id}"),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the browser deleted the old crew");
 
     for page in [
         "login",
         "dashboard",
         "agents",
         "agent",
+        "crews",
+        "crew",
+        "run",
         "chat",
         "connectors",
         "connector",

@@ -1,6 +1,6 @@
 //! `/dashboard/agents/{id}`: an agent's settings (role, goal, backstory, temperature, model),
-//! its tool grants per connector, and its knowledge collections with uploads whose ingestion
-//! the page follows live.
+//! its tool grants per connector, its knowledge collections with uploads whose ingestion the
+//! page follows live, and its delegation: the other agents it may ask, and its crews.
 
 // A server function takes one argument per form field.
 #![allow(clippy::too_many_arguments)]
@@ -22,20 +22,90 @@ pub struct AgentData {
     pub agent: Agent,
     pub connectors: Vec<Connector>,
     pub collections: Vec<Collection>,
+    /// The tenant's other agents (those this one may be allowed to ask).
+    pub others: Vec<Agent>,
+    /// `(id, name)` of the crews the agent works in, as a member or their manager.
+    pub crews: Vec<(String, String)>,
 }
 
 #[server]
 pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
-    use crate::api::{encode, get};
+    use crate::api::{encode, get, get_list};
     let agent: Agent = get(&format!("/v1/agents/{}", encode(&id))).await?;
     let connectors: Vec<Connector> = get("/v1/connectors").await?;
     let collections: Vec<Collection> = get("/v1/knowledge/collections").await?;
+    let all: Vec<Agent> = get_list("/v1/agents", "agents").await?;
+    let crews: Vec<crate::model::Crew> = get_list("/v1/crews", "crews").await?;
     Ok(AgentData {
         me: crate::api::me(),
+        others: all.into_iter().filter(|a| a.id != agent.id).collect(),
+        crews: crews
+            .into_iter()
+            .filter(|c| {
+                c.members.contains(&agent.id) || c.manager_agent_id.as_ref() == Some(&agent.id)
+            })
+            .map(|c| (c.id, c.name))
+            .collect(),
         agent,
         connectors,
         collections,
     })
+}
+
+/// Replaces the agents this one may ask: each ticked agent with its approval policy and
+/// optional limit per run.
+#[server(endpoint = "agents/delegates")]
+pub async fn save_delegates(
+    csrf: String,
+    id: String,
+    #[server(default)] delegates: HashMap<String, String>,
+    #[server(default)] delegate_approval: HashMap<String, String>,
+    #[server(default)] delegate_max: HashMap<String, String>,
+) -> Result<Outcome, ServerFnError> {
+    use crate::api::{Service, call, check_csrf, encode};
+    check_csrf(&csrf)?;
+    // Keys are `a<agent id>`: a key starting with a digit would read as a list index.
+    let mut targets: Vec<&String> = delegates.keys().collect();
+    targets.sort();
+    let mut grants = Vec::new();
+    for key in targets {
+        let agent = key.strip_prefix('a').unwrap_or(key);
+        let approval = match delegate_approval.get(key).map(String::as_str) {
+            Some("always") => "always",
+            _ => "never",
+        };
+        let mut grant = serde_json::json!({"agent": agent, "approval": approval});
+        let max = delegate_max.get(key).map(|m| m.trim()).unwrap_or_default();
+        if !max.is_empty() {
+            match max.parse::<u32>() {
+                Ok(n) => grant["max_calls_per_run"] = serde_json::json!(n),
+                Err(_) => {
+                    return Ok(Outcome::error(
+                        "delegates: a limit per run must be a whole number",
+                    ));
+                }
+            }
+        }
+        grants.push(grant);
+    }
+    let count = grants.len();
+    Ok(
+        match call(
+            Service::Gateway,
+            reqwest::Method::PUT,
+            &format!("/v1/agents/{}/delegates", encode(&id)),
+            Some(serde_json::Value::Array(grants)),
+        )
+        .await
+        {
+            Ok(_) => Outcome::ok(match count {
+                0 => "Saved: this agent asks no other agent.".to_owned(),
+                1 => "Saved: this agent may ask 1 other agent.".to_owned(),
+                n => format!("Saved: this agent may ask {n} other agents."),
+            }),
+            Err(e) => e.outcome(),
+        },
+    )
 }
 
 /// Saves the settings; `If-Match` makes a concurrent edit a conflict instead of a silent
@@ -218,6 +288,7 @@ pub fn AgentPage() -> impl IntoView {
     let tools = ServerAction::<SaveTools>::new();
     let create = ServerAction::<CreateCollection>::new();
     let attach = ServerAction::<AttachCollection>::new();
+    let delegates = ServerAction::<SaveDelegates>::new();
     let data = Resource::new(
         move || {
             (
@@ -226,6 +297,7 @@ pub fn AgentPage() -> impl IntoView {
                 tools.version().get(),
                 create.version().get(),
                 attach.version().get(),
+                delegates.version().get(),
             )
         },
         |(id, ..)| load_agent(id),
@@ -235,7 +307,9 @@ pub fn AgentPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <LoadError error=e/> }.into_any(),
-                    Ok(d) => view! { <AgentView data=d save tools create attach/> }.into_any(),
+                    Ok(d) => {
+                        view! { <AgentView data=d save tools create attach delegates/> }.into_any()
+                    }
                 }
             })}
         </Transition>
@@ -249,12 +323,15 @@ fn AgentView(
     tools: ServerAction<SaveTools>,
     create: ServerAction<CreateCollection>,
     attach: ServerAction<AttachCollection>,
+    delegates: ServerAction<SaveDelegates>,
 ) -> impl IntoView {
     let AgentData {
         me,
         agent,
         connectors,
         collections,
+        others,
+        crews,
     } = data;
     let edit = me.can_edit_agents();
     let subtitle = format!("{} · version {}", agent.slug, agent.version);
@@ -273,7 +350,130 @@ fn AgentView(
             <SettingsForm agent=agent.clone() edit save/>
             <KnowledgePanel agent=agent.clone() collections me=me.clone() create attach/>
         </div>
+        <DelegatesForm agent=agent.clone() others crews edit delegates/>
         <ToolsForm agent connectors edit tools/>
+    }
+}
+
+#[component]
+fn DelegatesForm(
+    agent: Agent,
+    others: Vec<Agent>,
+    crews: Vec<(String, String)>,
+    edit: bool,
+    delegates: ServerAction<SaveDelegates>,
+) -> impl IntoView {
+    let outcome = Signal::derive(move || delegates.value().get());
+    let alone = others.is_empty();
+    let rows = others
+        .into_iter()
+        .map(|other| {
+            let grant = agent
+                .delegates
+                .iter()
+                .find(|d| d.agent == other.id)
+                .cloned();
+            let always = grant.as_ref().is_some_and(|g| g.approval == "always");
+            let max = grant
+                .as_ref()
+                .and_then(|g| g.max_calls_per_run)
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let id = other.id.clone();
+            view! {
+                <fieldset class="delegate" id=format!("delegate-row-{id}")>
+                    <legend>
+                        <input
+                            type="checkbox"
+                            id=format!("delegate-{id}")
+                            name=format!("delegates[a{id}]")
+                            checked=grant.is_some()
+                            disabled=!edit
+                        />
+                        <label for=format!("delegate-{id}")>{other.name.clone()}</label>
+                    </legend>
+                    <p class="muted small">
+                        {other.role.clone()}
+                        " · tool "
+                        <code>{format!("ask_{}", other.slug)}</code>
+                    </p>
+                    <div class="field inline">
+                        <label for=format!("delegate-approval-{id}")>"Approval"</label>
+                        <select
+                            id=format!("delegate-approval-{id}")
+                            name=format!("delegate_approval[a{id}]")
+                            disabled=!edit
+                        >
+                            <option value="never" selected=!always>
+                                "Asks without approval"
+                            </option>
+                            <option value="always" selected=always>
+                                "A person approves each question"
+                            </option>
+                        </select>
+                    </div>
+                    <div class="field inline">
+                        <label for=format!("delegate-max-{id}")>"Most questions per run"</label>
+                        <input
+                            id=format!("delegate-max-{id}")
+                            name=format!("delegate_max[a{id}]")
+                            type="number"
+                            min="1"
+                            class="short"
+                            value=max
+                            placeholder="no limit"
+                            disabled=!edit
+                        />
+                    </div>
+                </fieldset>
+            }
+        })
+        .collect_view();
+    let crews = (!crews.is_empty()).then(|| {
+        view! {
+            <p class="small in-crews">
+                "Works in "
+                {crews
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (id, name))| {
+                        view! {
+                            {(i > 0).then_some(", ")}
+                            <a href=format!("/dashboard/crews/{id}")>{name}</a>
+                        }
+                    })
+                    .collect_view()}
+                "."
+            </p>
+        }
+    });
+    view! {
+        <section class="card" id="delegation" aria-labelledby="delegation-h">
+            <h2 id="delegation-h">"Delegation"</h2>
+            <p class="muted">
+                "Other agents this one may ask for help. Each answers with its own backstory, model, tools and knowledge."
+            </p>
+            {crews}
+            {alone.then(|| view! { <p class="muted">"There are no other agents to ask yet."</p> })}
+            {if edit && !alone {
+                view! {
+                    <ActionForm action=delegates>
+                        <CsrfField/>
+                        <input type="hidden" name="id" value=agent.id.clone()/>
+                        <div class="tools-grid">{rows}</div>
+                        <div class="delegates-outcome">
+                            <OutcomeNote outcome/>
+                        </div>
+                        <button id="save-delegates" type="submit" class="primary">
+                            "Save delegation"
+                        </button>
+                    </ActionForm>
+                }
+                    .into_any()
+            } else {
+                view! { <div class="tools-grid">{rows}</div> }.into_any()
+            }}
+        </section>
     }
 }
 

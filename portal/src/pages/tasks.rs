@@ -107,19 +107,6 @@ pub async fn start_task(
     )
 }
 
-fn input_text(t: &Task) -> String {
-    t.input
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| {
-            t.input
-                .get("input")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| t.input.to_string())
-}
-
 #[component]
 pub fn TasksPage() -> impl IntoView {
     let query = use_query_map();
@@ -165,10 +152,11 @@ pub fn TasksPage() -> impl IntoView {
                 let approve = d.me.can_approve();
                 let invoke = d.me.can_chat();
                 let agents = d.agents.clone();
-                let agent_name = move |id: &Option<String>| {
-                    id.as_ref()
+                let agent_name = move |t: &Task| {
+                    t.agent_id
+                        .as_ref()
                         .and_then(|id| agents.iter().find(|(a, _)| a == id).map(|(_, n)| n.clone()))
-                        .unwrap_or_else(|| "rule".to_owned())
+                        .unwrap_or_else(|| if t.kind == "crew" { "crew" } else { "rule" }.to_owned())
                 };
                 view! {
                     <div class="decision-outcome">
@@ -236,11 +224,15 @@ pub fn TasksPage() -> impl IntoView {
                                 view! {
                                     <li class="card task" data-task=t.task_id.clone()>
                                         <header class="widget-head">
-                                            <h2 class="task-title">{input_text(&t).chars().take(120).collect::<String>()}</h2>
+                                            <h2 class="task-title">
+                                                <a href=format!("/dashboard/tasks/{}", t.task_id)>
+                                                    {t.input_text().chars().take(120).collect::<String>()}
+                                                </a>
+                                            </h2>
                                             <span class="task-status"><Badge status=t.status.clone()/></span>
                                         </header>
                                         <p class="muted small">
-                                            {format!("{} · {} · {}", agent_name(&t.agent_id), t.kind, short_time(&t.created_at))}
+                                            {format!("{} · {} · {}", agent_name(&t), t.kind, short_time(&t.created_at))}
                                         </p>
                                         {output.map(|o| view! { <p class="task-output">{o}</p> })}
                                         {t.error.clone().map(|e| view! { <p class="note error">{e}</p> })}
