@@ -614,16 +614,20 @@ async fn cancel_stops_a_waiting_task() {
     assert_eq!(err.code(), "conflict");
 }
 
-/// Whether Temporal holds a schedule with this id. `schedule describe` reads the schedule
-/// itself; `schedule list` goes through visibility, which lags behind a delete or create.
-fn temporal_has_schedule(id: &str) -> bool {
+fn temporal_cli(args: &[&str]) -> std::process::Output {
     let cli = setting("BRAIN_TEMPORAL_CLI").expect("BRAIN_TEMPORAL_CLI (written by cargo xtask)");
-    let out = std::process::Command::new(cli)
-        .args(["schedule", "describe", "--schedule-id", id])
+    std::process::Command::new(cli)
+        .args(args)
         .args(["--address", &setting("TEMPORAL_ADDRESS").unwrap()])
         .args(["--namespace", "default"])
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Whether Temporal holds a schedule with this id, read from the schedule itself (strongly
+/// consistent, unlike `schedule list`).
+fn temporal_has_schedule(id: &str) -> bool {
+    let out = temporal_cli(&["schedule", "describe", "--schedule-id", id]);
     if out.status.success() {
         return true;
     }
@@ -633,6 +637,35 @@ fn temporal_has_schedule(id: &str) -> bool {
         "temporal schedule describe failed: {stderr}"
     );
     false
+}
+
+/// Waits until `temporal schedule list` shows (or no longer shows) the schedule. The list reads
+/// Temporal's visibility store, which trails a create or delete by up to a few seconds.
+async fn listed_eventually(id: &str, wanted: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut listed = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        let out = temporal_cli(&["schedule", "list", "--output", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        listed = items
+            .iter()
+            .filter_map(|i| i.get("scheduleId").or_else(|| i.get("schedule_id")))
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        if listed.iter().any(|l| l == id) == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "`temporal schedule list` never {} {id}: {listed:?}",
+        if wanted { "showed" } else { "dropped" }
+    );
 }
 
 #[tokio::test]
@@ -648,6 +681,7 @@ async fn a_schedule_rule_appears_in_temporal_and_disappears_when_deleted() {
     let rule = t.service.create_rule(t.tenant, rule).await.unwrap();
     let id = format!("rule-{}", rule.id);
     assert!(temporal_has_schedule(&id));
+    listed_eventually(&id, true).await;
 
     // Disabling removes it; enabling brings it back.
     let patch = serde_json::from_value(json!({"enabled": false})).unwrap();
@@ -665,6 +699,7 @@ async fn a_schedule_rule_appears_in_temporal_and_disappears_when_deleted() {
 
     t.service.delete_rule(t.tenant, rule.id).await.unwrap();
     assert!(!temporal_has_schedule(&id));
+    listed_eventually(&id, false).await;
 }
 
 #[tokio::test]
