@@ -157,6 +157,10 @@ async function main() {
     await Promise.all([page.waitForURL(/document=/), page.click('.collection button.upload')]);
     await hydrated(page);
     await page.waitForSelector('.document-status[data-status="ready"]', { timeout: 120000 });
+    // Back on the agent's page later, the collection lists the document as ready.
+    await open(page, `/dashboard/agents/${P.writer}`);
+    const listed = await page.textContent('.collection table.documents tr.document[data-status="ready"]');
+    check(listed.includes('brand-book.pdf'), `the collection lists the document: ${listed}`);
     ok('knowledge-upload');
 
     // Chat: the reply streams in, and a citation names the document and page.

@@ -22,6 +22,8 @@ pub struct AgentData {
     pub agent: Agent,
     pub connectors: Vec<Connector>,
     pub collections: Vec<Collection>,
+    /// The documents of the collections attached to the agent, with their ingestion status.
+    pub documents: Vec<Document>,
     /// The tenant's other agents (those this one may be allowed to ask).
     pub others: Vec<Agent>,
     /// `(id, name)` of the crews the agent works in, as a member or their manager.
@@ -36,6 +38,14 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
     let collections: Vec<Collection> = get("/v1/knowledge/collections").await?;
     let all: Vec<Agent> = get_list("/v1/agents", "agents").await?;
     let crews: Vec<crate::model::Crew> = get_list("/v1/crews", "crews").await?;
+    let mut documents = Vec::new();
+    for c in collections
+        .iter()
+        .filter(|c| agent.knowledge_collections.contains(&c.id))
+    {
+        let path = format!("/v1/knowledge/collections/{}/documents", encode(&c.id));
+        documents.extend(get::<Vec<Document>>(&path).await?);
+    }
     Ok(AgentData {
         me: crate::api::me(),
         others: all.into_iter().filter(|a| a.id != agent.id).collect(),
@@ -49,6 +59,7 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
         agent,
         connectors,
         collections,
+        documents,
     })
 }
 
@@ -330,6 +341,7 @@ fn AgentView(
         agent,
         connectors,
         collections,
+        documents,
         others,
         crews,
     } = data;
@@ -348,7 +360,7 @@ fn AgentView(
         </PageHeader>
         <div class="grid two wide-left">
             <SettingsForm agent=agent.clone() edit save/>
-            <KnowledgePanel agent=agent.clone() collections me=me.clone() create attach/>
+            <KnowledgePanel agent=agent.clone() collections documents me=me.clone() create attach/>
         </div>
         <DelegatesForm agent=agent.clone() others crews edit delegates/>
         <ToolsForm agent connectors edit tools/>
@@ -710,6 +722,7 @@ fn ToolsForm(
 fn KnowledgePanel(
     agent: Agent,
     collections: Vec<Collection>,
+    documents: Vec<Document>,
     me: Me,
     create: ServerAction<CreateCollection>,
     attach: ServerAction<AttachCollection>,
@@ -749,10 +762,16 @@ fn KnowledgePanel(
                             csrf,
                         );
                         let input_id = format!("file-{}", c.id);
+                        let docs: Vec<Document> = documents
+                            .iter()
+                            .filter(|d| d.collection_id == c.id)
+                            .cloned()
+                            .collect();
                         view! {
                             <div class="collection">
                                 <h3>{c.name.clone()}</h3>
                                 <p class="muted small">{c.embedder.clone()}</p>
+                                <DocumentList name=c.name.clone() documents=docs/>
                                 {upload
                                     .then(|| {
                                         view! {
@@ -812,6 +831,49 @@ fn KnowledgePanel(
                 })}
         </section>
     }
+}
+
+/// A collection's documents as they were when the page loaded: file, status, pages, chunks
+/// and, for a failed one, why.
+#[component]
+fn DocumentList(name: String, documents: Vec<Document>) -> impl IntoView {
+    if documents.is_empty() {
+        return view! { <p class="muted small">"No documents yet."</p> }.into_any();
+    }
+    let rows = documents
+        .into_iter()
+        .map(|d| {
+            let status = d.status.clone();
+            view! {
+                <tr class="document" data-status=status>
+                    <td>
+                        {d.filename}
+                        {d.error.map(|e| view! { <p class="note error small">{e}</p> })}
+                    </td>
+                    <td><Badge status=d.status/></td>
+                    <td>{d.pages}</td>
+                    <td>{d.chunks}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="documents">
+                <caption class="visually-hidden">{format!("Documents in {name}")}</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Document"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Pages"</th>
+                        <th scope="col">"Chunks"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }
 
 fn terminal(status: &str) -> bool {
