@@ -471,6 +471,12 @@ pub fn portal_config(config: &Config) -> brain_portal::PortalConfig {
     }
 }
 
+/// How often the gateway looks for uploads whose ingestion stalled.
+const INGEST_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// An upload untouched this long (ingestion records progress every batch of chunks) is
+/// taken to have lost its process.
+const INGEST_STALLED_AFTER: Duration = Duration::from_secs(300);
+
 /// Binds every requested service, then serves until Ctrl-C / SIGTERM.
 pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
     let needs_app = services.iter().any(|s| *s != Service::Portal);
@@ -490,6 +496,14 @@ pub async fn run(config: &Config, services: &[Service]) -> anyhow::Result<()> {
             redis,
             Duration::from_millis(500),
         ));
+    }
+    if let (Some(app), true) = (&app, services.contains(&Service::Gateway)) {
+        // Uploads whose ingestion stalled (their process died) are ingested again from the
+        // bytes kept for them; without the embedding model they would only fail, so wait.
+        if config.require_embed_model_dir().is_ok() {
+            let knowledge = (*app.state.knowledge).clone();
+            tokio::spawn(knowledge.run_recovery(INGEST_SWEEP_EVERY, INGEST_STALLED_AFTER));
+        }
     }
     let mut worker = None;
     for &service in services {

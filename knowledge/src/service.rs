@@ -2,7 +2,7 @@
 //! background ingestion (`queued → processing → ready | failed`), documents, search and
 //! the [`Retriever`] agents use. Tenant first in every method.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -79,6 +79,9 @@ struct Inner {
     embedders: EmbedderRegistry,
     config: KnowledgeConfig,
     jobs: Semaphore,
+    /// Documents this process is ingesting or about to, so its own recovery sweep leaves
+    /// them alone.
+    active: std::sync::Mutex<HashSet<DocumentId>>,
     metrics: std::sync::OnceLock<IngestMetrics>,
 }
 
@@ -106,6 +109,7 @@ impl KnowledgeService {
                 embedders,
                 config,
                 jobs: Semaphore::new(permits),
+                active: std::sync::Mutex::new(HashSet::new()),
                 metrics: std::sync::OnceLock::new(),
             }),
         }
@@ -215,12 +219,8 @@ impl KnowledgeService {
             .register(tenant, collection, filename, media_type, &bytes)
             .await?;
         if !deduplicated {
-            let this = self.clone();
-            let id = document.id;
-            tokio::spawn(async move {
-                this.run_ingest(tenant, collection, id, kind, bytes, &|_| {})
-                    .await;
-            });
+            self.mark_active(document.id);
+            self.spawn_ingest(tenant, collection, document.id, kind, bytes);
         }
         Ok(Upload {
             document_id: document.id,
@@ -245,6 +245,7 @@ impl KnowledgeService {
             .register(tenant, collection, filename, media_type, &bytes)
             .await?;
         if !deduplicated {
+            self.mark_active(document.id);
             self.run_ingest(tenant, collection, document.id, kind, bytes, progress)
                 .await;
         }
@@ -257,6 +258,60 @@ impl KnowledgeService {
             error: document.error,
             deduplicated,
         })
+    }
+
+    /// Picks up documents whose ingestion stalled — queued or processing, untouched for
+    /// `stale`, typically because the process ingesting them died — from the bytes kept
+    /// for them, and ingests them again in the background. Returns how many it resumed.
+    /// Safe to run from every process at once: each stalled document is claimed by one.
+    pub async fn resume_stalled(
+        &self,
+        stale: std::time::Duration,
+    ) -> Result<usize, KnowledgeError> {
+        const BATCH: u32 = 16;
+        let store = &self.inner.store;
+        let mut resumed = 0;
+        for (tenant, id) in store.claim_stalled(stale, BATCH).await? {
+            if !self.mark_active(id) {
+                continue;
+            }
+            let pending = match store.pending_source(tenant, id).await {
+                Ok(Some(pending)) => pending,
+                Ok(None) | Err(KnowledgeError::DocumentNotFound(_)) => {
+                    self.unmark_active(id);
+                    continue;
+                }
+                Err(e) => {
+                    self.unmark_active(id);
+                    return Err(e);
+                }
+            };
+            let (document, bytes) = pending;
+            let Some(kind) = MediaKind::detect(&document.filename, &document.media_type) else {
+                self.unmark_active(id);
+                store
+                    .fail_document(tenant, id, "the file type is not supported")
+                    .await?;
+                continue;
+            };
+            tracing::info!(document = %id, %tenant, status = document.status.as_str(), "resuming a stalled document");
+            self.spawn_ingest(tenant, document.collection_id, id, kind, bytes);
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// Runs [`Self::resume_stalled`] now and then every `every`, for as long as the process
+    /// lives (`brain serve` starts it with the gateway).
+    pub async fn run_recovery(self, every: std::time::Duration, stale: std::time::Duration) {
+        loop {
+            match self.resume_stalled(stale).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(documents = n, "resumed stalled ingestion"),
+                Err(e) => tracing::warn!(error = %e, "could not look for stalled documents"),
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 
     pub async fn get_document(
@@ -383,6 +438,38 @@ impl KnowledgeService {
 
     // ---- internals ----
 
+    /// `false` when the document is already being handled here.
+    fn mark_active(&self, id: DocumentId) -> bool {
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id)
+    }
+
+    fn unmark_active(&self, id: DocumentId) {
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    fn spawn_ingest(
+        &self,
+        tenant: TenantId,
+        collection: CollectionId,
+        id: DocumentId,
+        kind: MediaKind,
+        bytes: Vec<u8>,
+    ) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.run_ingest(tenant, collection, id, kind, bytes, &|_| {})
+                .await;
+        });
+    }
+
     fn embedder_for(
         &self,
         id: &str,
@@ -436,6 +523,7 @@ impl KnowledgeService {
                     media_type: kind.media_type(),
                     size_bytes: size,
                     content_sha256: &sha,
+                    bytes,
                 },
             )
             .await?;
@@ -454,11 +542,13 @@ impl KnowledgeService {
         progress: &ProgressFn,
     ) {
         let Ok(_permit) = self.inner.jobs.acquire().await else {
+            self.unmark_active(id);
             return;
         };
         let result = self
             .ingest_steps(tenant, collection, id, kind, bytes, progress)
             .await;
+        self.unmark_active(id);
         let status = match result {
             Ok(()) => DocumentStatus::Ready,
             Err(e) => {

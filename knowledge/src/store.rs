@@ -123,6 +123,8 @@ pub struct NewDocument<'a> {
     pub media_type: &'a str,
     pub size_bytes: u64,
     pub content_sha256: &'a str,
+    /// The uploaded bytes, kept until ingestion ends so a stalled document can be resumed.
+    pub bytes: &'a [u8],
 }
 
 const COLLECTION_COLUMNS: &str =
@@ -288,7 +290,18 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let result = match inserted {
-            Some(row) => (row.into(), false),
+            Some(row) => {
+                sqlx::query(
+                    "INSERT INTO document_sources (document_id, tenant_id, bytes) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(row.id)
+                .bind(tenant.0)
+                .bind(new.bytes)
+                .execute(&mut *tx)
+                .await?;
+                (row.into(), false)
+            }
             None => {
                 let sql = format!(
                     "SELECT {DOCUMENT_COLUMNS} FROM documents \
@@ -413,6 +426,7 @@ impl Store {
         .bind(reason)
         .execute(&mut *tx)
         .await?;
+        drop_source(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -446,8 +460,50 @@ impl Store {
         .bind(i32::try_from(chunks.len()).unwrap_or(i32::MAX))
         .execute(&mut *tx)
         .await?;
+        drop_source(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Claims up to `limit` documents of any tenant whose ingestion stalled (queued or
+    /// processing, untouched for `stale`, bytes still kept); claimed ones look fresh to the
+    /// next sweep, here or in another process.
+    pub async fn claim_stalled(
+        &self,
+        stale: std::time::Duration,
+        limit: u32,
+    ) -> Result<Vec<(TenantId, DocumentId)>, KnowledgeError> {
+        let stale = sqlx::postgres::types::PgInterval::try_from(stale)
+            .map_err(|e| KnowledgeError::Task(format!("stale interval: {e}")))?;
+        let rows: Vec<(Uuid, Uuid)> =
+            sqlx::query_as("SELECT tenant_id, document_id FROM claim_stalled_documents($1, $2)")
+                .bind(stale)
+                .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, id)| (TenantId(tenant), DocumentId(id)))
+            .collect())
+    }
+
+    /// A document with the bytes kept for it; `None` once its ingestion has ended.
+    pub async fn pending_source(
+        &self,
+        tenant: TenantId,
+        id: DocumentId,
+    ) -> Result<Option<(Document, Vec<u8>)>, KnowledgeError> {
+        let document = self.document(tenant, id).await?;
+        let mut tx = self.begin(tenant).await?;
+        let bytes: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT bytes FROM document_sources WHERE tenant_id = $1 AND document_id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(bytes.map(|b| (document, b)))
     }
 
     /// Nearest chunks by cosine distance among `collections` of the tenant.
@@ -559,6 +615,20 @@ impl Store {
         tx.commit().await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+}
+
+/// Forgets an upload's bytes once its ingestion has ended.
+async fn drop_source(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: DocumentId,
+) -> Result<(), KnowledgeError> {
+    sqlx::query("DELETE FROM document_sources WHERE tenant_id = $1 AND document_id = $2")
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn collection_in(

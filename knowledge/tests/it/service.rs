@@ -406,3 +406,117 @@ async fn collections_validate_embedder_and_dimension() {
     let err = bare.search(acme, kb, "refunds", 5).await.unwrap_err();
     assert!(err.to_string().contains("local:all-minilm-l6-v2"), "{err}");
 }
+
+/// An embedder that never answers: ingestion hangs in it as it would in a process that died.
+struct Hung {
+    id: String,
+    dimension: usize,
+}
+
+#[async_trait::async_trait]
+impl brain_knowledge::Embedder for Hung {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    async fn embed(&self, _: &[String]) -> Result<Vec<Vec<f32>>, brain_knowledge::EmbedError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_upload_whose_ingestion_stalled_is_resumed_from_its_kept_bytes() {
+    use brain_knowledge::Embedder;
+    use std::time::Duration;
+
+    let (db, service) = setup().await;
+    let acme = tenant(&db, "acme").await;
+    let kb = collection(&service, acme).await;
+    let model = fixtures::local_model();
+    let hung = Arc::new(Hung {
+        id: model.id().to_owned(),
+        dimension: model.dimension(),
+    });
+    let dead = KnowledgeService::new(db.app.clone(), EmbedderRegistry::new().with(hung), config());
+    let upload = dead
+        .upload(
+            acme,
+            kb,
+            "Acme Handbook.pdf",
+            "application/pdf",
+            pdf::with_pages(&PAGES),
+        )
+        .await
+        .unwrap();
+    let id = upload.document_id;
+    let mut status = DocumentStatus::Queued;
+    for _ in 0..200 {
+        status = service.get_document(acme, id).await.unwrap().status;
+        if status == DocumentStatus::Processing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, DocumentStatus::Processing);
+    let kept = || {
+        let pool = db.owner.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM document_sources WHERE document_id = $1",
+            )
+            .bind(id.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(kept().await, 1, "the bytes are kept while ingestion runs");
+
+    // Recently touched is not stalled; and the stuck process's own sweep leaves the
+    // document it still holds alone.
+    assert_eq!(
+        service
+            .resume_stalled(Duration::from_secs(300))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(dead.resume_stalled(Duration::ZERO).await.unwrap(), 0);
+
+    // Another process takes it over from the kept bytes, once.
+    assert_eq!(service.resume_stalled(Duration::ZERO).await.unwrap(), 1);
+    let doc = settled(&service, acme, id).await;
+    assert_eq!(doc.status, DocumentStatus::Ready, "{:?}", doc.error);
+    assert_eq!((doc.pages, doc.pages_done), (4, 4));
+    let hits = service
+        .search_with(acme, &[kb], "giraffe", 5, SearchMode::FullText)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].page, 4);
+    assert_eq!(kept().await, 0, "the bytes go once ingestion ends");
+    assert_eq!(service.resume_stalled(Duration::ZERO).await.unwrap(), 0);
+
+    // A document that fails has its bytes dropped too.
+    let bad = service
+        .upload(
+            acme,
+            kb,
+            "broken.pdf",
+            "application/pdf",
+            b"%PDF-1.7 not really".to_vec(),
+        )
+        .await
+        .unwrap();
+    let failed = settled(&service, acme, bad.document_id).await;
+    assert_eq!(failed.status, DocumentStatus::Failed);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM document_sources")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

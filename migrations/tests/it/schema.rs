@@ -11,6 +11,7 @@ const TENANT_TABLES: &[&str] = &[
     "conversations",
     "messages",
     "documents",
+    "document_sources",
     "chunks",
     "connector_connections",
     "webhooks",
