@@ -177,7 +177,7 @@ async fn agent_tasks_start_idempotently_finish_and_call_back_signed() {
 
     // The callback arrives, signed with the secret shown at creation.
     let mut delivered = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         delivered = callback.received_requests().await.unwrap();
         if !delivered.is_empty() {
             break;

@@ -127,13 +127,13 @@ pub fn say(message: &str) -> brain_agents::TurnInput {
     }
 }
 
-/// Polls `check` every 10 ms for up to 5 s.
+/// Polls `check` every 10 ms for up to 30 s (generous: CI runs many tests on two cores).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if check().await {
             return;
         }

@@ -399,8 +399,9 @@ async fn a_worker_killed_mid_tool_call_is_replaced_and_the_platform_sees_one_wri
     ]);
     let first = t.worker().await;
     let id = t.start(agent, "Add grace@example.com").await;
-    // Kill the worker while the platform is still answering the write.
-    for _ in 0..300 {
+    // Kill the worker while the platform is still answering the write (which may take a
+    // while to be sent on a busy machine: the model step runs first).
+    for _ in 0..3000 {
         if created.load(Ordering::SeqCst) > 0 {
             break;
         }
