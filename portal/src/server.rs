@@ -549,6 +549,12 @@ async fn chat_stream(Path(agent): Path<String>, request: Request) -> Response {
         .json(&chat_body(&form))
         .send()
         .await;
+    relay_events(upstream).await
+}
+
+/// Answers with the gateway's event stream as it arrives, or with its error (JSON, same
+/// status), or 502 when the gateway could not be reached.
+async fn relay_events(upstream: Result<reqwest::Response, reqwest::Error>) -> Response {
     let upstream = match upstream {
         Ok(r) => r,
         Err(e) => {
@@ -612,25 +618,7 @@ async fn task_events(Path(task): Path<String>, request: Request) -> Response {
         .timeout(EVENTS_RELAY_LIMIT)
         .send()
         .await;
-    let upstream = match upstream {
-        Ok(r) => r,
-        Err(e) => {
-            return (StatusCode::BAD_GATEWAY, format!("gateway unreachable: {e}")).into_response();
-        }
-    };
-    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::OK);
-    if !status.is_success() {
-        let text = upstream.text().await.unwrap_or_default();
-        return (status, [(header::CONTENT_TYPE, "application/json")], text).into_response();
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        relay(upstream),
-    )
-        .into_response()
+    relay_events(upstream).await
 }
 
 /// `POST /dashboard/chat/{agent}/send`: the same turn for a browser without JavaScript —

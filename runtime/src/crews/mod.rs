@@ -279,6 +279,15 @@ pub struct CrewStore {
     db: PgPool,
 }
 
+/// A write refused because another crew of the tenant has the name, or the database error.
+fn name_taken_or(e: sqlx::Error, name: &str) -> CrewError {
+    if unique_violation(&e) {
+        CrewError::NameTaken(name.to_owned())
+    } else {
+        e.into()
+    }
+}
+
 fn unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -324,13 +333,7 @@ impl CrewStore {
         .bind(Json(&input.tasks))
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                CrewError::NameTaken(input.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| name_taken_or(e, &input.name))?;
         tx.commit().await?;
         Ok(row.into())
     }
@@ -398,13 +401,7 @@ impl CrewStore {
         .bind(Json(&input.tasks))
         .fetch_one(&mut *tx)
         .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                CrewError::NameTaken(input.name.clone())
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| name_taken_or(e, &input.name))?;
         tx.commit().await?;
         Ok(row.into())
     }
