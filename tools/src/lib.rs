@@ -15,7 +15,7 @@ pub mod webhook;
 pub mod webhooks;
 
 pub use capability::{Approval, Capability, CapabilityTool, Tool, ToolSpec, split_tool_name};
-pub use connectors::{Endpoints, ResourceQuery};
+pub use connectors::{Endpoints, GOOGLE_ADS_VERSION, META_GRAPH_VERSION, ResourceQuery};
 pub use error::ToolError;
 pub use registry::{ActionDef, AuthField, ConnectorDef, FieldKind};
 pub use service::{ConnectionStatus, ConnectorService, ConnectorView, ServiceConfig};

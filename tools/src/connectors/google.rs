@@ -10,7 +10,15 @@ use crate::ToolError;
 use crate::oauth::{ServiceAccount, TokenCache, jwt_bearer_grant, refresh_token_grant};
 use crate::transport::Req;
 
-const ADS_VERSION: &str = "v21";
+/// The Google Ads API major version every Ads call goes to; a major version always serves its
+/// latest minor (v26.1 since 2026-10-28). v26 was released on 2026-10-14 and its sunset is
+/// projected for November 2027 (tentative in Google's 2026 release schedule). Versions stop
+/// answering on their sunset date (v21: 2026-08-05, v22: 2026-10-07), so bump well before.
+/// The fakes in `tests/it/clients.rs` build their paths from this constant.
+/// Sources: <https://developers.google.com/google-ads/api/docs/release-notes>,
+/// <https://developers.google.com/google-ads/api/docs/sunset-dates>,
+/// <https://developers.google.com/ads/blog/posts/2025/09/more-frequent-releases-coming-for>.
+pub const GOOGLE_ADS_VERSION: &str = "v26";
 const ANALYTICS_SCOPE: &str = "https://www.googleapis.com/auth/analytics.readonly";
 
 fn token_url(ctx: &Ctx<'_>) -> String {
@@ -64,10 +72,12 @@ async fn ads_call(ctx: &Ctx<'_>, path: &str, body: Value) -> Result<Value, ToolE
     let base = ctx
         .endpoints
         .base("google-ads", "https://googleads.googleapis.com");
-    let mut req = Req::post(format!("{base}/{ADS_VERSION}/customers/{customer}/{path}"))
-        .bearer(&token)?
-        .secret_header("developer-token", ctx.creds.get("developer_token")?)?
-        .json(body);
+    let mut req = Req::post(format!(
+        "{base}/{GOOGLE_ADS_VERSION}/customers/{customer}/{path}"
+    ))
+    .bearer(&token)?
+    .secret_header("developer-token", ctx.creds.get("developer_token")?)?
+    .json(body);
     if let Some(login) = customer_id(ctx, "login_customer_id")? {
         req = req.header("login-customer-id", &login)?;
     }
@@ -78,12 +88,16 @@ async fn ads_call(ctx: &Ctx<'_>, path: &str, body: Value) -> Result<Value, ToolE
 }
 
 async fn search(ctx: &Ctx<'_>, gaql: String) -> Result<Value, ToolError> {
-    let batches = ads_call(ctx, "googleAds:searchStream", json!({"query": gaql})).await?;
-    // searchStream answers an array of batches; callers want one list of rows.
+    let body = ads_call(ctx, "googleAds:searchStream", json!({"query": gaql})).await?;
+    // searchStream answers an array of batches; callers want one list of rows. Since August
+    // 2025 an empty result is a batch with only `fieldMask` and `queryResourceConsumption`,
+    // which Google documents as a bare object, so a lone object counts as one batch.
+    let batches = match body {
+        Value::Array(batches) => batches,
+        batch => vec![batch],
+    };
     let rows: Vec<Value> = batches
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .filter_map(|b| b.get("results").and_then(Value::as_array))
         .flatten()
         .cloned()

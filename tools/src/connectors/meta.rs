@@ -8,7 +8,13 @@ use super::{Ctx, ResourceQuery, int_param, scalar, segment};
 use crate::ToolError;
 use crate::transport::Req;
 
-const GRAPH_VERSION: &str = "v23.0";
+/// The Graph API version for Meta Ads, Pages and the WhatsApp Cloud API. v27.0 was released on
+/// 2026-11-04 with its expiry "TBD". Marketing API versions live far shorter than Graph API
+/// ones (v23.0 expired 2026-06-09, v24.0 2026-11-10, v25.0 expires 2027-02-23), so the
+/// Marketing API table decides when to bump; the fakes in `tests/it/clients.rs` build their
+/// paths from this constant.
+/// Source: <https://developers.facebook.com/documentation/ads-commerce/marketing-api/marketing-api-changelog/versions>.
+pub const META_GRAPH_VERSION: &str = "v27.0";
 
 const DATE_PRESETS: &[&str] = &[
     "today",
@@ -23,7 +29,7 @@ const DATE_PRESETS: &[&str] = &[
 
 fn base(ctx: &Ctx<'_>) -> String {
     format!(
-        "{}/{GRAPH_VERSION}",
+        "{}/{META_GRAPH_VERSION}",
         ctx.endpoints
             .base("meta-graph", "https://graph.facebook.com")
     )

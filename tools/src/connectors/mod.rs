@@ -18,6 +18,9 @@ use brain_auth::TenantId;
 use brain_auth::secrets::SecretString;
 use serde_json::{Map, Value};
 
+pub use google::GOOGLE_ADS_VERSION;
+pub use meta::META_GRAPH_VERSION;
+
 use crate::ToolError;
 use crate::oauth::TokenCache;
 use crate::registry::ConnectorDef;

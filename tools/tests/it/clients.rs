@@ -8,10 +8,22 @@ use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
 
+use brain_tools::{GOOGLE_ADS_VERSION, META_GRAPH_VERSION};
+
 use crate::harness::{Harness, basic};
 
 fn ok(body: serde_json::Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(body)
+}
+
+/// A Google Ads REST path under the version the connector calls.
+fn ads_path(rest: &str) -> String {
+    format!("/{GOOGLE_ADS_VERSION}/{rest}")
+}
+
+/// A Graph API path under the version the connector calls.
+fn graph_path(rest: &str) -> String {
+    format!("/{META_GRAPH_VERSION}/{rest}")
 }
 
 fn q(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -481,6 +493,15 @@ async fn hubspot_uses_crm_v3_objects_with_a_bearer_token() {
         .unwrap();
 }
 
+/// The fakes take their paths from the connector's constants, so this is the one place a
+/// version bump shows in the tests; bump only after reading the platform's sunset table (the
+/// sources are on the constants).
+#[test]
+fn platform_api_versions_are_the_reviewed_ones() {
+    assert_eq!(GOOGLE_ADS_VERSION, "v26");
+    assert_eq!(META_GRAPH_VERSION, "v27.0");
+}
+
 #[tokio::test]
 async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
     let h = Harness::new().await;
@@ -495,7 +516,7 @@ async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
         .await;
     let gaql_check = "SELECT customer.id, customer.descriptive_name FROM customer LIMIT 1";
     Mock::given(method("POST"))
-        .and(path("/v21/customers/1234567890/googleAds:searchStream"))
+        .and(path(ads_path("customers/1234567890/googleAds:searchStream")))
         .and(header("authorization", "Bearer ya29.ads-token"))
         .and(header("developer-token", "dev-token-abc"))
         .and(header("login-customer-id", "9876543210"))
@@ -518,7 +539,7 @@ async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
     .await;
 
     Mock::given(method("POST"))
-        .and(path("/v21/customers/1234567890/googleAds:searchStream"))
+        .and(path(ads_path("customers/1234567890/googleAds:searchStream")))
         .and(body_json(json!({"query": "SELECT campaign.id, campaign.name, campaign.status, campaign.advertising_channel_type FROM campaign ORDER BY campaign.id LIMIT 50"})))
         .respond_with(ok(json!([
             {"results": [{"campaign": {"resourceName": "customers/1234567890/campaigns/1", "id": "1", "name": "A", "status": "ENABLED"}}]},
@@ -550,8 +571,29 @@ async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_arguments");
 
+    // Since August 2025 an empty report is one batch without `results`, documented as a bare
+    // object: developers.google.com/ads/blog/posts/2025/07/upcoming-changes-to-search-and
     Mock::given(method("POST"))
-        .and(path("/v21/customers/1234567890/campaigns:mutate"))
+        .and(path(ads_path("customers/1234567890/googleAds:searchStream")))
+        .and(body_json(json!({"query": "SELECT campaign.id, campaign.name, metrics.impressions, metrics.clicks, metrics.cost_micros, metrics.conversions FROM campaign WHERE segments.date DURING LAST_30_DAYS ORDER BY metrics.impressions DESC LIMIT 50"})))
+        .respond_with(ok(json!({"fieldMask": "campaign.id,campaign.name,metrics.impressions,metrics.clicks,metrics.costMicros,metrics.conversions", "queryResourceConsumption": 206})))
+        .expect(1)
+        .mount(&h.server)
+        .await;
+    let metrics = h
+        .service
+        .resource(
+            h.tenant,
+            "google-ads",
+            "metrics",
+            &q(&[("during", "LAST_30_DAYS")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(metrics["results"], json!([]));
+
+    Mock::given(method("POST"))
+        .and(path(ads_path("customers/1234567890/campaigns:mutate")))
         .and(header("developer-token", "dev-token-abc"))
         .and(body_json(json!({"operations": [{"updateMask": "status", "update": {"resourceName": "customers/1234567890/campaigns/555", "status": "PAUSED"}}]})))
         .respond_with(ok(json!({"results": [{"resourceName": "customers/1234567890/campaigns/555"}]})))
@@ -569,7 +611,7 @@ async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
         .await
         .unwrap();
     Mock::given(method("POST"))
-        .and(path("/v21/customers/1234567890/campaigns:mutate"))
+        .and(path(ads_path("customers/1234567890/campaigns:mutate")))
         .and(body_json(json!({"operations": [{"updateMask": "status", "update": {"resourceName": "customers/1234567890/campaigns/555", "status": "ENABLED"}}]})))
         .respond_with(ok(json!({"results": [{"resourceName": "customers/1234567890/campaigns/555"}]})))
         .expect(1)
@@ -592,7 +634,7 @@ async fn meta_ads_uses_the_graph_api_with_a_bearer_header() {
     let h = Harness::new().await;
     let bearer = "Bearer EAAB-meta-token";
     Mock::given(method("GET"))
-        .and(path("/v23.0/me"))
+        .and(path(graph_path("me")))
         .and(query_param("fields", "id,name"))
         .and(header("authorization", bearer))
         .respond_with(ok(json!({"id": "10", "name": "Ads Admin"})))
@@ -610,7 +652,7 @@ async fn meta_ads_uses_the_graph_api_with_a_bearer_header() {
     .await;
 
     Mock::given(method("GET"))
-        .and(path("/v23.0/act_1001/insights"))
+        .and(path(graph_path("act_1001/insights")))
         .and(query_param("level", "campaign"))
         .and(query_param("date_preset", "last_30d"))
         .and(header("authorization", bearer))
@@ -629,7 +671,7 @@ async fn meta_ads_uses_the_graph_api_with_a_bearer_header() {
         .unwrap();
 
     Mock::given(method("GET"))
-        .and(path("/v23.0/act_1001/campaigns"))
+        .and(path(graph_path("act_1001/campaigns")))
         .and(query_param(
             "fields",
             "id,name,status,objective,daily_budget",
@@ -646,7 +688,7 @@ async fn meta_ads_uses_the_graph_api_with_a_bearer_header() {
         .unwrap();
 
     Mock::given(method("POST"))
-        .and(path("/v23.0/120"))
+        .and(path(graph_path("120")))
         .and(header("authorization", bearer))
         .and(body_string("status=PAUSED"))
         .respond_with(ok(json!({"success": true})))
@@ -665,7 +707,7 @@ async fn meta_ads_uses_the_graph_api_with_a_bearer_header() {
         .unwrap();
 
     Mock::given(method("POST"))
-        .and(path("/v23.0/2002/feed"))
+        .and(path(graph_path("2002/feed")))
         .and(body_string(
             "message=Big+news%21&link=https%3A%2F%2Fexample.com",
         ))
@@ -962,7 +1004,7 @@ async fn whatsapp_sends_templates_through_the_cloud_api() {
     let h = Harness::new().await;
     let bearer = "Bearer EAAG-wa-token";
     Mock::given(method("GET"))
-        .and(path("/v23.0/106540352242922"))
+        .and(path(graph_path("106540352242922")))
         .and(query_param("fields", "display_phone_number,verified_name"))
         .and(header("authorization", bearer))
         .respond_with(ok(json!({"display_phone_number": "+1 555-0100", "verified_name": "Acme", "id": "106540352242922"})))
@@ -980,7 +1022,7 @@ async fn whatsapp_sends_templates_through_the_cloud_api() {
     .await;
 
     Mock::given(method("GET"))
-        .and(path("/v23.0/102290129340398/message_templates"))
+        .and(path(graph_path("102290129340398/message_templates")))
         .and(query_param("fields", "name,status,language,category"))
         .respond_with(ok(
             json!({"data": [{"name": "order_update", "status": "APPROVED", "language": "en_US"}]}),
@@ -994,7 +1036,7 @@ async fn whatsapp_sends_templates_through_the_cloud_api() {
         .unwrap();
 
     Mock::given(method("POST"))
-        .and(path("/v23.0/106540352242922/messages"))
+        .and(path(graph_path("106540352242922/messages")))
         .and(header("authorization", bearer))
         .and(body_json(json!({
             "messaging_product": "whatsapp",
@@ -1392,7 +1434,7 @@ async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
 
     // Meta's Graph API answers an expired token with 400 and error code 190.
     Mock::given(method("GET"))
-        .and(path("/v23.0/me"))
+        .and(path(graph_path("me")))
         .respond_with(ok(json!({"id": "1", "name": "x"})))
         .expect(1)
         .mount(&h.server)
@@ -1406,7 +1448,7 @@ async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
     )
     .await;
     Mock::given(method("GET"))
-        .and(path("/v23.0/act_9/campaigns"))
+        .and(path(graph_path("act_9/campaigns")))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
             "message": "Error validating access token: Session has expired.",
             "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "A1"
