@@ -20,4 +20,4 @@ pub use error::{AgentError, ProviderError, ValidationError};
 pub use providers::{LlmProvider, ProviderRegistry};
 pub use spec::{AgentId, AgentPatch, AgentSpec, NewAgent, ToolGrant};
 pub use store::AgentStore;
-pub use turn::{TurnEvent, TurnInput, TurnLimits, TurnResult, run_turn};
+pub use turn::{TurnEvent, TurnInput, TurnLimits, TurnResult, check_budgets, run_turn};

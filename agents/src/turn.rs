@@ -154,6 +154,24 @@ fn send(events: Option<&UnboundedSender<TurnEvent>>, event: TurnEvent) {
     }
 }
 
+/// The budget policy every model call obeys, in chat turns and in durable-task model steps
+/// alike: the agent's own daily budget, then the tenant's (all agents together).
+pub async fn check_budgets(
+    store: &dyn TurnStore,
+    tenant: TenantId,
+    agent: &AgentSpec,
+) -> Result<(), AgentError> {
+    if let Some(max) = agent.budget.max_tokens_per_day
+        && store.tokens_used_today(tenant, agent.id).await? >= max
+    {
+        return Err(AgentError::BudgetExhausted);
+    }
+    if store.tenant_budget_spent(tenant).await? {
+        return Err(AgentError::TenantBudgetExhausted);
+    }
+    Ok(())
+}
+
 /// Runs one turn. Streams events to `events` (if any) except the final `done`/`error`.
 pub async fn run_turn(
     ctx: TurnContext<'_>,
@@ -172,14 +190,7 @@ pub async fn run_turn(
     if input.message.trim().is_empty() {
         return Err(crate::error::ValidationError::new("message", "must not be empty").into());
     }
-    if let Some(max) = agent.budget.max_tokens_per_day
-        && store.tokens_used_today(tenant, agent.id).await? >= max
-    {
-        return Err(AgentError::BudgetExhausted);
-    }
-    if store.tenant_budget_spent(tenant).await? {
-        return Err(AgentError::TenantBudgetExhausted);
-    }
+    check_budgets(store, tenant, agent).await?;
     let (conversation, history, new_title) = match input.conversation_id {
         Some(id) => {
             store.check_conversation(tenant, agent.id, id).await?;

@@ -197,3 +197,80 @@ async fn a_tenant_budget_stops_chats_once_todays_tokens_reach_it() {
     .await;
     assert_eq!(fourth.status, StatusCode::OK, "{}", fourth.body);
 }
+
+#[tokio::test]
+async fn a_tenant_budget_stops_durable_tasks_as_it_stops_chats() {
+    // The same model as above: 46 tokens a call.
+    let server = wiremock::MockServer::start().await;
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "Noted."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 6, "total_tokens": 46}});
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(
+            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    let base = format!("{}/v1", server.uri());
+    let app = TestApp::with_config(|c| {
+        c.openai_base_url = base;
+        c.openai_api_key = Some(brain_gateway::config::Secret::new("sk-test"));
+    })
+    .await;
+    let (_, token) = tenant(&app, "Task Budget Co").await;
+    let agent = post(
+        &app.gateway,
+        "/v1/agents",
+        Some(&token),
+        json!({"name": "Writer", "role": "Writer", "goal": "Write", "model": "openai:m"}),
+    )
+    .await;
+    let tasks = format!("/v1/agents/{}/tasks", agent.body["id"].as_str().unwrap());
+    let set = crate::harness::call(
+        &app.gateway,
+        axum::http::Method::PATCH,
+        "/v1/tenant",
+        Some(&token),
+        Some(json!({"budget": {"max_tokens_per_day": 50}})),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let _worker = app.worker().await;
+
+    let run = |input: &'static str| {
+        let (app, token, tasks) = (&app, &token, &tasks);
+        async move {
+            let started = post(&app.gateway, tasks, Some(token), json!({"input": input})).await;
+            assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+            let task = format!("/v1/tasks/{}", started.body["task_id"].as_str().unwrap());
+            for _ in 0..600 {
+                let shown = get(&app.gateway, &task, Some(token)).await;
+                if ["succeeded", "failed"].contains(&shown.body["status"].as_str().unwrap_or("")) {
+                    return shown.body;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("{task} never finished");
+        }
+    };
+    assert_eq!(run("first").await["status"], "succeeded");
+    assert_eq!(
+        run("second").await["status"],
+        "succeeded",
+        "46 < 50 tokens so far"
+    );
+    let third = run("third").await;
+    assert_eq!(third["status"], "failed", "{third}");
+    assert!(
+        third["error"].to_string().contains("daily token budget"),
+        "{third}"
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "the refused task never reached the model"
+    );
+    let shown = get(&app.gateway, "/v1/tenant", Some(&token)).await;
+    assert_eq!(shown.body["budget"]["tokens_used_today"], 92);
+}

@@ -11,7 +11,7 @@ use brain_agents::prompt::system_prompt;
 use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, ToolDefinition, Usage};
 use brain_agents::spec::{AgentId, ModelRef};
 use brain_agents::tool::{call_label, delegate_target};
-use brain_agents::{AgentError, AgentStore, ProviderRegistry, TurnLimits};
+use brain_agents::{AgentError, AgentStore, ProviderRegistry, TurnLimits, check_budgets};
 use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
 use brain_tools::{CapabilityTool, ConnectorService, ToolError};
@@ -350,16 +350,9 @@ impl TaskActivities {
             .get(tenant, AgentId(input.agent_id))
             .await
             .map_err(agent_error)?;
-        if let Some(max) = agent.budget.max_tokens_per_day
-            && self
-                .turns
-                .tokens_used_today(tenant, agent.id)
-                .await
-                .map_err(agent_error)?
-                >= max
-        {
-            return Err(permanent(AgentError::BudgetExhausted));
-        }
+        check_budgets(self.turns.as_ref(), tenant, &agent)
+            .await
+            .map_err(agent_error)?;
         let capabilities = self
             .connectors
             .capabilities(tenant, input.agent_id)
@@ -466,19 +459,16 @@ impl TaskActivities {
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
         let spec = self.agents.get(tenant, agent).await.map_err(agent_error)?;
-        if let Some(max) = spec.budget.max_tokens_per_day
-            && self
-                .turns
-                .tokens_used_today(tenant, agent)
-                .await
-                .map_err(agent_error)?
-                >= max
-        {
-            step.status = StepStatus::Failed;
-            step.error = Some(AgentError::BudgetExhausted.to_string());
-            self.record(input.tenant, input.task_id, &step, None)
-                .await?;
-            return Err(permanent(AgentError::BudgetExhausted));
+        match check_budgets(self.turns.as_ref(), tenant, &spec).await {
+            Ok(()) => {}
+            Err(refused @ (AgentError::BudgetExhausted | AgentError::TenantBudgetExhausted)) => {
+                step.status = StepStatus::Failed;
+                step.error = Some(refused.to_string());
+                self.record(input.tenant, input.task_id, &step, None)
+                    .await?;
+                return Err(permanent(refused));
+            }
+            Err(other) => return Err(agent_error(other)),
         }
         let model: ModelRef = input.model.parse().map_err(permanent)?;
         let provider = self.providers.resolve(&model).map_err(permanent)?;

@@ -41,9 +41,7 @@ impl From<ActivityExecutionError> for Stop {
     fn from(e: ActivityExecutionError) -> Self {
         match e {
             ActivityExecutionError::Cancelled(_) => Stop::Cancelled,
-            ActivityExecutionError::Failed(f) => {
-                Stop::Failed(failure_message(&f.failure().message))
-            }
+            ActivityExecutionError::Failed(f) => Stop::Failed(failure_message(f.failure())),
             other => Stop::Failed(other.to_string()),
         }
     }
@@ -58,9 +56,16 @@ impl Stop {
     }
 }
 
-/// Temporal prefixes retried failures with their attempt count; people want the cause.
-fn failure_message(message: &str) -> String {
-    message.trim().to_owned()
+/// Temporal wraps an activity's own error ("the organisation's daily token budget is
+/// exhausted") in an "Activity task failed" envelope; people want the innermost cause.
+fn failure_message(
+    failure: &temporalio_common::protos::temporal::api::failure::v1::Failure,
+) -> String {
+    let mut innermost = failure;
+    while let Some(cause) = innermost.cause.as_deref() {
+        innermost = cause;
+    }
+    innermost.message.trim().to_owned()
 }
 
 fn retry(t: &StepTimeouts, attempts: u32) -> RetryPolicy {
