@@ -84,8 +84,8 @@ fn embed_model_dir() -> PathBuf {
 /// OpenAI-compatible server (`OPENAI_BASE_URL`, `OPENAI_API_KEY`).
 fn providers(secrets: &Arc<dyn SecretStore>) -> anyhow::Result<ProviderRegistry> {
     // `.brain/env` names the model even when the shell does not export it.
-    let local = LocalConfig::from_env()
-        .or_else(|| setting("BRAIN_LOCAL_MODEL").map(|m| LocalConfig::new(PathBuf::from(m))))
+    let local = setting("BRAIN_LOCAL_MODEL")
+        .map(|m| LocalConfig::new(PathBuf::from(m)))
         .or_else(|| {
             // Where `cargo xtask chat-model` puts it.
             let path = PathBuf::from(concat!(
@@ -93,6 +93,10 @@ fn providers(secrets: &Arc<dyn SecretStore>) -> anyhow::Result<ProviderRegistry>
                 "/../.brain/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
             ));
             path.is_file().then(|| LocalConfig::new(path))
+        })
+        .map(|config| LocalConfig {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            ..config
         });
     let base =
         std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| "https://api.openai.com/v1".to_owned());

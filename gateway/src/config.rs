@@ -117,6 +117,14 @@ pub struct Config {
     /// The local embedding model's folder (`model.safetensors`, `tokenizer.json`,
     /// `config.json`); `cargo xtask up` fetches it and sets `BRAIN_EMBED_MODEL_DIR`.
     pub embed_model_dir: Option<PathBuf>,
+    /// The local chat model, a Qwen2-family GGUF (`BRAIN_LOCAL_MODEL`); `local:*` models
+    /// need it. `cargo xtask up` fetches one and sets it.
+    pub local_model: Option<PathBuf>,
+    /// Threads the local chat model computes on (`BRAIN_LOCAL_THREADS`; default: every core).
+    pub local_threads: usize,
+    /// The portal's browser bundle (`pkg/brain_portal.js` and its wasm), built by `cargo
+    /// xtask`; default `target/portal-site` of the source tree.
+    pub portal_site_root: Option<PathBuf>,
     /// Seconds before a request is cut off with 408 (streams excepted).
     pub request_timeout_secs: u64,
     /// The portal's origin, the only one CORS admits.
@@ -170,6 +178,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 50 * 1024 * 1024,
             embed_model_dir: None,
+            local_model: None,
+            local_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            portal_site_root: None,
             request_timeout_secs: 60,
             portal_origin: "http://127.0.0.1:3003".to_owned(),
             public_auth_url: "http://127.0.0.1:8009".to_owned(),
@@ -321,6 +332,12 @@ impl Config {
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_DATABASE_MAX_CONNECTIONS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.local_threads == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_LOCAL_THREADS",
                 reason: "must be at least 1".to_owned(),
             });
         }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use brain_auth::TenantId;
-use brain_knowledge::embed::MODEL_DIR_ENV;
 use brain_knowledge::{
     CollectionId, DocumentStatus, EmbedError, Embedder, EmbedderRegistry, IngestProgress,
     KnowledgeConfig, KnowledgeError, KnowledgeService, LOCAL_EMBEDDER, LocalEmbedder,
@@ -58,7 +57,7 @@ impl LazyLocalEmbedder {
             .get_or_try_init(|| async {
                 let dir = self.dir.clone().ok_or_else(|| EmbedError::ModelLoad {
                     path: String::new(),
-                    reason: format!("{MODEL_DIR_ENV} is not set"),
+                    reason: "BRAIN_EMBED_MODEL_DIR is not set".to_owned(),
                 })?;
                 let started = Instant::now();
                 let load_dir = dir.clone();

@@ -42,18 +42,13 @@ pub struct PortalConfig {
 }
 
 impl PortalConfig {
-    /// The folder `cargo xtask` builds the bundle into, unless `BRAIN_PORTAL_SITE_ROOT` names
-    /// another.
+    /// The folder `cargo xtask` builds the bundle into (`BRAIN_PORTAL_SITE_ROOT` names
+    /// another).
     pub fn default_site_root() -> PathBuf {
-        std::env::var_os("BRAIN_PORTAL_SITE_ROOT").map_or_else(
-            || {
-                PathBuf::from(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../target/portal-site"
-                ))
-            },
-            PathBuf::from,
-        )
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/portal-site"
+        ))
     }
 
     fn secure_cookies(&self) -> bool {

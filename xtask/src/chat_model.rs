@@ -127,19 +127,15 @@ fn copy_member(
     Ok(())
 }
 
-/// Adds `BRAIN_LOCAL_MODEL` (and candle's thread count, one by default) to `env` and to
-/// `.brain/env`, which `infra up` has just rewritten.
+/// Adds `BRAIN_LOCAL_MODEL` to `env` and to `.brain/env`, which `infra up` has just
+/// rewritten. (`BRAIN_LOCAL_THREADS` is left to `brain`'s default, every core, unless the
+/// caller set it.)
 pub fn export(
     root: &Path,
     env: &mut std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     let model = ensure(root)?;
-    let threads = std::env::var("BRAIN_LOCAL_THREADS").unwrap_or_else(|_| "1".to_owned());
-    let mut added = vec![("BRAIN_LOCAL_MODEL".to_owned(), model.display().to_string())];
-    // candle sizes its pool once per process from this variable (see agents' local provider).
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        added.push(("CANDLE_NUM_THREADS".to_owned(), threads));
-    }
+    let added = vec![("BRAIN_LOCAL_MODEL".to_owned(), model.display().to_string())];
     let env_file = root.join(".brain/env");
     let mut text = std::fs::read_to_string(&env_file).unwrap_or_default();
     for (key, value) in added {

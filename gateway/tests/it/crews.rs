@@ -1,7 +1,6 @@
 //! Crews through the API, and run events crossing processes: a crew run executed by this
 //! process's worker is watched over SSE on a separate `brain serve gateway` process.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 use crate::harness::{TestApp, call, get, member, post, signup};
+use crate::process::BrainProcess;
 
 /// An OpenAI-compatible model answering each call with the next reply (the last repeats).
 struct Replies(Vec<&'static str>, AtomicUsize);
@@ -142,71 +142,6 @@ async fn crews_are_validated_and_managed_through_the_api() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 }
 
-/// `brain serve gateway` alone, on a port of its own, against this test's database.
-struct Gateway {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn separate_gateway(app: &TestApp) -> Gateway {
-    let config = crate::harness::test_config(&app.db);
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_brain"));
-    command
-        .args(["serve", "gateway"])
-        .env(
-            "DATABASE_URL",
-            config.database_url.as_ref().unwrap().expose(),
-        )
-        .env("REDIS_URL", crate::harness::required("REDIS_URL"))
-        .env("VAULT_ADDR", crate::harness::required("VAULT_ADDR"))
-        .env("VAULT_TOKEN", crate::harness::required("VAULT_TOKEN"))
-        .env(
-            "TEMPORAL_ADDRESS",
-            crate::harness::required("TEMPORAL_ADDRESS"),
-        )
-        .env("BRAIN_EMBED_MODEL_DIR", crate::harness::embed_model_dir())
-        .env("BRAIN_GATEWAY_ADDR", format!("127.0.0.1:{port}"))
-        .env("BRAIN_AUTH_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("BRAIN_PORTAL_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("BRAIN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    // Killed and reaped when dropped, however the test ends.
-    let gateway = Gateway {
-        child: command.spawn().unwrap(),
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http
-            .get(format!("{}/healthz", gateway.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return gateway;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the separate gateway did not start");
-}
-
 /// Reads SSE events from `response` until `done` (or a minute passes).
 async fn read_events(mut response: reqwest::Response) -> Vec<(String, Value)> {
     let mut buffer = String::new();
@@ -273,7 +208,8 @@ async fn crew_run_events_reach_an_sse_client_on_another_gateway_process() {
     .await;
     assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
     let key = key.body["key"].as_str().unwrap().to_owned();
-    let other = separate_gateway(&app).await;
+    // `brain serve gateway` alone, on a port of its own, against this test's database.
+    let other = BrainProcess::start(&app.db, &["serve", "gateway"], &[]).await;
 
     // Started here, before any worker runs, so every event happens while watched.
     let run = post(
@@ -286,7 +222,7 @@ async fn crew_run_events_reach_an_sse_client_on_another_gateway_process() {
     assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
     let task = run.body["task_id"].as_str().unwrap().to_owned();
     let response = reqwest::Client::new()
-        .get(format!("{}/v1/tasks/{task}/events", other.url))
+        .get(format!("{}/v1/tasks/{task}/events", other.gateway))
         .bearer_auth(&key)
         .header("accept", "text/event-stream")
         .send()

@@ -1,12 +1,12 @@
-//! A Brain assembled for one test: a fresh database, the real Redis and OpenBao, and the
-//! gateway and auth routers driven in-process.
+//! A Brain assembled for one test: a fresh database, the real Redis, OpenBao and Temporal,
+//! and the gateway and auth routers exactly as `brain serve` assembles them
+//! (`serve::assemble`), driven in-process.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use brain_gateway::config::{Config, Secret};
-use brain_gateway::readiness::Readiness;
-use brain_gateway::serve::{self, App};
+use brain_gateway::serve::{self, App, Assembly, Service};
 use brain_migrations::testing::{TestDb, setting};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -107,12 +107,7 @@ pub async fn member(app: &TestApp, owner: &Owner, role: &str) -> String {
 impl TestApp {
     /// A Temporal worker for this app's task queue, as `brain serve` runs it.
     pub async fn worker(&self) -> brain_runtime::tasks::TaskWorker {
-        brain_runtime::tasks::TaskWorker::start(
-            serve::temporal_settings(&self.config).unwrap(),
-            serve::task_activities(&self.app.state, &self.app.task_metrics).unwrap(),
-        )
-        .await
-        .unwrap()
+        self.app.start_worker(&self.config).await.unwrap()
     }
 
     pub async fn new() -> Self {
@@ -123,19 +118,17 @@ impl TestApp {
         let db = TestDb::new().await.unwrap();
         let mut config = test_config(&db);
         tweak(&mut config);
-        let app = serve::app(&config, true).await.unwrap();
-        let readiness = Readiness::from_config(&config).unwrap();
-        let gateway = serve::gateway_service(&app.state, readiness, &config).unwrap();
-        let auth_state = app.auth.clone().unwrap();
-        let auth =
-            serve::with_edge_limits(brain_auth::service::router(auth_state), &config).unwrap();
-        let auth = serve::with_common_layers("auth", auth).unwrap();
+        let Assembly {
+            app, gateway, auth, ..
+        } = serve::assemble(&config, &[Service::Gateway, Service::Auth])
+            .await
+            .unwrap();
         Self {
             db,
-            app,
+            app: app.unwrap(),
             config,
-            gateway,
-            auth,
+            gateway: gateway.unwrap(),
+            auth: auth.unwrap(),
         }
     }
 }

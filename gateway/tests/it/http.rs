@@ -1,10 +1,10 @@
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use brain_gateway::readiness::Readiness;
-use brain_gateway::serve;
+use brain_gateway::config::Secret;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -16,22 +16,49 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn gateway(redis_url: &str, temporal: &str) -> (TestApp, Router) {
-    let app = TestApp::new().await;
-    let readiness = Readiness::new(
-        app.db.app.clone(),
-        redis_url,
-        &required("VAULT_ADDR"),
-        temporal,
-        Duration::from_secs(3),
-    )
-    .unwrap();
-    let router = serve::with_common_layers(
-        "gateway",
-        serve::gateway_router(app.app.state.clone(), readiness),
-    )
-    .unwrap();
-    (app, router)
+/// A Redis of this test's own, so the test can stop it under a running gateway.
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = closed_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt: redis-server; `cargo xtask infra up` installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, url }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 async fn get(router: &Router, path: &str) -> (StatusCode, String) {
@@ -49,7 +76,8 @@ async fn get(router: &Router, path: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn readyz_is_200_when_all_four_dependencies_answer() {
-    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
+    let app = TestApp::new().await;
+    let router = app.gateway.clone();
     let (status, body) = get(&router, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -61,9 +89,15 @@ async fn readyz_is_200_when_all_four_dependencies_answer() {
 
 #[tokio::test]
 async fn readyz_is_503_naming_redis_when_redis_is_down() {
-    let dead_redis = format!("redis://127.0.0.1:{}", closed_port());
-    let (_app, router) = gateway(&dead_redis, &required("TEMPORAL_ADDRESS")).await;
-    let (status, body) = get(&router, "/readyz").await;
+    let mut redis = OwnRedis::start().await;
+    let app = TestApp::with_config(|config| {
+        config.redis_url = Some(Secret::new(redis.url.clone()));
+        config.readiness_timeout_secs = 3;
+    })
+    .await;
+    assert_eq!(get(&app.gateway, "/readyz").await.0, StatusCode::OK);
+    redis.stop();
+    let (status, body) = get(&app.gateway, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["redis"], "unreachable");
@@ -79,10 +113,11 @@ async fn readyz_is_503_naming_redis_when_redis_is_down() {
 #[tokio::test]
 async fn readyz_names_temporal_when_the_address_is_not_a_temporal_server() {
     // Redis speaks RESP, not gRPC: reachable, but not a healthy Temporal.
-    let redis_url = required("REDIS_URL");
-    let redis_addr = redis_url.trim_start_matches("redis://").to_owned();
-    let (_app, router) = gateway(&redis_url, &redis_addr).await;
-    let (status, body) = get(&router, "/readyz").await;
+    let redis_addr = required("REDIS_URL")
+        .trim_start_matches("redis://")
+        .to_owned();
+    let app = TestApp::with_config(|config| config.temporal_address = Some(redis_addr)).await;
+    let (status, body) = get(&app.gateway, "/readyz").await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_ne!(body["temporal"], "ok", "{body}");
@@ -91,7 +126,8 @@ async fn readyz_names_temporal_when_the_address_is_not_a_temporal_server() {
 
 #[tokio::test]
 async fn metrics_count_requests_per_route_template() {
-    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
+    let app = TestApp::new().await;
+    let router = app.gateway.clone();
     for _ in 0..3 {
         assert_eq!(get(&router, "/healthz").await.0, StatusCode::OK);
     }
@@ -117,7 +153,8 @@ async fn metrics_count_requests_per_route_template() {
 
 #[tokio::test]
 async fn unknown_routes_get_the_api_error_shape() {
-    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
+    let app = TestApp::new().await;
+    let router = app.gateway.clone();
     let (status, body) = get(&router, "/v1/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -132,7 +169,8 @@ async fn unknown_routes_get_the_api_error_shape() {
 
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
-    let (_app, router) = gateway(&required("REDIS_URL"), &required("TEMPORAL_ADDRESS")).await;
+    let app = TestApp::new().await;
+    let router = app.gateway.clone();
     let response = router
         .clone()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())

@@ -41,37 +41,6 @@ fn promtool_accepts_the_shipped_config_and_rules() {
     }
 }
 
-/// Metric names Brain registers: every `"brain_…"` literal passed to a prometheus
-/// constructor in the workspace's sources.
-fn registered_metric_names() -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut stack = vec![workspace()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.starts_with('.') && name != "target" && name != "tests" {
-                    stack.push(path);
-                }
-            } else if name.ends_with(".rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for piece in text.split('"').skip(1).step_by(2) {
-                    if piece.starts_with("brain_")
-                        && piece.len() > 8
-                        && piece
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
-                    {
-                        names.insert(piece.to_owned());
-                    }
-                }
-            }
-        }
-    }
-    names
-}
-
 fn metric_names_in(expr: &str) -> Vec<String> {
     let mut found = Vec::new();
     let bytes = expr.as_bytes();
@@ -108,13 +77,8 @@ fn all_exprs(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn the_dashboard_and_alerts_ask_only_for_exported_metrics() {
-    let registered = registered_metric_names();
-    assert!(
-        registered.contains("brain_http_requests_total"),
-        "{registered:?}"
-    );
+/// Every metric name a query of the dashboard or a rule of `alerts.yml` asks for.
+fn metric_names_in_deploy() -> BTreeSet<String> {
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(deploy("grafana/system-health.json")).unwrap(),
     )
@@ -124,13 +88,231 @@ fn the_dashboard_and_alerts_ask_only_for_exported_metrics() {
     all_exprs(&dashboard, &mut exprs);
     assert!(exprs.len() >= 8, "{exprs:?}");
     let alerts = std::fs::read_to_string(deploy("alerts.yml")).unwrap();
-    for expr in exprs.iter().map(String::as_str).chain([alerts.as_str()]) {
-        for name in metric_names_in(expr) {
-            assert!(
-                registered.contains(&name),
-                "`{name}` is not a metric Brain exports ({expr})"
-            );
-        }
+    exprs
+        .iter()
+        .map(String::as_str)
+        .chain([alerts.as_str()])
+        .flat_map(metric_names_in)
+        .collect()
+}
+
+/// A multipart/form-data body with one file field, as a browser sends an upload.
+fn multipart(field: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("brain-{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+         filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The metric families a Prometheus text exposition declares (`# TYPE name kind`).
+fn exposed_families(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brain_serve_exports_every_metric_the_dashboard_and_alerts_use() {
+    use crate::fakes::{model, serve, wordpress};
+    use crate::process::{Api, BrainProcess};
+    use reqwest::Method;
+    use serde_json::json;
+
+    let wanted = metric_names_in_deploy();
+    assert!(wanted.len() >= 10, "{wanted:?}");
+    let model_url =
+        serve(axum::Router::new().route("/v1/chat/completions", axum::routing::post(model))).await;
+    let wordpress_url = serve(wordpress()).await;
+    let db = brain_migrations::testing::TestDb::new().await.unwrap();
+    let brain = BrainProcess::start(
+        &db,
+        &["serve"],
+        &[
+            ("OPENAI_BASE_URL", format!("{model_url}/v1")),
+            ("OPENAI_API_KEY", "sk-test".to_owned()),
+        ],
+    )
+    .await;
+    let api = Api::new(&brain);
+    let within = Duration::from_secs(120);
+
+    // A tenant whose agent may draft WordPress posts.
+    let email = format!("owner-{}@brain.test", uuid::Uuid::new_v4().simple());
+    let (status, signup) = api
+        .auth(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            json!({"tenant_name": "Metrics Co", "email": email,
+                   "password": crate::harness::PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{signup}");
+    let token = signup["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .gateway(
+            Method::PUT,
+            "/v1/connectors/wordpress/connection",
+            &token,
+            Some(
+                json!({"credentials": {"site_url": wordpress_url, "username": "editor",
+                                        "application_password": "wp-app-password-9"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, agent) = api
+        .gateway(
+            Method::POST,
+            "/v1/agents",
+            &token,
+            Some(
+                json!({"name": "Writer", "role": "Writer", "goal": "Write posts",
+                        "model": "openai:gpt-4o-mini", "max_tokens": 128,
+                        "tools": [{"connector": "wordpress", "actions": ["create_post"],
+                                   "approval": "never"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{agent}");
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+
+    // A chat turn with a tool call.
+    let (status, turn) = api
+        .gateway(
+            Method::POST,
+            &format!("/v1/agents/{agent_id}/chat"),
+            &token,
+            Some(json!({"message": "Draft a post about spring"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{turn}");
+    assert_eq!(turn["tool_calls"][0]["status"], "ok", "{turn}");
+
+    // The same as a durable task, run by the process's own worker.
+    let (status, task) = api
+        .gateway(
+            Method::POST,
+            &format!("/v1/agents/{agent_id}/tasks"),
+            &token,
+            Some(json!({"input": "Draft a post about autumn"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+
+    // An upload ingested in the background.
+    let (status, collection) = api
+        .gateway(
+            Method::POST,
+            "/v1/knowledge/collections",
+            &token,
+            Some(json!({"name": "Brand"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{collection}");
+    let collection_id = collection["id"].as_str().unwrap();
+    let (content_type, body) = multipart(
+        "file",
+        "voice.md",
+        "text/markdown",
+        b"# Brand voice\n\nWarm, concise, and never shouting.\n",
+    );
+    let upload = api
+        .http
+        .post(format!(
+            "{}/v1/knowledge/collections/{collection_id}/documents",
+            api.gateway
+        ))
+        .bearer_auth(&token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 202);
+    let document: Value = upload.json().await.unwrap();
+    let document_id = document["document_id"].as_str().unwrap();
+
+    // A signed webhook delivery.
+    let secret = "shpss_metrics_secret";
+    let (status, hook) = api
+        .gateway(
+            Method::POST,
+            "/v1/integrations/webhooks",
+            &token,
+            Some(json!({"connector": "shopify", "events": ["orders/create"], "secret": secret})),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
+    let order = json!({"id": 1, "email": "ada@example.com", "total_price": "10.00"}).to_string();
+    let signature = {
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(order.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let delivered = api
+        .http
+        .post(format!(
+            "{}/hooks/{}",
+            api.gateway,
+            hook["id"].as_str().unwrap()
+        ))
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", "orders/create")
+        .header("x-shopify-hmac-sha256", signature)
+        .header("x-shopify-webhook-id", "delivery-1")
+        .header("x-shopify-shop-domain", "demo.myshopify.com")
+        .body(order)
+        .send()
+        .await
+        .unwrap();
+    assert!(delivered.status().is_success(), "{:?}", delivered.status());
+
+    api.wait_for(&format!("/v1/tasks/{task_id}"), &token, within, |t| {
+        t["status"] == "succeeded"
+    })
+    .await;
+    api.wait_for(
+        &format!("/v1/knowledge/documents/{document_id}"),
+        &token,
+        within,
+        |d| d["status"] == "ready",
+    )
+    .await;
+
+    let scrape = api
+        .http
+        .get(format!("{}/metrics", api.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exposed = exposed_families(&scrape);
+    let missing: Vec<&String> = wanted.iter().filter(|n| !exposed.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "`brain serve` does not export {missing:?}, which deploy/ charts or alerts on; it \
+         exports {exposed:?}"
+    );
+    // And the series carry the workload, not only declarations.
+    for series in [
+        "brain_agent_turns_total{outcome=\"ok\",service=\"gateway\"} 1",
+        "brain_task_tool_calls_total{action=\"create_post\",connector=\"wordpress\",outcome=\"ok\",service=\"gateway\"} 1",
+        "brain_ingest_documents_total{outcome=\"ready\",service=\"gateway\"} 1",
+    ] {
+        assert!(scrape.contains(series), "no `{series}` in:\n{scrape}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The default embedder: all-MiniLM-L6-v2 run in-process with candle's BERT, mean-pooled
 //! over the attention mask and L2-normalised (what sentence-transformers does).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,10 +13,6 @@ use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 use super::{Embedder, check_vectors};
 use crate::error::EmbedError;
 use crate::model::LOCAL_EMBEDDER;
-
-/// The environment variable naming the folder with `model.safetensors`, `tokenizer.json`
-/// and `config.json`.
-pub const MODEL_DIR_ENV: &str = "BRAIN_EMBED_MODEL_DIR";
 
 /// The model's training length; longer inputs are truncated (chunks are ~1000 characters,
 /// roughly 250 tokens, so little is lost).
@@ -76,18 +72,6 @@ impl LocalEmbedder {
                 device,
             }),
         })
-    }
-
-    /// Loads from `BRAIN_EMBED_MODEL_DIR`, else from `default_dir` when given.
-    pub fn from_env(default_dir: Option<&Path>) -> Result<Self, EmbedError> {
-        let dir = std::env::var_os(MODEL_DIR_ENV)
-            .map(PathBuf::from)
-            .or_else(|| default_dir.map(Path::to_path_buf))
-            .ok_or_else(|| EmbedError::ModelLoad {
-                path: String::new(),
-                reason: format!("{MODEL_DIR_ENV} is not set (run `cargo xtask up`)"),
-            })?;
-        Self::load(&dir)
     }
 
     /// Embeds on the calling thread (CPU-bound; async callers go through [`Embedder`]).

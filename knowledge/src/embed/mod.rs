@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use local::{LocalEmbedder, MODEL_DIR_ENV};
+pub use local::LocalEmbedder;
 pub use openai::{OpenAiEmbedder, OpenAiEmbedderConfig};
 
 use crate::error::EmbedError;

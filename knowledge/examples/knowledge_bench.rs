@@ -5,7 +5,7 @@
 //! tenant filter. Every ratio is against a baseline measured in the same run.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -360,7 +360,9 @@ fn main() -> Result<()> {
     }
 
     println!("\n== local embeddings (all-MiniLM-L6-v2, batch 32)");
-    let model = LocalEmbedder::from_env(None)?;
+    let dir = std::env::var_os("BRAIN_EMBED_MODEL_DIR")
+        .ok_or("BRAIN_EMBED_MODEL_DIR is not set; run through `cargo xtask bench knowledge`")?;
+    let model = LocalEmbedder::load(Path::new(&dir))?;
     let texts: Vec<&str> = chunks.iter().take(256).map(|c| c.text.as_str()).collect();
     model.embed_blocking(&texts[..32])?;
     let (took, _) = best(1, || Ok(model.embed_blocking(&texts)?))?;

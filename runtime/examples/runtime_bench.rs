@@ -605,14 +605,19 @@ fn deps_for(db: &TestDb, model: Arc<dyn LlmProvider>) -> RuntimeDeps {
 
 async fn local_model() {
     println!("== local model (Qwen2.5-Coder-0.5B-Instruct, one short greedy generation each) ==");
-    let Some(config) = LocalConfig::from_env() else {
+    let Some(model) = std::env::var_os("BRAIN_LOCAL_MODEL") else {
         println!("  BRAIN_LOCAL_MODEL is not set; run through `cargo xtask bench runtime`");
         return;
     };
-    println!(
-        "  threads: CANDLE_NUM_THREADS={}",
-        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into())
-    );
+    let threads = std::env::var("BRAIN_LOCAL_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(1);
+    let config = LocalConfig {
+        threads,
+        ..LocalConfig::new(model)
+    };
+    println!("  threads: {threads}");
     const TOKENS: u32 = 48;
     let measure = |requantize: bool| {
         let config = LocalConfig {
