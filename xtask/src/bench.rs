@@ -1,6 +1,6 @@
 //! `cargo xtask bench SUITE`: benchmarks that print ratios against baselines measured in
 //! the same run. Each suite prepares what it needs (infrastructure, models, Python
-//! baselines) and runs an optimised benchmark binary.
+//! baselines) and runs a benchmark binary built as `cargo xtask up` builds `brain`.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,15 +12,15 @@ use crate::{models, workspace};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Suite {
-    /// JWT and API-key verification per second on one core vs HS256 (`auth/examples/bench.rs`).
+    /// JWT and API-key verification per second on one core vs HS256 (`auth/examples/auth_bench.rs`).
     Auth,
     /// 60 s of authenticated load against an optimised Brain: throughput, p50/p99, errors, RSS,
     /// and an exact check of the API-key rate limiter (`gateway/examples/load.rs`).
     Load,
-    /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/bench.rs`).
+    /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/knowledge_bench.rs`).
     Knowledge,
     /// Per-turn framework overhead, memory per idle agent, spawn rate and local-model
-    /// tokens/s (`runtime/examples/bench.rs`).
+    /// tokens/s (`runtime/examples/runtime_bench.rs`).
     Runtime,
     /// Durable tasks on Temporal: start → complete latency and tasks/s with one worker, next
     /// to an empty workflow (`runtime/examples/tasks_bench.rs`).
@@ -31,7 +31,7 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
     match suite {
         Suite::Auth => {
             let env = infra.up()?;
-            cargo_bench_example(&workspace::root(), &env, "brain-auth", "bench")
+            cargo_bench_example(&workspace::root(), &env, "brain-auth", "auth_bench")
         }
         Suite::Knowledge => knowledge(infra),
         Suite::Load => crate::load::run(infra),
@@ -39,7 +39,7 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
             let mut env = infra.up()?;
             let root = workspace::root();
             crate::chat_model::export(&root, &mut env)?;
-            cargo_bench_example(&root, &env, "brain-runtime", "bench")
+            cargo_bench_example(&root, &env, "brain-runtime", "runtime_bench")
         }
         Suite::Tasks => {
             let env = infra.up()?;
@@ -66,7 +66,7 @@ fn knowledge(infra: &Infra) -> anyhow::Result<()> {
         "BRAIN_BENCH_ST_PATH".into(),
         sentence_transformers(&bench_dir)?.display().to_string(),
     );
-    cargo_bench_example(&root, &env, "brain-knowledge", "bench")
+    cargo_bench_example(&root, &env, "brain-knowledge", "knowledge_bench")
 }
 
 /// sentence-transformers with torch (about 6 GB with torch's CUDA wheels, which PyPI's torch
@@ -131,17 +131,11 @@ fn python_baselines(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Benchmarks need optimised code, so this is the one place that builds `--release`.
+/// Benchmarks measure the build users run: the dev profile, which is the optimised one
+/// (Cargo.toml), as `cargo xtask up` builds it.
 fn cargo_bench_example(root: &Path, env: &Env, package: &str, example: &str) -> anyhow::Result<()> {
     let status = Command::new("cargo")
-        .args([
-            "run",
-            "--release",
-            "--package",
-            package,
-            "--example",
-            example,
-        ])
+        .args(["run", "--package", package, "--example", example])
         .current_dir(root)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .status()

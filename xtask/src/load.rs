@@ -1,5 +1,5 @@
-//! `cargo xtask bench load`: starts an optimised Brain on spare loopback ports and drives it
-//! with `gateway/examples/load.rs` for a bounded time.
+//! `cargo xtask bench load`: starts Brain as `cargo xtask up` builds it on spare loopback
+//! ports and drives it with `gateway/examples/load.rs` for a bounded time.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -23,7 +23,6 @@ pub fn run(infra: &Infra) -> anyhow::Result<()> {
         &root,
         &[
             "build",
-            "--release",
             "--package",
             "brain-gateway",
             "--bin",
@@ -32,7 +31,8 @@ pub fn run(infra: &Infra) -> anyhow::Result<()> {
             "load",
         ],
     )?;
-    let brain = root.join("target/release/brain");
+    let built = workspace::target_dir(&root).join("debug");
+    let brain = built.join("brain");
     let envs = || env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let status = Command::new(&brain).arg("migrate").envs(envs()).status()?;
     if !status.success() {
@@ -58,7 +58,7 @@ pub fn run(infra: &Infra) -> anyhow::Result<()> {
             crate::infra::wait_for_http(port, "/healthz", Duration::from_secs(60))
                 .with_context(|| format!("brain did not answer on {addr}"))?;
         }
-        let status = Command::new(root.join("target/release/examples/load"))
+        let status = Command::new(built.join("examples/load"))
             .env("BRAIN_LOAD_GATEWAY", format!("http://{GATEWAY}"))
             .env("BRAIN_LOAD_AUTH", format!("http://{AUTH}"))
             .env("BRAIN_LOAD_PID", server.id().to_string())

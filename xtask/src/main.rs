@@ -127,11 +127,12 @@ fn up(infra: &Infra) -> anyhow::Result<()> {
     chat_model::export(&root, &mut env)?;
     models::export(&root, &mut env)?;
     portal::prepare(&root, &mut env, false)?;
+    // The dev profile is the optimised one (Cargo.toml): the same build the tests spawn.
     workspace::cargo(
         &root,
         &["build", "--package", "brain-gateway", "--bin", "brain"],
     )?;
-    let brain = root.join("target/debug/brain");
+    let brain = workspace::target_dir(&root).join("debug/brain");
     let brain_cmd = |args: &[&str]| {
         let mut cmd = Command::new(&brain);
         cmd.args(args)
@@ -168,35 +169,91 @@ fn up(infra: &Infra) -> anyhow::Result<()> {
     }
 }
 
+/// Wall-clock time per phase, printed when the phases are done (or one failed).
+struct Phases {
+    started: std::time::Instant,
+    done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    fn run<T>(
+        &mut self,
+        name: &'static str,
+        phase: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let started = std::time::Instant::now();
+        let result = phase();
+        self.done.push((name, started.elapsed()));
+        result
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        println!("xtask test: time per phase");
+        for (name, took) in &self.done {
+            println!("{:>8.1}s  {name}", took.as_secs_f64());
+        }
+        println!("{:>8.1}s  total", self.started.elapsed().as_secs_f64());
+    }
+}
+
 fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
-    let mut env = infra.up()?;
-    infra.postgres().drop_test_databases()?;
+    let mut phases = Phases::new();
     let root = workspace::root();
-    chat_model::export(&root, &mut env)?;
-    models::export(&root, &mut env)?;
-    // The observability test runs a real Prometheus and promtool against deploy/.
-    infra::ensure_apt("promtool", "prometheus")?;
+    let mut env = phases.run("infrastructure", || {
+        let env = infra.up()?;
+        infra.postgres().drop_test_databases()?;
+        // The observability test runs a real Prometheus and promtool against deploy/.
+        infra::ensure_apt("promtool", "prometheus")?;
+        Ok(env)
+    })?;
+    phases.run("local models", || {
+        chat_model::export(&root, &mut env)?;
+        models::export(&root, &mut env)
+    })?;
     // The portal's browser tests: its bundle, Chromium and playwright-core.
-    portal::prepare(&root, &mut env, true)?;
+    phases.run("portal bundle and browser", || {
+        portal::prepare(&root, &mut env, true)
+    })?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    let mut cmd = Command::new("cargo");
-    if nextest {
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    } else {
-        println!("cargo-nextest not found; using cargo test");
-        cmd.args(["test", "--workspace", "--no-fail-fast"]);
-    }
-    cmd.args(args)
-        .current_dir(&root)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let status = cmd.status().context("running the test runner")?;
-    if !status.success() {
-        bail!("tests failed ({status})");
-    }
-    Ok(())
+    // Libraries, binaries and test targets; the benchmark examples are built by `cargo xtask
+    // bench` (and checked by clippy), not by every test run.
+    let targets = ["--workspace", "--lib", "--bins", "--tests"];
+    phases.run("build the tests", || {
+        workspace::cargo(
+            &root,
+            &[&["test", "--no-run", "--locked"][..], &targets[..]].concat(),
+        )
+    })?;
+    phases.run("run the tests", || {
+        let mut cmd = Command::new("cargo");
+        if nextest {
+            cmd.args(["nextest", "run", "--no-fail-fast"]);
+        } else {
+            println!("cargo-nextest not found; using cargo test");
+            cmd.args(["test", "--no-fail-fast"]);
+        }
+        cmd.args(targets)
+            .args(args)
+            .current_dir(&root)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let status = cmd.status().context("running the test runner")?;
+        if !status.success() {
+            bail!("tests failed ({status})");
+        }
+        Ok(())
+    })
 }
 
 /// `cargo xtask eval`: the infrastructure and both local models, then the evals binary.
@@ -210,17 +267,9 @@ fn eval(
     let root = workspace::root();
     models::export(&root, &mut env)?;
     chat_model::export(&root, &mut env)?;
-    let mut args: Vec<String> = [
-        "run",
-        "--release",
-        "-p",
-        "brain-evals",
-        "--bin",
-        "brain-eval",
-        "--",
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let mut args: Vec<String> = ["run", "-p", "brain-evals", "--bin", "brain-eval", "--"]
+        .map(str::to_owned)
+        .to_vec();
     args.extend(suites.iter().cloned());
     if let Some(model) = model {
         args.extend(["--model".to_owned(), model]);

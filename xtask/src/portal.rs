@@ -1,6 +1,6 @@
 //! The portal's browser side: what building it needs (the `wasm32-unknown-unknown` target and
 //! `wasm-bindgen-cli` at the exact version in Cargo.lock, installed into `.brain/tools/`), the
-//! bundle itself (`target/portal-site/pkg/brain_portal{.js,_bg.wasm}`, rebuilt only when the
+//! bundle itself (`<target>/portal-site/pkg/brain_portal{.js,_bg.wasm}`, rebuilt only when the
 //! portal's sources change), and what its browser tests need (Debian's Chromium and
 //! `playwright-core` from npm in `.brain/node/`).
 
@@ -159,12 +159,13 @@ fn source_digest(root: &Path, wasm_bindgen: &str) -> anyhow::Result<String> {
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Builds the browser bundle into `target/portal-site/pkg/` unless it is up to date; returns
-/// the site root.
+/// Builds the browser bundle into `<target>/portal-site/pkg/` unless it is up to date;
+/// returns the site root.
 pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
     let wasm_bindgen = ensure_wasm_bindgen(root)?;
-    let site = root.join("target/portal-site");
+    let target = crate::workspace::target_dir(root);
+    let site = target.join("portal-site");
     let pkg = site.join("pkg");
     let name = "brain_portal";
     let stamp = site.join(".digest");
@@ -176,7 +177,7 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
         return Ok(site);
     }
     println!("portal: building the browser bundle");
-    let target_dir = root.join("target/portal-wasm");
+    let target_dir = target.join("portal-wasm");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .args([
             "rustc",
