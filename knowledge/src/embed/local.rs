@@ -1,30 +1,30 @@
-//! The default embedder: all-MiniLM-L6-v2 run in-process with candle's BERT, mean-pooled
-//! over the attention mask and L2-normalised (what sentence-transformers does).
+//! The default embedder: all-MiniLM-L6-v2 run in-process by our own BERT encoder
+//! ([`super::bert`]), mean-pooled over the real tokens and L2-normalised (what
+//! sentence-transformers does).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use candle_core::Device;
+use tokenizers::{Tokenizer, TruncationParams};
 
+use super::bert::{BertEncoder, BertShape};
 use super::{Embedder, check_vectors};
 use crate::error::EmbedError;
 use crate::model::LOCAL_EMBEDDER;
 
-/// The model's training length; longer inputs are truncated (chunks are ~1000 characters,
-/// roughly 250 tokens, so little is lost).
+/// The length sentence-transformers runs this model at; longer inputs are truncated (chunks
+/// are ~1000 characters, roughly 250 tokens, so little is lost).
 const MAX_TOKENS: usize = 256;
 
-/// Inputs per forward pass: bounds the padded batch tensor for long inputs.
+/// Sequences per forward pass: large enough for efficient matrix products, small enough to
+/// bound memory (the packed activations of one pass are ~`BATCH × 256 × 1536` floats).
 const BATCH: usize = 32;
 
 struct Model {
-    bert: BertModel,
+    encoder: BertEncoder,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 /// all-MiniLM-L6-v2 (384 dimensions). Cheap to clone; the weights are shared.
@@ -40,102 +40,47 @@ impl LocalEmbedder {
             path: dir.display().to_string(),
             reason,
         };
-        let config: Config = std::fs::read(dir.join("config.json"))
+        let shape: BertShape = std::fs::read(dir.join("config.json"))
             .map_err(|e| fail(format!("config.json: {e}")))
             .and_then(|bytes| {
                 serde_json::from_slice(&bytes).map_err(|e| fail(format!("config.json: {e}")))
             })?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| fail(format!("tokenizer.json: {e}")))?;
-        // The shipped tokenizer pads every input to 128 tokens; pad only to the longest
-        // input of a batch and let the attention mask say which positions are real.
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..PaddingParams::default()
-        }));
+        // The shipped tokenizer pads every input to 128 tokens; the encoder packs sequences
+        // without padding.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
-                max_length: MAX_TOKENS,
+                max_length: MAX_TOKENS.min(shape.max_position_embeddings),
                 ..TruncationParams::default()
             }))
             .map_err(|e| fail(format!("tokenizer truncation: {e}")))?;
         let weights = std::fs::read(dir.join("model.safetensors"))
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+        let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
             .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let bert = BertModel::load(vb, &config).map_err(|e| fail(format!("weights: {e}")))?;
+        let encoder =
+            BertEncoder::new(tensors, shape).map_err(|e| fail(format!("weights: {e}")))?;
         Ok(Self {
-            model: Arc::new(Model {
-                bert,
-                tokenizer,
-                device,
-            }),
+            model: Arc::new(Model { encoder, tokenizer }),
         })
     }
 
     /// Embeds on the calling thread (CPU-bound; async callers go through [`Embedder`]).
     pub fn embed_blocking(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
-        for batch in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(batch)?);
-        }
-        Ok(out)
-    }
-
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let model = &self.model;
-        let encodings = model
+        let encodings = self
+            .model
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EmbedError::Model(format!("tokenizer: {e}")))?;
-        let rows = encodings.len();
-        let Some(len) = encodings.first().map(|e| e.get_ids().len()) else {
-            return Ok(Vec::new());
-        };
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings
-                .iter()
-                .flat_map(|e| f(e).iter().copied())
-                .collect()
-        };
-        let m = |e: candle_core::Error| EmbedError::Model(e.to_string());
-        let ids =
-            Tensor::from_vec(flat(&|e| e.get_ids()), (rows, len), &model.device).map_err(m)?;
-        let types =
-            Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, len), &model.device).map_err(m)?;
-        let mask = Tensor::from_vec(
-            flat(&|e| e.get_attention_mask()),
-            (rows, len),
-            &model.device,
-        )
-        .map_err(m)?;
-        let hidden = model.bert.forward(&ids, &types, Some(&mask)).map_err(m)?;
-        // Mean over real tokens only: padded positions carry hidden states too, and
-        // averaging them in is what makes results garbage.
-        let mask = mask
-            .to_dtype(DType::F32)
-            .and_then(|t| t.unsqueeze(2))
-            .map_err(m)?;
-        let summed = hidden
-            .broadcast_mul(&mask)
-            .and_then(|t| t.sum(1))
-            .map_err(m)?;
-        let counts = mask
-            .sum(1)
-            .and_then(|t| t.clamp(1e-9, f64::MAX))
-            .map_err(m)?;
-        let mean = summed.broadcast_div(&counts).map_err(m)?;
-        let norm = mean
-            .sqr()
-            .and_then(|t| t.sum_keepdim(1))
-            .and_then(|t| t.sqrt())
-            .and_then(|t| t.clamp(1e-12, f64::MAX))
-            .map_err(m)?;
-        let unit = mean.broadcast_div(&norm).map_err(m)?;
-        let vectors = unit.to_vec2::<f32>().map_err(m)?;
-        check_vectors(&vectors, texts.len(), crate::model::STORED_DIMENSION)?;
-        Ok(vectors)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in ids.chunks(BATCH) {
+            out.extend(self.model.encoder.embed(batch)?);
+        }
+        check_vectors(&out, texts.len(), crate::model::STORED_DIMENSION)?;
+        Ok(out)
     }
 }
 

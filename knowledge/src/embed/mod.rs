@@ -2,6 +2,7 @@
 //! MiniLM model and an OpenAI-compatible HTTP client) and the registry a service picks a
 //! collection's embedder from.
 
+mod bert;
 mod local;
 mod openai;
 

@@ -174,3 +174,57 @@ async fn openai_embedder_reports_errors_and_wrong_widths() {
         "{err:?}"
     );
 }
+
+/// Our packed encoder against candle's reference BERT (what the embedder ran before) on
+/// texts of very different lengths, including one past the 256-token truncation.
+#[tokio::test]
+async fn the_encoder_matches_the_reference_bert() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+
+    let dir = crate::fixtures::model_dir();
+    let texts: Vec<String> = vec![
+        "Brand voice: friendly and direct.".into(),
+        "Quarterly revenue grew by twelve percent while churn fell.".into(),
+        "word ".repeat(400),
+        "How do I reset my password? Steps to recover access to your account.".into(),
+    ];
+    let ours = local_model().embed(&texts).await.unwrap();
+
+    let config: Config =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(tokenizers::TruncationParams {
+            max_length: 256,
+            ..Default::default()
+        }))
+        .unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let vb = candle_nn::VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
+        .unwrap();
+    let bert = BertModel::load(vb, &config).unwrap();
+    for (text, vector) in texts.iter().zip(&ours) {
+        let ids = tokenizer
+            .encode(text.as_str(), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let n = ids.len();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let types = input.zeros_like().unwrap();
+        let hidden = bert.forward(&input, &types, None).unwrap();
+        let mean = (hidden.sum(1).unwrap() / n as f64).unwrap();
+        let reference: Vec<f32> = mean.squeeze(0).unwrap().to_vec1().unwrap();
+        let similarity = cosine(vector, &reference);
+        assert!(
+            similarity > 0.99999,
+            "{} tokens: cosine {similarity} to the reference",
+            n
+        );
+    }
+}
