@@ -8,7 +8,9 @@
 //! * agent spawn rate, and cold (spawn + spec load) vs warm turns;
 //! * delegation: one agent asking another (grant check, actor hops, the target's own turn,
 //!   audit event) vs a single-agent turn;
-//! * local-model tokens/s, re-quantised (Q8_0) vs the GGUF as shipped (Q5_0).
+//! * the embedded local model vs llama.cpp on the same GGUF and thread count: prompt
+//!   processing and decode tokens/s, time to first token for an agent's ~400-token prompt,
+//!   and how much sooner the follow-up turn starts when the cached prefix is reused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark may fail loudly
 
 use std::sync::Arc;
@@ -17,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use brain_agents::ProviderError;
 use brain_agents::conversation::MemoryTurnStore;
-use brain_agents::providers::local::{LocalConfig, LocalProvider};
+use brain_agents::prompt::system_prompt;
+use brain_agents::providers::local::{LocalConfig, LocalProvider, chatml_prompt, requantized_path};
 use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
 use brain_agents::providers::{
     ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ModelStream,
-    ToolCall,
+    ToolCall, ToolDefinition,
 };
 use brain_agents::spec::{AgentSpec, Approval, DelegateGrant, NewAgent};
 use brain_agents::tool::NoTools;
@@ -52,6 +55,10 @@ fn main() {
     if args.first().map(String::as_str) == Some("delegation") {
         // One section alone (`cargo run --example bench -p brain-runtime -- delegation`).
         rt.block_on(delegation());
+        return;
+    }
+    if args.first().map(String::as_str) == Some("local") {
+        rt.block_on(local_model());
         return;
     }
     rt.block_on(async {
@@ -603,57 +610,290 @@ fn deps_for(db: &TestDb, model: Arc<dyn LlmProvider>) -> RuntimeDeps {
     deps(db, Arc::new(MemoryTurnStore::default()), model)
 }
 
+/// Runs of the local-model comparison; medians are printed.
+const LOCAL_RUNS: usize = 3;
+/// Tokens decoded per turn.
+const LOCAL_DECODE: u32 = 64;
+
+/// Turn 1 of a realistic agent conversation: the runtime's system prompt for a marketing
+/// agent (role, goal, backstory) with two tools, and a request. `session` varies the first
+/// line so that each run's first turn starts from a cold cache.
+fn agent_turn(session: usize) -> (Vec<ChatMessage>, Vec<ToolDefinition>) {
+    let tools = vec![
+        ToolDefinition {
+            name: "wordpress__create_post".into(),
+            description: "Create a draft post on the bakery's WordPress site.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "title": {"type": "string", "description": "Post title"},
+                    "content": {"type": "string", "description": "Post body, HTML allowed"}
+                },
+                "required": ["title", "content"]
+            }),
+        },
+        ToolDefinition {
+            name: "knowledge__search".into(),
+            description: "Search the bakery's uploaded documents (menus, price lists, recipes)."
+                .into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"query": {"type": "string"}},
+                "required": ["query"]
+            }),
+        },
+    ];
+    let agent = AgentSpec::unsaved(
+        TenantId::new(),
+        NewAgent {
+            name: "Ada".into(),
+            role: "the marketing assistant of Crumb & Co., a neighbourhood bakery".into(),
+            goal: "write friendly, accurate posts and newsletters that bring people into the \
+                   shop, and keep every claim true to the bakery's own documents"
+                .into(),
+            backstory: format!(
+                "Session {session}. Crumb & Co. has baked in the same street since 1987: \
+                 sourdough from a forty-year-old starter and seasonal tarts. The owners \
+                 prefer a warm, plain tone, short paragraphs and a practical detail (hours, \
+                 price). Never promise allergen-free products. When unsure about a fact, \
+                 search the documents first."
+            ),
+            model: Some("local:default".into()),
+            ..NewAgent::default()
+        }
+        .validate("local:default")
+        .unwrap(),
+    );
+    let messages = vec![
+        ChatMessage::system(system_prompt(&agent, &tools, &[])),
+        ChatMessage::user(
+            "Write the opening paragraph of a blog post announcing our spring sourdough \
+             workshop: Saturday mornings in April, 9 to 12, 45 euros, six places, flour and \
+             an apron included.",
+        ),
+    ];
+    (messages, tools)
+}
+
+/// One side's numbers for one run.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+struct LocalRun {
+    prompt_tokens: f64,
+    pp_secs: f64,
+    ttft_secs: f64,
+    decode_tokens: f64,
+    decode_secs: f64,
+    turn2_prompt_tokens: f64,
+    turn2_reused: f64,
+    turn2_ttft_secs: f64,
+}
+
+impl LocalRun {
+    fn pp(&self) -> f64 {
+        self.prompt_tokens / self.pp_secs
+    }
+    fn decode(&self) -> f64 {
+        self.decode_tokens / self.decode_secs
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median of one number over the runs.
+fn med(runs: &[LocalRun], f: impl Fn(&LocalRun) -> f64) -> f64 {
+    median(runs.iter().map(f).collect())
+}
+
 async fn local_model() {
-    println!("== local model (Qwen2.5-Coder-0.5B-Instruct, one short greedy generation each) ==");
+    println!(
+        "== local model (Qwen2.5-Coder-0.5B-Instruct) vs llama.cpp: same GGUF, same threads, \
+         greedy, an agent's turn and its follow-up =="
+    );
     let Some(model) = std::env::var_os("BRAIN_LOCAL_MODEL") else {
         println!("  BRAIN_LOCAL_MODEL is not set; run through `cargo xtask bench runtime`");
         return;
     };
+    let model = std::path::PathBuf::from(model);
     let threads = std::env::var("BRAIN_LOCAL_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(1);
-    let config = LocalConfig {
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let provider = LocalProvider::new(LocalConfig {
         threads,
-        ..LocalConfig::new(model)
-    };
-    println!("  threads: {threads}");
-    const TOKENS: u32 = 48;
-    let measure = |requantize: bool| {
-        let config = LocalConfig {
-            requantize,
-            ..config.clone()
+        ..LocalConfig::new(&model)
+    });
+    let (load, rss_before) = (Instant::now(), rss());
+    provider.warm_up().await.unwrap();
+    let (load, model_rss) = (load.elapsed(), rss().saturating_sub(rss_before));
+
+    let mut ours = Vec::new();
+    let mut prompts = Vec::new();
+    for session in 0..LOCAL_RUNS {
+        let (mut messages, tools) = agent_turn(session);
+        let request = |messages: &[ChatMessage]| ChatRequest {
+            tenant: TenantId::new(),
+            model: "default".into(),
+            messages: messages.to_vec(),
+            tools: tools.clone(),
+            temperature: 0.0,
+            max_tokens: LOCAL_DECODE,
         };
-        async move {
-            let provider = LocalProvider::new(config);
-            let load = Instant::now();
-            provider.warm_up().await.unwrap();
-            let load = load.elapsed();
-            let request = ChatRequest {
-                tenant: TenantId::new(),
-                model: "default".into(),
-                messages: vec![ChatMessage::user(
-                    "Write a short paragraph about why small businesses should blog.",
-                )],
-                tools: vec![],
-                temperature: 0.0,
-                max_tokens: TOKENS,
-            };
-            let started = Instant::now();
-            let reply = provider.complete(request).await.unwrap();
-            let secs = started.elapsed().as_secs_f64();
-            (
-                reply.usage.completion_tokens as f64 / secs,
-                reply.usage.prompt_tokens,
-                load,
-            )
-        }
+        let first_prompt = chatml_prompt(&messages, &tools);
+        let reply = provider.complete(request(&messages)).await.unwrap();
+        let first = provider.last_generation().unwrap();
+        messages.push(ChatMessage {
+            role: ChatRole::Assistant,
+            content: reply.content,
+            tool_calls: reply.tool_calls,
+            tool_call_id: None,
+        });
+        messages.push(ChatMessage::user(
+            "Good. Now two lines for the newsletter that point to the post.",
+        ));
+        let second_prompt = chatml_prompt(&messages, &tools);
+        provider.complete(request(&messages)).await.unwrap();
+        let second = provider.last_generation().unwrap();
+        ours.push(LocalRun {
+            prompt_tokens: first.prefilled_tokens() as f64,
+            pp_secs: first.prefill.as_secs_f64(),
+            ttft_secs: first.time_to_first_token.as_secs_f64(),
+            decode_tokens: first.decode_steps as f64,
+            decode_secs: first.decode.as_secs_f64(),
+            turn2_prompt_tokens: second.prompt_tokens as f64,
+            turn2_reused: second.reused_tokens as f64,
+            turn2_ttft_secs: second.time_to_first_token.as_secs_f64(),
+        });
+        prompts.push(serde_json::json!({"turn1": first_prompt, "turn2": second_prompt}));
+    }
+    drop(provider);
+    let baseline = llama_cpp(&model, threads, &prompts);
+
+    let ours_file = requantized_path(&model);
+    let file = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     };
-    let (q8, prompt, load_q8) = measure(true).await;
-    let (q5, _, _) = measure(false).await;
     println!(
-        "  re-quantised Q8_0 {q8:>5.1} tok/s   as shipped Q5_0 (baseline) {q5:>5.1} tok/s   speed-up {:.1}×   ({TOKENS} new tokens after a {prompt}-token prompt; load {:.1} s)",
-        q8 / q5,
-        load_q8.as_secs_f64()
+        "  threads {threads} on both sides; prompt {:.0} tokens; up to {LOCAL_DECODE} new tokens; median of {LOCAL_RUNS} runs; our load {:.1} s, {} MB",
+        med(&ours, |r| r.prompt_tokens),
+        load.as_secs_f64(),
+        model_rss >> 20
     );
+    let row = |name: &str, runs: &[LocalRun], weights: &str| {
+        println!(
+            "  {name:<10} pp {:>6.1} tok/s   decode {:>5.1} tok/s ({:.0} steps)   TTFT {:>6.0} ms   turn 2 TTFT {:>5.0} ms ({:.0} of {:.0} prompt tokens reused, {:.1}× faster)   [{weights}]",
+            med(runs, LocalRun::pp),
+            med(runs, LocalRun::decode),
+            med(runs, |r| r.decode_tokens),
+            med(runs, |r| r.ttft_secs) * 1e3,
+            med(runs, |r| r.turn2_ttft_secs) * 1e3,
+            med(runs, |r| r.turn2_reused),
+            med(runs, |r| r.turn2_prompt_tokens),
+            med(runs, |r| r.ttft_secs / r.turn2_ttft_secs),
+        );
+    };
+    row("ours", &ours, &format!("{} (Q8_0 copy)", file(&ours_file)));
+    match baseline {
+        Ok(llama) => {
+            row(
+                "llama.cpp",
+                &llama,
+                &format!("{} (as shipped)", file(&model)),
+            );
+            println!(
+                "  ours / llama.cpp: pp {:.2}×   decode {:.2}× (goal ≥ 0.7×)   TTFT {:.2}× (llama.cpp's TTFT / ours)",
+                med(&ours, LocalRun::pp) / med(&llama, LocalRun::pp),
+                med(&ours, LocalRun::decode) / med(&llama, LocalRun::decode),
+                med(&llama, |r| r.ttft_secs) / med(&ours, |r| r.ttft_secs),
+            );
+        }
+        Err(e) => println!("  llama.cpp baseline unavailable: {e}"),
+    }
+    println!(
+        "  warm prefix: turn 2 reaches its first token {:.1}× sooner than turn 1 (goal ≥ 3×)",
+        med(&ours, |r| r.ttft_secs / r.turn2_ttft_secs)
+    );
+}
+
+/// llama.cpp (`llama-cpp-python`) on the same prompts: a cold turn 1 measured like ours,
+/// then turn 2 reusing its cache's common prefix, as llama-cpp-python's `generate` does.
+const LLAMA_SCRIPT: &str = r#"
+import json, sys, time
+from llama_cpp import Llama
+
+job = json.load(sys.stdin)
+llm = Llama(model_path=job["model"], n_threads=job["threads"], n_threads_batch=job["threads"],
+            n_ctx=2048, verbose=False)
+
+def greedy():
+    return llm.sample(temp=0.0, top_k=1)
+
+def run(turn1, turn2):
+    llm.reset()
+    start = time.perf_counter()
+    tokens = llm.tokenize(turn1.encode(), add_bos=False, special=True)
+    pp_start = time.perf_counter()
+    llm.eval(tokens)
+    pp = time.perf_counter() - pp_start
+    token = greedy()
+    ttft = time.perf_counter() - start
+    steps, decode_start = 0, time.perf_counter()
+    for _ in range(job["decode"] - 1):
+        llm.eval([token])
+        steps += 1
+        token = greedy()
+    decode = time.perf_counter() - decode_start
+    start = time.perf_counter()
+    tokens2 = llm.tokenize(turn2.encode(), add_bos=False, special=True)
+    cached = list(llm.input_ids[: llm.n_tokens])
+    keep = 0
+    while keep < min(len(cached), len(tokens2) - 1) and cached[keep] == tokens2[keep]:
+        keep += 1
+    llm.n_tokens = keep
+    llm.eval(tokens2[keep:])
+    greedy()
+    ttft2 = time.perf_counter() - start
+    return {"prompt_tokens": len(tokens), "pp_secs": pp, "ttft_secs": ttft,
+            "decode_tokens": steps, "decode_secs": decode,
+            "turn2_prompt_tokens": len(tokens2), "turn2_reused": keep, "turn2_ttft_secs": ttft2}
+
+print(json.dumps([run(p["turn1"], p["turn2"]) for p in job["prompts"]]))
+"#;
+
+fn llama_cpp(
+    model: &std::path::Path,
+    threads: usize,
+    prompts: &[serde_json::Value],
+) -> Result<Vec<LocalRun>, String> {
+    use std::io::Write;
+    let python_path = std::env::var("BRAIN_BENCH_LLAMA_PYTHONPATH").map_err(
+        |_| "BRAIN_BENCH_LLAMA_PYTHONPATH is not set (`cargo xtask bench runtime` installs it)",
+    )?;
+    let job = serde_json::json!({
+        "model": model, "threads": threads, "decode": LOCAL_DECODE, "prompts": prompts,
+    });
+    let mut child = std::process::Command::new(
+        std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()),
+    )
+    .args(["-c", LLAMA_SCRIPT])
+    .env("PYTHONPATH", python_path)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .map_err(|e| format!("running python: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(job.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("the llama.cpp script failed ({})", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("reading its output: {e}"))
 }

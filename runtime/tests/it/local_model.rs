@@ -6,33 +6,39 @@ use std::sync::Arc;
 use brain_agents::ProviderRegistry;
 use brain_agents::providers::local::{LocalConfig, LocalProvider};
 use brain_agents::providers::scripted::ScriptedProvider;
-use brain_agents::spec::NewAgent;
+use brain_agents::spec::{AgentSpec, NewAgent};
+use brain_auth::TenantId;
 use brain_migrations::testing::TestDb;
-use brain_runtime::NoToolSource;
+use brain_runtime::{NoToolSource, RuntimeHandle};
 
 use crate::harness::{fast_config, runtime, say};
 
-#[tokio::test]
-async fn chatting_with_the_local_model_gets_a_reply() {
-    let model_path = brain_migrations::testing::setting("BRAIN_LOCAL_MODEL")
+fn model_path() -> PathBuf {
+    brain_migrations::testing::setting("BRAIN_LOCAL_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../.brain/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
             ))
-        });
-    let local = LocalProvider::new(LocalConfig::new(model_path));
-    let db = TestDb::new().await.unwrap();
+        })
+}
+
+/// A runtime whose `local` provider is `local`, and a greeter agent on it.
+async fn greeter(
+    db: &TestDb,
+    local: Arc<LocalProvider>,
+    max_tokens: u32,
+) -> (RuntimeHandle, TenantId, AgentSpec) {
     let (rt, _) = runtime(
-        &db,
+        db,
         &ScriptedProvider::default(),
-        ProviderRegistry::new().with("local", Arc::new(local)),
+        ProviderRegistry::new().with("local", local),
         Arc::new(NoToolSource),
         fast_config(),
     )
     .await;
-    let tenant = brain_auth::TenantId(
+    let tenant = TenantId(
         sqlx::query_scalar("INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme') RETURNING id")
             .fetch_one(&db.owner)
             .await
@@ -47,12 +53,20 @@ async fn chatting_with_the_local_model_gets_a_reply() {
                 goal: "greet people in one short sentence".into(),
                 model: Some("local:default".into()),
                 temperature: Some(0.0),
-                max_tokens: Some(12),
+                max_tokens: Some(max_tokens),
                 ..NewAgent::default()
             },
         )
         .await
         .unwrap();
+    (rt, tenant, agent)
+}
+
+#[tokio::test]
+async fn chatting_with_the_local_model_gets_a_reply() {
+    let local = Arc::new(LocalProvider::new(LocalConfig::new(model_path())));
+    let db = TestDb::new().await.unwrap();
+    let (rt, tenant, agent) = greeter(&db, local, 12).await;
     let result = rt.chat(tenant, agent.id, say("Say hello.")).await.unwrap();
     assert!(!result.reply.trim().is_empty());
     assert!(result.usage.completion_tokens > 0 && result.usage.completion_tokens <= 12);
@@ -62,4 +76,34 @@ async fn chatting_with_the_local_model_gets_a_reply() {
         .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[1].content, result.reply);
+}
+
+#[tokio::test]
+async fn a_follow_up_turn_only_runs_what_is_new() {
+    let local = Arc::new(LocalProvider::new(LocalConfig::new(model_path())));
+    let db = TestDb::new().await.unwrap();
+    let (rt, tenant, agent) = greeter(&db, local.clone(), 16).await;
+
+    let first = rt.chat(tenant, agent.id, say("Say hello.")).await.unwrap();
+    let turn1 = local.last_generation().unwrap();
+    let follow_up = brain_agents::TurnInput {
+        conversation_id: Some(first.conversation_id),
+        ..say("Now say goodbye.")
+    };
+    let second = rt.chat(tenant, agent.id, follow_up).await.unwrap();
+    let turn2 = local.last_generation().unwrap();
+
+    assert!(!second.reply.trim().is_empty());
+    assert_eq!(turn1.reused_tokens, 0, "{turn1:?}");
+    // Turn 2's prompt is turn 1's (system prompt, greeting) plus the reply and the new
+    // message: at least turn 1's prompt comes from the cache.
+    assert!(turn2.prompt_tokens > turn1.prompt_tokens, "{turn2:?}");
+    assert!(
+        turn2.reused_tokens >= turn1.prompt_tokens - 1,
+        "{turn1:?} {turn2:?}"
+    );
+    assert!(
+        turn2.prefilled_tokens() < turn1.prefilled_tokens(),
+        "{turn1:?} {turn2:?}"
+    );
 }
