@@ -25,6 +25,10 @@ pub enum Suite {
     /// Durable tasks on Temporal: start → complete latency and tasks/s with one worker, next
     /// to an empty workflow (`runtime/examples/tasks_bench.rs`).
     Tasks,
+    /// One agent turn through a served Brain's HTTP API against the direct OpenAI client,
+    /// LangGraph and CrewAI on one mock: added latency and server CPU per turn (the shared
+    /// harness in `BRAIN_BASELINES_DIR`, default `../shared/baselines`; `http_turn.rs`).
+    HttpTurn,
 }
 
 pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
@@ -35,10 +39,12 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
         }
         Suite::Knowledge => knowledge(infra),
         Suite::Load => crate::load::run(infra),
+        Suite::HttpTurn => crate::http_turn::run(infra),
         Suite::Runtime => {
             let mut env = infra.up()?;
             let root = workspace::root();
             crate::chat_model::export(&root, &mut env)?;
+            local_model_baseline(&root.join(".brain/bench"), &mut env)?;
             cargo_bench_example(&root, &env, "brain-runtime", "runtime_bench")
         }
         Suite::Tasks => {
@@ -46,6 +52,58 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
             cargo_bench_example(&workspace::root(), &env, "brain-runtime", "tasks_bench")
         }
     }
+}
+
+/// The llama.cpp build the local model is measured against (PyPI has no binary wheel for it).
+const LLAMA_CPP: &str = "llama-cpp-python==0.3.36";
+
+/// llama.cpp through `llama-cpp-python`, built from source once into `.brain/bench/llama`,
+/// and the thread count both sides of the local-model comparison use.
+fn local_model_baseline(bench_dir: &Path, env: &mut Env) -> anyhow::Result<()> {
+    let dir = bench_dir.join("llama");
+    let marker = dir.join(".installed");
+    if !marker.is_file() {
+        crate::infra::ensure_apt("cmake", "cmake")?;
+        crate::infra::ensure_apt("g++", "build-essential")?;
+        println!(
+            "bench: building {LLAMA_CPP} for the local-model baseline (first run only, several minutes)"
+        );
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let status = Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(LLAMA_CPP)
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .status()
+            .context("running pip")?;
+        if !status.success() {
+            bail!("pip install of {LLAMA_CPP} failed");
+        }
+        std::fs::write(&marker, "")?;
+    }
+    env.insert(
+        "BRAIN_BENCH_LLAMA_PYTHONPATH".into(),
+        dir.display().to_string(),
+    );
+    // One thread count for both sides: llama.cpp's `n_threads`, our rayon pool, and the pool
+    // candle's quantised kernels size once per process from CANDLE_NUM_THREADS.
+    let threads = env
+        .get("BRAIN_LOCAL_THREADS")
+        .cloned()
+        .or_else(|| std::env::var("BRAIN_LOCAL_THREADS").ok())
+        .and_then(|t| t.parse::<usize>().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    env.insert("BRAIN_LOCAL_THREADS".into(), threads.to_string());
+    env.insert("CANDLE_NUM_THREADS".into(), threads.to_string());
+    Ok(())
 }
 
 /// Python packages the knowledge baselines use, installed once into `.brain/bench/python`.
@@ -66,7 +124,30 @@ fn knowledge(infra: &Infra) -> anyhow::Result<()> {
         "BRAIN_BENCH_ST_PATH".into(),
         sentence_transformers(&bench_dir)?.display().to_string(),
     );
-    cargo_bench_example(&root, &env, "brain-knowledge", "knowledge_bench")
+    let manuals = crate::real_pdfs::ensure(&bench_dir.join("pdfs"))?;
+    let manuals = std::env::join_paths(&manuals)?
+        .to_string_lossy()
+        .into_owned();
+    env.insert("BRAIN_BENCH_PDFS".into(), manuals.clone());
+    cargo_bench_example(&root, &env, "brain-knowledge", "knowledge_bench")?;
+    // The same manuals uploaded through a running Brain's API, then search at 10k chunks.
+    let owner_db = env
+        .get("BRAIN_MIGRATE_DATABASE_URL")
+        .context("BRAIN_MIGRATE_DATABASE_URL is missing from .brain/env")?
+        .clone();
+    crate::served::run(
+        &env,
+        "knowledge_api",
+        &[("BRAIN_RATE_LIMIT_TENANT_PER_MINUTE", "0")],
+        |brain| {
+            vec![
+                ("BRAIN_BENCH_GATEWAY".into(), brain.gateway.clone()),
+                ("BRAIN_BENCH_AUTH".into(), brain.auth.clone()),
+                ("BRAIN_BENCH_PDFS".into(), manuals),
+                ("BRAIN_BENCH_OWNER_DB".into(), owner_db),
+            ]
+        },
+    )
 }
 
 /// sentence-transformers with torch (about 6 GB with torch's CUDA wheels, which PyPI's torch

@@ -3,10 +3,13 @@
 mod bench;
 mod chat_model;
 mod depgraph;
+mod http_turn;
 mod infra;
 mod load;
 mod models;
 mod portal;
+mod real_pdfs;
+mod served;
 mod workspace;
 
 use std::process::{Command, ExitCode};
