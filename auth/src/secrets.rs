@@ -4,8 +4,10 @@
 //! The trait is consumed across crates as `Arc<dyn SecretStore>`; [`VaultSecretStore`]
 //! implements it on Vault's (or OpenBao's) KV version 2 engine through `vaultrs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
@@ -145,7 +147,7 @@ impl VaultSecretStore {
         let settings = VaultClientSettingsBuilder::default()
             .address(addr)
             .token(token)
-            .timeout(Some(std::time::Duration::from_secs(10)))
+            .timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| SecretError::Config(e.to_string()))?;
         let client = VaultClient::new(settings).map_err(|e| SecretError::Config(e.to_string()))?;
@@ -202,9 +204,154 @@ impl SecretStore for VaultSecretStore {
     }
 }
 
+/// A read-through cache in front of another store: a secret read on every model call and
+/// tool call (BYOK keys, connector credentials) costs a Vault round trip at most once per
+/// `ttl`. Writes and deletes through this store drop the cached entry at once; a change made
+/// by another Brain instance is seen within `ttl`. Absent secrets are cached too (most
+/// tenants bring no model key). Values stay in process memory, as they do while in use.
+pub struct CachedSecretStore {
+    inner: Arc<dyn SecretStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<SecretPath, CachedSecret>>,
+}
+
+struct CachedSecret {
+    value: Option<SecretMap>,
+    read_at: Instant,
+}
+
+/// Cached paths beyond this are dropped wholesale (a bound, not an eviction policy: the
+/// working set is a few secrets per active tenant).
+const CACHE_CAPACITY: usize = 10_000;
+
+impl CachedSecretStore {
+    pub fn new(inner: Arc<dyn SecretStore>, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<SecretPath, CachedSecret>> {
+        // A panic while holding the lock cannot leave a half-written entry behind.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for CachedSecretStore {
+    async fn put(&self, path: &SecretPath, values: &SecretMap) -> Result<(), SecretError> {
+        self.entries().remove(path);
+        let result = self.inner.put(path, values).await;
+        self.entries().remove(path);
+        result
+    }
+
+    async fn get(&self, path: &SecretPath) -> Result<Option<SecretMap>, SecretError> {
+        if let Some(hit) = self.entries().get(path)
+            && hit.read_at.elapsed() < self.ttl
+        {
+            return Ok(hit.value.clone());
+        }
+        let read_at = Instant::now();
+        let value = self.inner.get(path).await?;
+        let mut entries = self.entries();
+        if entries.len() >= CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(
+            path.clone(),
+            CachedSecret {
+                value: value.clone(),
+                read_at,
+            },
+        );
+        Ok(value)
+    }
+
+    async fn destroy(&self, path: &SecretPath) -> Result<(), SecretError> {
+        self.entries().remove(path);
+        let result = self.inner.destroy(path).await;
+        self.entries().remove(path);
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A store in memory that counts its reads.
+    #[derive(Default)]
+    struct Counting {
+        values: Mutex<HashMap<SecretPath, SecretMap>>,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl SecretStore for Counting {
+        async fn put(&self, path: &SecretPath, values: &SecretMap) -> Result<(), SecretError> {
+            self.values
+                .lock()
+                .unwrap()
+                .insert(path.clone(), values.clone());
+            Ok(())
+        }
+
+        async fn get(&self, path: &SecretPath) -> Result<Option<SecretMap>, SecretError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(self.values.lock().unwrap().get(path).cloned())
+        }
+
+        async fn destroy(&self, path: &SecretPath) -> Result<(), SecretError> {
+            self.values.lock().unwrap().remove(path);
+            Ok(())
+        }
+    }
+
+    fn key(value: &str) -> SecretMap {
+        SecretMap::from([("api_key".to_owned(), SecretString::new(value))])
+    }
+
+    #[tokio::test]
+    async fn the_cache_reads_once_per_ttl_and_sees_its_own_writes_at_once() {
+        let inner = Arc::new(Counting::default());
+        let cache = CachedSecretStore::new(inner.clone(), Duration::from_secs(3600));
+        let path = SecretPath::tenant(TenantId::new(), "llm", "openai").unwrap();
+
+        assert_eq!(cache.get(&path).await.unwrap(), None);
+        assert_eq!(cache.get(&path).await.unwrap(), None);
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 1, "absence is cached");
+
+        cache.put(&path, &key("k1")).await.unwrap();
+        assert_eq!(cache.get(&path).await.unwrap(), Some(key("k1")));
+        assert_eq!(cache.get(&path).await.unwrap(), Some(key("k1")));
+        assert_eq!(inner.reads.load(Ordering::SeqCst), 2);
+
+        cache.destroy(&path).await.unwrap();
+        assert_eq!(
+            cache.get(&path).await.unwrap(),
+            None,
+            "a delete is seen at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_made_elsewhere_is_seen_after_the_ttl() {
+        let inner = Arc::new(Counting::default());
+        let cache = CachedSecretStore::new(inner.clone(), Duration::from_millis(50));
+        let path = SecretPath::connector(TenantId::new(), "slack").unwrap();
+        inner.put(&path, &key("old")).await.unwrap();
+        assert_eq!(cache.get(&path).await.unwrap(), Some(key("old")));
+        // Another instance rotates the credential behind this cache's back.
+        inner.put(&path, &key("new")).await.unwrap();
+        assert_eq!(cache.get(&path).await.unwrap(), Some(key("old")));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(cache.get(&path).await.unwrap(), Some(key("new")));
+    }
 
     #[test]
     fn paths_stay_inside_their_tenant() {

@@ -108,6 +108,10 @@ pub struct Config {
     /// tenants may bring their own key in Vault.
     pub openai_base_url: String,
     pub openai_api_key: Option<Secret>,
+    /// Seconds a secret read from Vault is reused (model keys and connector credentials are
+    /// read on every call); 0 reads Vault every time. Changes made through this instance are
+    /// seen at once, changes made through another instance within this time.
+    pub secret_cache_secs: u64,
     /// Requests per minute per tenant and per API key (0 = unlimited).
     pub rate_limit_tenant_per_minute: u32,
     pub rate_limit_api_key_per_minute: u32,
@@ -150,6 +154,11 @@ pub struct Config {
     pub readiness_timeout_secs: u64,
 }
 
+/// The default `BRAIN_LOG`. vaultrs logs every error response at ERROR, including the 404 of
+/// a secret that does not exist (a tenant without its own model key); Brain reports the
+/// errors that matter itself.
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn,vaultrs=off,rustify=off";
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -173,6 +182,7 @@ impl Default for Config {
             login_window_secs: 15 * 60,
             openai_base_url: "https://api.openai.com/v1".to_owned(),
             openai_api_key: None,
+            secret_cache_secs: 30,
             rate_limit_tenant_per_minute: 1200,
             rate_limit_api_key_per_minute: 300,
             max_body_bytes: 1024 * 1024,
@@ -195,7 +205,7 @@ impl Default for Config {
             portal_addr: SocketAddr::from(([127, 0, 0, 1], 3003)),
             public_gateway_url: "http://127.0.0.1:8000".to_owned(),
             log_format: LogFormat::Text,
-            log: "info,sqlx::postgres::notice=warn".to_owned(),
+            log: DEFAULT_LOG.to_owned(),
             readiness_timeout_secs: 2,
         }
     }

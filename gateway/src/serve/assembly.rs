@@ -14,7 +14,7 @@ use brain_auth::keys::KeyRing;
 use brain_auth::ratelimit::{RateLimiter, RateLimits};
 use brain_auth::refresh::RefreshStore;
 use brain_auth::secrets::SecretString;
-use brain_auth::secrets::{SecretStore, VaultSecretStore};
+use brain_auth::secrets::{CachedSecretStore, SecretStore, VaultSecretStore};
 use brain_auth::service::AuthState;
 use brain_auth::sso::{ProviderConfig, Sso};
 use brain_auth::throttle::{LoginThrottle, ThrottleSettings};
@@ -157,11 +157,19 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
     let redis = redis::aio::ConnectionManager::new(redis_client.clone())
         .await
         .context("connecting to Redis (REDIS_URL)")?;
-    let secrets: Arc<dyn SecretStore> = Arc::new(VaultSecretStore::new(
+    let vault: Arc<dyn SecretStore> = Arc::new(VaultSecretStore::new(
         config.require_vault_addr()?,
         config.require_vault_token()?,
         &config.vault_kv_mount,
     )?);
+    // Signing keys are read uncached: a key another instance rotated in must verify at once.
+    let secrets: Arc<dyn SecretStore> = match config.secret_cache_secs {
+        0 => vault.clone(),
+        secs => Arc::new(CachedSecretStore::new(
+            vault.clone(),
+            Duration::from_secs(secs),
+        )),
+    };
     let tokens = TokenSettings {
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_issuer.clone(),
@@ -172,7 +180,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         let grace =
             i64::try_from(config.access_token_ttl_secs.saturating_mul(2)).unwrap_or(i64::MAX);
         let keys = Arc::new(
-            KeyRing::load_or_create(secrets.clone(), grace)
+            KeyRing::load_or_create(vault, grace)
                 .await
                 .context("loading the token signing keys from Vault")?,
         );
