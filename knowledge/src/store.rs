@@ -585,7 +585,10 @@ impl Store {
     }
 
     /// Full-text matches ranked by `ts_rank_cd`. Any query term may match (the terms are
-    /// OR-ed): questions phrased in prose rarely contain every word of the passage.
+    /// OR-ed): questions phrased in prose rarely contain every word of the passage. With OR-ed
+    /// terms most chunks of a topical collection match, and cover density is the costly rank
+    /// (6 ms for `ts_rank` vs 30 ms for `ts_rank_cd` over 7k matches), so the cheap rank
+    /// picks the candidates and cover density orders them.
     pub async fn search_text(
         &self,
         tenant: TenantId,
@@ -598,11 +601,17 @@ impl Store {
         let rows = sqlx::query_as::<_, HitRow>(
             "WITH q AS ( \
                SELECT NULLIF(replace(plainto_tsquery('english', $3)::text, ' & ', ' | '), '') \
-                      ::tsquery AS query) \
+                      ::tsquery AS query), \
+             candidates AS MATERIALIZED ( \
+               SELECT c.id FROM q, chunks c \
+               WHERE c.tenant_id = $1 AND c.collection_id = ANY($2) AND c.tsv @@ q.query \
+               ORDER BY ts_rank(c.tsv, q.query) DESC, c.id \
+               LIMIT $5) \
              SELECT c.id, c.document_id, c.collection_id, d.title, c.page_start, c.page_end, \
                     c.text, ts_rank_cd(c.tsv, q.query)::float8 AS score \
-             FROM q, chunks c JOIN documents d ON d.id = c.document_id \
-             WHERE c.tenant_id = $1 AND c.collection_id = ANY($2) AND c.tsv @@ q.query \
+             FROM q, candidates k \
+             JOIN chunks c ON c.id = k.id \
+             JOIN documents d ON d.id = c.document_id \
              ORDER BY score DESC, c.id \
              LIMIT $4",
         )
@@ -610,6 +619,7 @@ impl Store {
         .bind(&ids)
         .bind(query)
         .bind(i64::try_from(k).unwrap_or(i64::MAX))
+        .bind(i64::try_from(k.saturating_mul(10).max(200)).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
