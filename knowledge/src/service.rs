@@ -400,36 +400,50 @@ impl KnowledgeService {
         } else {
             k
         };
-        let mut lists: Vec<Vec<Hit>> = Vec::new();
-        if mode != SearchMode::FullText {
-            let mut by_embedder: HashMap<(&str, usize), Vec<CollectionId>> = HashMap::new();
-            for c in collections {
-                by_embedder
-                    .entry((c.embedder.as_str(), c.dimension))
-                    .or_default()
-                    .push(c.id);
+        // The full-text query runs on its own connection while the query is embedded and
+        // the vector index searched.
+        let semantic = async {
+            let mut lists: Vec<Vec<Hit>> = Vec::new();
+            if mode != SearchMode::FullText {
+                let mut by_embedder: HashMap<(&str, usize), Vec<CollectionId>> = HashMap::new();
+                for c in collections {
+                    by_embedder
+                        .entry((c.embedder.as_str(), c.dimension))
+                        .or_default()
+                        .push(c.id);
+                }
+                for ((embedder_id, dimension), group) in by_embedder {
+                    let embedder = self.embedder_for(embedder_id, dimension)?;
+                    let vector = embedder
+                        .embed(&[query.to_owned()])
+                        .await?
+                        .into_iter()
+                        .next()
+                        .ok_or(crate::error::EmbedError::Count {
+                            expected: 1,
+                            got: 0,
+                        })?;
+                    lists.push(
+                        store
+                            .search_vector(tenant, &group, &vector, candidates)
+                            .await?,
+                    );
+                }
             }
-            for ((embedder_id, dimension), group) in by_embedder {
-                let embedder = self.embedder_for(embedder_id, dimension)?;
-                let vector = embedder
-                    .embed(&[query.to_owned()])
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or(crate::error::EmbedError::Count {
-                        expected: 1,
-                        got: 0,
-                    })?;
-                lists.push(
-                    store
-                        .search_vector(tenant, &group, &vector, candidates)
-                        .await?,
-                );
+            Ok::<_, KnowledgeError>(lists)
+        };
+        let lexical = async {
+            if mode == SearchMode::Vector {
+                return Ok(None);
             }
-        }
-        if mode != SearchMode::Vector {
-            lists.push(store.search_text(tenant, &ids, query, candidates).await?);
-        }
+            store
+                .search_text(tenant, &ids, query, candidates)
+                .await
+                .map(Some)
+        };
+        let (semantic, lexical) = tokio::join!(semantic, lexical);
+        let mut lists = semantic?;
+        lists.extend(lexical?);
         Ok(match (mode, lists.len()) {
             (SearchMode::Hybrid, _) | (_, 2..) => reciprocal_rank_fusion(lists, k),
             _ => lists.into_iter().next().unwrap_or_default(),
