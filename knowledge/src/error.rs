@@ -21,6 +21,17 @@ pub enum ExtractError {
     NoTextLayer,
     #[error("a compressed stream in the PDF expands beyond the {limit}-byte limit")]
     DecompressionBomb { limit: usize },
+    /// Pages may share one content stream, so each page within the per-stream limit can
+    /// still add up to gigabytes.
+    #[error("the PDF's page contents expand beyond the {limit}-byte limit for one document")]
+    DocumentBomb { limit: usize },
+    #[error("the document holds more than {limit} bytes of text, the limit for one document")]
+    TooMuchText { limit: usize },
+    #[error(
+        "the document splits into {chunks} chunks, more than the limit of {limit}; split the \
+         file or use a collection with a larger chunk_size"
+    )]
+    TooManyChunks { chunks: usize, limit: usize },
     #[error("the text file is not valid UTF-8 (invalid byte at offset {offset})")]
     InvalidUtf8 { offset: usize },
     #[error("the file contains no text")]

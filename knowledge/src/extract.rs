@@ -16,7 +16,12 @@ use crate::normalize::normalize;
 pub struct ExtractLimits {
     /// The most bytes any PDF stream (and any page's content) may decompress to.
     pub max_decoded_stream_bytes: usize,
+    /// The most bytes all page contents of one PDF may decompress to together.
+    pub max_decoded_document_bytes: usize,
     pub max_pages: usize,
+    /// The most normalised text one document may yield (what chunking and embedding cost
+    /// grows with).
+    pub max_text_bytes: usize,
     /// Text documents are cut into sections of at most this many bytes before chunking,
     /// because the splitter slows down badly on one huge string.
     pub max_section_bytes: usize,
@@ -26,7 +31,9 @@ impl Default for ExtractLimits {
     fn default() -> Self {
         Self {
             max_decoded_stream_bytes: 32 * 1024 * 1024,
+            max_decoded_document_bytes: 256 * 1024 * 1024,
             max_pages: 10_000,
+            max_text_bytes: 32 * 1024 * 1024,
             max_section_bytes: 64 * 1024,
         }
     }
@@ -73,6 +80,11 @@ pub fn extract_text(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted, E
     let text = normalize(text);
     if text.is_empty() {
         return Err(ExtractError::Empty);
+    }
+    if text.len() > limits.max_text_bytes {
+        return Err(ExtractError::TooMuchText {
+            limit: limits.max_text_bytes,
+        });
     }
     let sections = split_sections(&text, limits.max_section_bytes.max(1024))
         .into_iter()
@@ -165,18 +177,34 @@ fn extract_pdf_inner(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted, 
     let mut sections = Vec::new();
     let mut failed_pages = 0usize;
     let mut last_failure = String::new();
+    // What the pages decoded to and yielded so far, against the per-document limits.
+    let mut decoded = 0usize;
+    let mut text_bytes = 0usize;
     for (&number, &page_id) in &pages {
-        match page_text(&doc, page_id, limit) {
-            Ok(raw) => {
+        let budget = limits.max_decoded_document_bytes.saturating_sub(decoded);
+        match page_text(&doc, page_id, limit, budget) {
+            Ok((raw, page_decoded)) => {
+                decoded += page_decoded;
                 let text = normalize(&raw);
+                text_bytes += text.len();
+                if text_bytes > limits.max_text_bytes {
+                    return Err(ExtractError::TooMuchText {
+                        limit: limits.max_text_bytes,
+                    });
+                }
                 if !text.is_empty() {
                     sections.push(Section { page: number, text });
                 }
             }
-            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
-                ..
-            })) => return Err(ExtractError::DecompressionBomb { limit }),
-            Err(e) => {
+            Err(PageError::OverBudget) => {
+                return Err(ExtractError::DocumentBomb {
+                    limit: limits.max_decoded_document_bytes,
+                });
+            }
+            Err(PageError::Pdf(lopdf::Error::Decompress(
+                lopdf::DecompressError::MemoryLimitExceeded { .. },
+            ))) => return Err(ExtractError::DecompressionBomb { limit }),
+            Err(PageError::Pdf(e)) => {
                 // One unreadable page should not sink a 300-page manual; an entirely
                 // unreadable file is reported below as corrupt.
                 tracing::debug!(page = number, error = %e, "skipping unreadable PDF page");
@@ -233,7 +261,26 @@ fn pdf_title(doc: &Document) -> Option<String> {
 /// The text shown on one page, walking its content stream's text operators. Unlike
 /// lopdf's own `extract_text`, this turns line moves into line breaks and wide `TJ`
 /// gaps into spaces, which keeps words apart in real-world PDFs.
-fn page_text(doc: &Document, page_id: ObjectId, limit: usize) -> lopdf::Result<String> {
+enum PageError {
+    Pdf(lopdf::Error),
+    /// The page's content would take the document past its decoded-bytes budget.
+    OverBudget,
+}
+
+impl From<lopdf::Error> for PageError {
+    fn from(e: lopdf::Error) -> Self {
+        PageError::Pdf(e)
+    }
+}
+
+/// The page's text and how many bytes its content decoded to; refused once the decoded
+/// content exceeds `budget`.
+fn page_text(
+    doc: &Document,
+    page_id: ObjectId,
+    limit: usize,
+    budget: usize,
+) -> Result<(String, usize), PageError> {
     let encodings: BTreeMap<Vec<u8>, Encoding<'_>> = doc
         .get_page_fonts(page_id)?
         .into_iter()
@@ -243,7 +290,17 @@ fn page_text(doc: &Document, page_id: ObjectId, limit: usize) -> lopdf::Result<S
                 .map(|encoding| (name, encoding))
         })
         .collect();
-    let data = doc.get_page_content_with_limit(page_id, limit)?;
+    let data = match doc.get_page_content_with_limit(page_id, limit.min(budget).max(1)) {
+        Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }))
+            if budget < limit =>
+        {
+            return Err(PageError::OverBudget);
+        }
+        other => other?,
+    };
+    if data.len() > budget {
+        return Err(PageError::OverBudget);
+    }
     let content = lopdf::content::Content::decode(&data)?;
     let mut out = String::new();
     let mut encoding: Option<&Encoding<'_>> = None;
@@ -295,7 +352,7 @@ fn page_text(doc: &Document, page_id: ObjectId, limit: usize) -> lopdf::Result<S
             _ => {}
         }
     }
-    Ok(out)
+    Ok((out, data.len()))
 }
 
 fn show(out: &mut String, encoding: Option<&Encoding<'_>>, operand: Option<&Object>) {

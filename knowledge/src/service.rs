@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::chunk::{ChunkDraft, Chunker};
 use crate::embed::{Embedder, EmbedderRegistry};
-use crate::error::KnowledgeError;
+use crate::error::{ExtractError, KnowledgeError};
 use crate::extract::{ExtractLimits, extract};
 use crate::model::{
     Citation, Collection, CollectionId, Document, DocumentId, DocumentStatus, Hit, MediaKind,
@@ -33,7 +33,16 @@ pub struct KnowledgeConfig {
     pub ingest_concurrency: usize,
     /// The most hits one search returns.
     pub max_k: usize,
+    /// A document that splits into more chunks fails (embedding cost grows with them).
+    pub max_chunks_per_document: usize,
+    /// A document whose ingestion started this many times and stalled again (the process
+    /// died on it) is failed instead of resumed.
+    pub max_ingest_attempts: u32,
 }
+
+/// The smallest and largest `chunk_size` a collection may have, in characters: a tiny one
+/// turns an upload into millions of chunks, a huge one exceeds what embedding models read.
+pub const CHUNK_SIZE_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000;
 
 impl Default for KnowledgeConfig {
     fn default() -> Self {
@@ -43,6 +52,8 @@ impl Default for KnowledgeConfig {
             embed_batch: 32,
             ingest_concurrency: 1,
             max_k: 100,
+            max_chunks_per_document: 20_000,
+            max_ingest_attempts: 3,
         }
     }
 }
@@ -165,9 +176,16 @@ impl KnowledgeService {
                 new.dimension
             )));
         }
-        if new.chunk_size == 0 || new.chunk_overlap >= new.chunk_size {
+        if !CHUNK_SIZE_RANGE.contains(&new.chunk_size) {
+            return Err(KnowledgeError::InvalidCollection(format!(
+                "chunk_size must be {} to {} characters",
+                CHUNK_SIZE_RANGE.start(),
+                CHUNK_SIZE_RANGE.end()
+            )));
+        }
+        if new.chunk_overlap >= new.chunk_size {
             return Err(KnowledgeError::InvalidCollection(
-                "chunk_overlap must be smaller than a positive chunk_size".to_owned(),
+                "chunk_overlap must be smaller than chunk_size".to_owned(),
             ));
         }
         let embedder = self.embedder_for(&new.embedder, new.dimension)?;
@@ -271,7 +289,8 @@ impl KnowledgeService {
         const BATCH: u32 = 16;
         let store = &self.inner.store;
         let mut resumed = 0;
-        for (tenant, id) in store.claim_stalled(stale, BATCH).await? {
+        let max_attempts = self.inner.config.max_ingest_attempts;
+        for (tenant, id) in store.claim_stalled(stale, BATCH, max_attempts).await? {
             if !self.mark_active(id) {
                 continue;
             }
@@ -610,19 +629,25 @@ impl KnowledgeService {
         let store = &self.inner.store;
         let collection = store.collection(tenant, collection_id).await?;
         let embedder = self.embedder_for(&collection.embedder, collection.dimension)?;
-        if !store
-            .set_progress(tenant, id, DocumentStatus::Processing, 0, 0, 0)
-            .await?
-        {
+        if !store.begin_attempt(tenant, id).await? {
             return Ok(());
         }
         let limits = self.inner.config.extract;
         let (size, overlap) = (collection.chunk_size, collection.chunk_overlap);
+        let max_chunks = self.inner.config.max_chunks_per_document;
         // Extraction and chunking are CPU work on untrusted bytes: off the async workers.
         let (page_count, chunks) = tokio::task::spawn_blocking(move || {
             let extracted = extract(kind, &bytes, &limits)?;
+            drop(bytes);
             let chunker = Chunker::new(kind, size, overlap)?;
             let chunks = chunker.chunk_all(&extracted.sections);
+            if chunks.len() > max_chunks {
+                return Err(ExtractError::TooManyChunks {
+                    chunks: chunks.len(),
+                    limit: max_chunks,
+                }
+                .into());
+            }
             Ok::<_, KnowledgeError>((extracted.page_count, chunks))
         })
         .await

@@ -404,6 +404,27 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Starts an ingestion attempt: `processing` with no progress, one more attempt counted
+    /// (see [`Store::claim_stalled`]). False when the document is gone.
+    pub async fn begin_attempt(
+        &self,
+        tenant: TenantId,
+        id: DocumentId,
+    ) -> Result<bool, KnowledgeError> {
+        let mut tx = self.begin(tenant).await?;
+        let done = sqlx::query(
+            "UPDATE documents SET status = 'processing', pages = 0, pages_done = 0, chunks = 0, \
+               error = NULL, attempts = attempts + 1, updated_at = now() \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Marks a document failed with a reason for the user, removing any chunks it had.
     pub async fn fail_document(
         &self,
@@ -467,20 +488,24 @@ impl Store {
 
     /// Claims up to `limit` documents of any tenant whose ingestion stalled (queued or
     /// processing, untouched for `stale`, bytes still kept); claimed ones look fresh to the
-    /// next sweep, here or in another process.
+    /// next sweep, here or in another process. A stalled document whose ingestion already
+    /// started `max_attempts` times is failed with a reason instead of returned.
     pub async fn claim_stalled(
         &self,
         stale: std::time::Duration,
         limit: u32,
+        max_attempts: u32,
     ) -> Result<Vec<(TenantId, DocumentId)>, KnowledgeError> {
         let stale = sqlx::postgres::types::PgInterval::try_from(stale)
             .map_err(|e| KnowledgeError::Task(format!("stale interval: {e}")))?;
-        let rows: Vec<(Uuid, Uuid)> =
-            sqlx::query_as("SELECT tenant_id, document_id FROM claim_stalled_documents($1, $2)")
-                .bind(stale)
-                .bind(i32::try_from(limit).unwrap_or(i32::MAX))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, document_id FROM claim_stalled_documents($1, $2, $3)",
+        )
+        .bind(stale)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(tenant, id)| (TenantId(tenant), DocumentId(id)))

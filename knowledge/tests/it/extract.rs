@@ -176,3 +176,51 @@ proptest! {
         }
     }
 }
+
+/// Peak resident memory of this process so far, in bytes (nextest runs each test in a
+/// process of its own).
+fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[test]
+fn pages_sharing_one_stream_cannot_add_up_past_the_document_limit() {
+    // 2,000 pages showing one 1 MB stream: 2 GB of page content (and ~2 GB of text) if
+    // every page were read whole; the file itself is ~150 KB.
+    let bytes = pdf::shared_stream(2000, 1024 * 1024);
+    assert!(bytes.len() < 256 * 1024, "{} bytes", bytes.len());
+    let limits = ExtractLimits {
+        max_decoded_stream_bytes: 2 * 1024 * 1024,
+        max_decoded_document_bytes: 16 * 1024 * 1024,
+        ..ExtractLimits::default()
+    };
+    assert_eq!(
+        extract_pdf(&bytes, &limits),
+        Err(ExtractError::DocumentBomb {
+            limit: 16 * 1024 * 1024
+        })
+    );
+    let peak = peak_rss();
+    assert!(peak < 300 * 1024 * 1024, "peak RSS {} MB", peak >> 20);
+
+    // Under the decoded limit, the text limit still holds.
+    let limits = ExtractLimits {
+        max_text_bytes: 4 * 1024 * 1024,
+        ..limits
+    };
+    assert_eq!(
+        extract_pdf(&pdf::shared_stream(12, 1024 * 1024), &limits),
+        Err(ExtractError::TooMuchText {
+            limit: 4 * 1024 * 1024
+        })
+    );
+    assert_eq!(
+        extract(MediaKind::Text, &vec![b'a'; 5 * 1024 * 1024], &limits),
+        Err(ExtractError::TooMuchText {
+            limit: 4 * 1024 * 1024
+        })
+    );
+}

@@ -66,6 +66,49 @@ pub fn bomb(inflated_bytes: usize) -> Vec<u8> {
     save(&mut doc)
 }
 
+/// `pages` pages that all show one deflated content stream of about `inflated_bytes` of
+/// text operators: a few KB on disk, `pages × inflated_bytes` if every page is read whole.
+pub fn shared_stream(pages: usize, inflated_bytes: usize) -> Vec<u8> {
+    use std::io::Write;
+    let line = b"(The quick brown fox jumps over the lazy dog again and again) Tj T*\n";
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder
+        .write_all(b"BT /F1 11 Tf 14 TL 72 760 Td\n")
+        .unwrap();
+    let mut written = 0;
+    while written < inflated_bytes {
+        encoder.write_all(line).unwrap();
+        written += line.len();
+    }
+    encoder.write_all(b"ET\n").unwrap();
+    let compressed = encoder.finish().unwrap();
+    let mut doc = document(Vec::new(), false);
+    let content_id = doc.add_object(
+        Stream::new(dictionary! { "Filter" => "FlateDecode" }, compressed).with_compression(false),
+    );
+    let pages_id = doc
+        .catalog()
+        .unwrap()
+        .get(b"Pages")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let kids: Vec<Object> = (0..pages)
+        .map(|_| {
+            doc.add_object(dictionary! {
+                "Type" => "Page",
+                "Parent" => pages_id,
+                "Contents" => content_id,
+            })
+            .into()
+        })
+        .collect();
+    let tree = doc.get_dictionary_mut(pages_id).unwrap();
+    tree.set("Count", i64::try_from(kids.len()).unwrap());
+    tree.set("Kids", kids);
+    save(&mut doc)
+}
+
 fn text_content(text: &str) -> Vec<u8> {
     let mut operations = vec![
         Operation::new("BT", vec![]),

@@ -429,6 +429,99 @@ impl brain_knowledge::Embedder for Hung {
 }
 
 #[tokio::test]
+async fn collections_refuse_chunk_sizes_that_would_explode_an_upload() {
+    let (db, service) = setup().await;
+    let acme = tenant(&db, "acme").await;
+    for size in [0, 1, 99, 10_001] {
+        let mut new = NewCollection::named(format!("Tiny {size}"));
+        new.chunk_size = size;
+        new.chunk_overlap = 0;
+        let err = service.create_collection(acme, new).await.unwrap_err();
+        assert!(
+            matches!(&err, KnowledgeError::InvalidCollection(m) if m.contains("chunk_size")),
+            "{size}: {err}"
+        );
+    }
+    let mut new = NewCollection::named("Smallest");
+    new.chunk_size = 100;
+    new.chunk_overlap = 0;
+    service.create_collection(acme, new).await.unwrap();
+}
+
+/// A file that kills the process ingesting it (three times here: the embedder hangs, as
+/// a process that died mid-document looks to the others) is failed with a reason on the
+/// next sweep, not claimed again forever.
+#[tokio::test]
+async fn a_document_whose_ingestion_dies_three_times_is_failed_not_reclaimed() {
+    use brain_knowledge::Embedder;
+    use std::time::Duration;
+
+    let (db, service) = setup().await;
+    let acme = tenant(&db, "acme").await;
+    let kb = collection(&service, acme).await;
+    let model = fixtures::local_model();
+    let dying = || {
+        let hung = Arc::new(Hung {
+            id: model.id().to_owned(),
+            dimension: model.dimension(),
+        });
+        KnowledgeService::new(db.app.clone(), EmbedderRegistry::new().with(hung), config())
+    };
+    let attempts = || {
+        let pool = db.owner.clone();
+        async move {
+            sqlx::query_as::<_, (i32, String)>(
+                "SELECT attempts, status FROM documents ORDER BY created_at DESC LIMIT 1",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let wait_for_attempt = |n: i32| async move {
+        for _ in 0..200 {
+            if attempts().await == (n, "processing".to_owned()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("attempt {n} never started: {:?}", attempts().await);
+    };
+    let first = dying();
+    let id = first
+        .upload(
+            acme,
+            kb,
+            "Crasher.pdf",
+            "application/pdf",
+            pdf::with_pages(&PAGES),
+        )
+        .await
+        .unwrap()
+        .document_id;
+    wait_for_attempt(1).await;
+    let (second, third) = (dying(), dying());
+    assert_eq!(second.resume_stalled(Duration::ZERO).await.unwrap(), 1);
+    wait_for_attempt(2).await;
+    assert_eq!(third.resume_stalled(Duration::ZERO).await.unwrap(), 1);
+    wait_for_attempt(3).await;
+
+    // The third attempt stalled too: the next sweep fails it instead of resuming.
+    assert_eq!(service.resume_stalled(Duration::ZERO).await.unwrap(), 0);
+    let doc = service.get_document(acme, id).await.unwrap();
+    assert_eq!(doc.status, DocumentStatus::Failed);
+    let reason = doc.error.unwrap_or_default();
+    assert!(reason.contains("stopped 3 times"), "{reason}");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM document_sources")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "its bytes are dropped");
+    assert_eq!(service.resume_stalled(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(attempts().await.0, 3, "never started again");
+}
+
+#[tokio::test]
 async fn an_upload_whose_ingestion_stalled_is_resumed_from_its_kept_bytes() {
     use brain_knowledge::Embedder;
     use std::time::Duration;
