@@ -202,6 +202,10 @@ fn wants_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream"))
 }
 
+/// The longest chat message, in characters (≈8k tokens): a longer one would be one huge
+/// forward pass of the model on the shared process. Documents belong in knowledge.
+pub const MAX_MESSAGE_CHARS: usize = 32_000;
+
 fn turn_input(
     principal: &brain_auth::Principal,
     message: String,
@@ -211,6 +215,17 @@ fn turn_input(
         return Err(ApiError::unprocessable(
             "validation_failed",
             "message: must not be empty",
+        ));
+    }
+    // Bytes bound characters from above: only long messages are counted.
+    if message.len() > MAX_MESSAGE_CHARS && message.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+            format!(
+                "message: at most {MAX_MESSAGE_CHARS} characters; upload long documents to a \
+                 knowledge collection instead"
+            ),
         ));
     }
     let user_id = match principal.actor {

@@ -17,6 +17,7 @@
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
 mod agents;
+pub use agents::MAX_MESSAGE_CHARS;
 mod audit;
 mod connectors;
 mod crews;
