@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEvent};
+use crate::egress::EgressPolicy;
 use crate::secrets::SecretString;
 use crate::{Actor, AuthError, Role, TenantId};
 
@@ -97,20 +98,24 @@ impl Sso {
     pub fn new(
         providers: HashMap<String, ProviderConfig>,
         public_auth_url: &str,
+        egress: &EgressPolicy,
         redis: ConnectionManager,
         db: PgPool,
     ) -> Result<Self, SsoError> {
-        crate::install_crypto_provider();
-        // No redirects: token and discovery requests go exactly where configured.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        // No redirects (the egress policy's client follows none): token and discovery
+        // requests go exactly where configured, and only to addresses the policy allows.
+        let http = egress
+            .client_builder()
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| SsoError::Provider(e.to_string()))?;
         Ok(Self {
             providers,
             public_auth_url: public_auth_url.trim_end_matches('/').to_owned(),
-            http: OidcHttp(http),
+            http: OidcHttp {
+                client: http,
+                egress: egress.clone(),
+            },
             redis,
             db,
             discovered: RwLock::new(HashMap::new()),
@@ -331,8 +336,12 @@ fn pending_key(state: &str) -> String {
 #[error("{0}")]
 pub struct HttpError(String);
 
-/// `openidconnect`'s HTTP seam over the workspace's reqwest client (one TLS stack).
-struct OidcHttp(reqwest::Client);
+/// `openidconnect`'s HTTP seam over the workspace's reqwest client (one TLS stack), under
+/// the egress policy.
+struct OidcHttp {
+    client: reqwest::Client,
+    egress: EgressPolicy,
+}
 
 impl<'c> openidconnect::AsyncHttpClient<'c> for OidcHttp {
     type Error = HttpError;
@@ -345,16 +354,20 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for OidcHttp {
     >;
 
     fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
-        Box::pin(call(&self.0, request))
+        Box::pin(call(self, request))
     }
 }
 
 async fn call(
-    http: &reqwest::Client,
+    http: &OidcHttp,
     request: openidconnect::HttpRequest,
 ) -> Result<openidconnect::HttpResponse, HttpError> {
     let request = reqwest::Request::try_from(request).map_err(|e| HttpError(e.to_string()))?;
+    http.egress
+        .check_url(request.url())
+        .map_err(|e| HttpError(e.to_string()))?;
     let response = http
+        .client
         .execute(request)
         .await
         .map_err(|e| HttpError(e.to_string()))?;

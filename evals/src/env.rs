@@ -161,6 +161,8 @@ impl EvalEnv {
             Arc::clone(&secrets),
             ServiceConfig {
                 endpoints,
+                // The fake platform listens on loopback.
+                egress: brain_auth::egress::EgressPolicy::loopback(),
                 ..ServiceConfig::default()
             },
         )?);

@@ -258,6 +258,7 @@ async fn bench() {
         pool.clone(),
         agents,
         secrets,
+        brain_auth::egress::EgressPolicy::default(),
         settings.clone(),
         StepTimeouts::default(),
     )

@@ -42,6 +42,10 @@ pub enum ToolError {
     },
     #[error("`{connector}` could not be reached: {reason}")]
     Unreachable { connector: String, reason: String },
+    /// The address is one Brain's egress policy does not connect to (loopback, private,
+    /// link-local, plain http in production, …); nothing was sent.
+    #[error("`{connector}`: {reason}")]
+    EgressRefused { connector: String, reason: String },
     #[error("`{connector}` sent a response Brain could not read: {reason}")]
     BadResponse { connector: String, reason: String },
     #[error("a call with idempotency key `{0}` is still in progress")]
@@ -92,6 +96,7 @@ impl ToolError {
             ToolError::RateLimited { .. } => "connector_rate_limited",
             ToolError::Platform { .. } => "connector_error",
             ToolError::Unreachable { .. } => "connector_unreachable",
+            ToolError::EgressRefused { .. } => "egress_refused",
             ToolError::BadResponse { .. } => "connector_bad_response",
             ToolError::IdempotencyInProgress(_) => "idempotency_in_progress",
             ToolError::IdempotencyConflict(_) => "idempotency_conflict",
@@ -121,6 +126,7 @@ impl ToolError {
                 | ToolError::ActionNotGranted { .. }
                 | ToolError::InvalidArguments { .. }
                 | ToolError::InvalidCredentials { .. }
+                | ToolError::EgressRefused { .. }
                 | ToolError::NotConnected(_)
                 | ToolError::IdempotencyInProgress(_)
                 | ToolError::IdempotencyConflict(_)

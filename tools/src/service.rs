@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_auth::TenantId;
+use brain_auth::egress::EgressPolicy;
 use brain_auth::secrets::{SecretMap, SecretPath, SecretStore, SecretString};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands as _;
@@ -34,6 +35,8 @@ pub struct ServiceConfig {
     pub request_timeout: Duration,
     /// How long a resource read is served from Redis.
     pub resource_cache_ttl: Duration,
+    /// Where requests may go; the default refuses non-public addresses and plain http.
+    pub egress: EgressPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -43,6 +46,7 @@ impl Default for ServiceConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             resource_cache_ttl: Duration::from_secs(30),
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -111,13 +115,22 @@ impl ConnectorService {
         config: ServiceConfig,
     ) -> Result<Self, ToolError> {
         Ok(Self {
-            transport: Transport::new(config.retry.clone(), config.request_timeout)?,
+            transport: Transport::new(
+                config.retry.clone(),
+                config.request_timeout,
+                config.egress.clone(),
+            )?,
             tokens: TokenCache::new(redis.clone()),
             db,
             redis,
             secrets,
             config,
         })
+    }
+
+    /// Where this service's requests may go; task callbacks follow the same policy.
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.config.egress
     }
 
     /// All 13 connectors with this tenant's status.

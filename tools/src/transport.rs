@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use brain_auth::egress::{self, EgressPolicy};
 use brain_auth::secrets::SecretString;
 
 use crate::ToolError;
@@ -105,6 +106,9 @@ pub(crate) struct Req {
     body: Body,
     /// Whether a 5xx may be retried: true for reads and for writes the platform deduplicates.
     retry_5xx: bool,
+    /// The address is the tenant's choice (a site URL): an answer that is not the API's
+    /// JSON is never echoed into an error.
+    tenant_site: bool,
 }
 
 impl Req {
@@ -117,6 +121,7 @@ impl Req {
             headers: HeaderMap::new(),
             body: Body::Empty,
             retry_5xx,
+            tenant_site: false,
         }
     }
 
@@ -184,6 +189,12 @@ impl Req {
         self
     }
 
+    /// Marks a request to an address the tenant chose (see [`Req::tenant_site`]'s field).
+    pub(crate) fn tenant_site(mut self) -> Self {
+        self.tenant_site = true;
+        self
+    }
+
     /// Marks a POST as safe to repeat after a 5xx (a read, or a write the platform
     /// deduplicates by idempotency key).
     pub(crate) fn retry_safe(mut self) -> Self {
@@ -197,24 +208,39 @@ pub(crate) struct Reply {
     pub(crate) body: Value,
 }
 
-/// Connection-wide HTTP client.
+/// Connection-wide HTTP client. Every request obeys the egress policy: site URLs are the
+/// tenant's choice, so no connector can be pointed at Brain's own infrastructure.
 #[derive(Clone)]
 pub(crate) struct Transport {
     client: reqwest::Client,
     retry: RetryPolicy,
+    egress: EgressPolicy,
 }
 
 impl Transport {
-    pub(crate) fn new(retry: RetryPolicy, timeout: Duration) -> Result<Self, ToolError> {
-        brain_auth::install_crypto_provider();
-        let client = reqwest::Client::builder()
+    pub(crate) fn new(
+        retry: RetryPolicy,
+        timeout: Duration,
+        egress: EgressPolicy,
+    ) -> Result<Self, ToolError> {
+        // No redirects (the policy's client follows none): a platform redirect could carry
+        // the Authorization header elsewhere.
+        let client = egress
+            .client_builder()
             .timeout(timeout)
             .user_agent(concat!("brain/", env!("CARGO_PKG_VERSION")))
-            // Platform redirects could carry the Authorization header elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ToolError::Internal(format!("http client: {e}")))?;
-        Ok(Self { client, retry })
+        Ok(Self {
+            client,
+            retry,
+            egress,
+        })
+    }
+
+    /// Whether plain `http://` site URLs are allowed (never in production).
+    pub(crate) fn allows_http(&self) -> bool {
+        self.egress.allows_http()
     }
 
     /// Sends `req`, retrying on 429 and (when safe) 5xx, and returns the parsed JSON body of
@@ -226,6 +252,11 @@ impl Transport {
         redact: &Redactor,
     ) -> Result<Reply, ToolError> {
         let path = path_of(&req.url);
+        let refused = |e: egress::EgressError| ToolError::EgressRefused {
+            connector: connector.to_owned(),
+            reason: redact.clean(&e.to_string()),
+        };
+        self.egress.check_str(&req.url).map_err(refused)?;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -245,6 +276,9 @@ impl Transport {
             let response = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    if let Some(e) = egress::refusal(&e) {
+                        return Err(refused(e));
+                    }
                     // A refused connection never reached the platform: always safe to retry.
                     let retry = !last && (e.is_connect() || (req.retry_5xx && e.is_timeout()));
                     tracing::debug!(connector, method = %req.method, path, attempt, "platform unreachable");
@@ -285,6 +319,9 @@ impl Transport {
             } else {
                 match serde_json::from_slice(&bytes) {
                     Ok(v) => v,
+                    Err(_) if !status.is_success() && req.tenant_site => {
+                        Value::String("the site's answer is not JSON (not shown)".to_owned())
+                    }
                     Err(_) if !status.is_success() => {
                         Value::String(String::from_utf8_lossy(&bytes).chars().take(300).collect())
                     }

@@ -114,6 +114,9 @@ fn server_env() -> Vec<(&'static str, String)> {
             format!("slack=http://127.0.0.1:{FAKE_SLACK_PORT}"),
         ),
         ("BRAIN_RATE_LIMIT_TENANT_PER_MINUTE", "0".to_owned()),
+        // The fake Slack listens on loopback.
+        ("BRAIN_EGRESS_ALLOW", "127.0.0.0/8".to_owned()),
+        ("BRAIN_EGRESS_ALLOW_HTTP", "true".to_owned()),
         // Every LLM call looks for the tenant's own OpenAI key in Vault; the bench tenant has
         // none, and vaultrs logs each 404 as three ERROR lines, which would bury the table.
         ("BRAIN_LOG", "warn,vaultrs=off,rustify=off".to_owned()),

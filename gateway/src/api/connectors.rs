@@ -157,9 +157,9 @@ pub(super) fn api_error(e: ToolError) -> ApiError {
         | ToolError::UnknownResource { .. } => {
             ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
         }
-        ToolError::InvalidArguments { .. } | ToolError::InvalidCredentials { .. } => {
-            ApiError::unprocessable(e.code(), message)
-        }
+        ToolError::InvalidArguments { .. }
+        | ToolError::InvalidCredentials { .. }
+        | ToolError::EgressRefused { .. } => ApiError::unprocessable(e.code(), message),
         ToolError::NotConnected(_)
         | ToolError::IdempotencyInProgress(_)
         | ToolError::IdempotencyConflict(_)

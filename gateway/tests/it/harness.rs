@@ -38,6 +38,9 @@ pub struct TestApp {
     pub auth: Router,
 }
 
+/// What tests allow the egress policy to reach: their fakes on loopback.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1/128";
+
 pub fn test_config(db: &TestDb) -> Config {
     let url = required("DATABASE_URL");
     let (base, _) = url.rsplit_once('/').unwrap();
@@ -52,6 +55,9 @@ pub fn test_config(db: &TestDb) -> Config {
         login_failures_per_ip: 100_000,
         login_failures_per_account: 100_000,
         embed_model_dir: Some(embed_model_dir()),
+        // The fake platforms, identity providers and callback receivers listen on loopback.
+        egress_allow: Some(LOOPBACK.to_owned()),
+        egress_allow_http: true,
         // A queue per test: no other test's worker takes this test's tasks.
         temporal_task_queue: format!("brain-test-{}", uuid::Uuid::new_v4().simple()),
         ..Config::default()

@@ -7,6 +7,7 @@ mod auth;
 mod connectors;
 mod crews;
 mod delegation;
+mod egress;
 mod fakes;
 mod hardening;
 mod harness;

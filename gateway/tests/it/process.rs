@@ -86,6 +86,9 @@ impl BrainProcess {
             // Throttle counters live in the shared Redis across tests and runs.
             .env("BRAIN_LOGIN_FAILURES_PER_IP", "100000")
             .env("BRAIN_RATE_LIMIT_TENANT_PER_MINUTE", "0")
+            // The fakes a test talks to through Brain listen on loopback.
+            .env("BRAIN_EGRESS_ALLOW", crate::harness::LOOPBACK)
+            .env("BRAIN_EGRESS_ALLOW_HTTP", "true")
             .env("BRAIN_LOG", "warn")
             .stdout(file.try_clone().unwrap())
             .stderr(file);

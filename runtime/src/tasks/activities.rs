@@ -71,6 +71,7 @@ pub struct TaskDeps {
 
 impl TaskActivities {
     pub fn new(deps: TaskDeps) -> Result<Self, TaskError> {
+        let callbacks = CallbackSigner::new(deps.secrets, deps.connectors.egress().clone())?;
         Ok(Self {
             store: TaskStore::new(deps.db.clone()),
             crews: CrewStore::new(deps.db.clone()),
@@ -82,7 +83,7 @@ impl TaskActivities {
             providers: deps.providers,
             connectors: deps.connectors,
             retriever: deps.retriever,
-            callbacks: CallbackSigner::new(deps.secrets)?,
+            callbacks,
             limits: deps.limits,
             metrics: deps.metrics,
         })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_auth::TenantId;
+use brain_auth::egress::{self, EgressPolicy};
 use brain_auth::secrets::{SecretMap, SecretPath, SecretStore, SecretString};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -20,6 +21,8 @@ const FIELD: &str = "secret";
 pub struct CallbackSigner {
     secrets: Arc<dyn SecretStore>,
     http: reqwest::Client,
+    /// A callback URL is the API client's choice: it obeys the egress policy.
+    egress: EgressPolicy,
 }
 
 fn path(tenant: TenantId, task: Uuid) -> Result<SecretPath, TaskError> {
@@ -50,14 +53,28 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
 }
 
 impl CallbackSigner {
-    pub fn new(secrets: Arc<dyn SecretStore>) -> Result<Self, TaskError> {
-        brain_auth::install_crypto_provider();
-        let http = reqwest::Client::builder()
+    pub fn new(secrets: Arc<dyn SecretStore>, egress: EgressPolicy) -> Result<Self, TaskError> {
+        let http = egress
+            .client_builder()
             .timeout(Duration::from_secs(15))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TaskError::Internal(format!("callback HTTP client: {e}")))?;
-        Ok(Self { secrets, http })
+        Ok(Self {
+            secrets,
+            http,
+            egress,
+        })
+    }
+
+    /// Whether `url` may receive callbacks, with its host resolved: a clear error when the
+    /// task is created. Where the name points is checked again when the callback connects.
+    pub(crate) async fn check_url(&self, url: &str) -> Result<(), TaskError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| TaskError::validation("callback_url", "is not a URL"))?;
+        self.egress
+            .check_resolved(&parsed)
+            .await
+            .map_err(|e| TaskError::validation("callback_url", e.to_string()))
     }
 
     /// Makes the task's callback secret (once) and returns it.
@@ -99,6 +116,9 @@ impl CallbackSigner {
             .ok_or_else(|| (false, "the task has no callback secret".to_owned()))?;
         let body = serde_json::to_vec(&serde_json::json!({"type": "task.finished", "task": task}))
             .map_err(|e| (false, e.to_string()))?;
+        if let Err(e) = self.egress.check_str(url) {
+            return Err((false, format!("callback not sent: {e}")));
+        }
         let timestamp = chrono::Utc::now().timestamp();
         let response = self
             .http
@@ -114,7 +134,10 @@ impl CallbackSigner {
             .body(body)
             .send()
             .await
-            .map_err(|e| (true, format!("callback not delivered: {}", e.without_url())))?;
+            .map_err(|e| match egress::refusal(&e) {
+                Some(refused) => (false, format!("callback not sent: {refused}")),
+                None => (true, format!("callback not delivered: {}", e.without_url())),
+            })?;
         let status = response.status();
         if status.is_success() {
             Ok(())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use brain_agents::AgentStore;
 use brain_agents::spec::AgentId;
+use brain_auth::egress::EgressPolicy;
 use brain_auth::secrets::SecretStore;
 use brain_auth::{Role, TenantId};
 use serde::Deserialize;
@@ -140,6 +141,7 @@ impl TaskService {
         db: sqlx::PgPool,
         agents: AgentStore,
         secrets: Arc<dyn SecretStore>,
+        egress: EgressPolicy,
         settings: TemporalSettings,
         timeouts: StepTimeouts,
     ) -> Result<Self, TaskError> {
@@ -148,7 +150,7 @@ impl TaskService {
             agents,
             rules: RuleStore::new(db.clone()),
             crews: CrewStore::new(db),
-            callbacks: CallbackSigner::new(secrets)?,
+            callbacks: CallbackSigner::new(secrets, egress)?,
             settings,
             timeouts,
             client: OnceCell::new(),
@@ -195,14 +197,7 @@ impl TaskService {
     ) -> Result<StartedTask, TaskError> {
         check_start(&request.input, request.idempotency_key.as_deref())?;
         if let Some(url) = &request.callback_url {
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|_| TaskError::validation("callback_url", "is not a URL"))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return Err(TaskError::validation(
-                    "callback_url",
-                    "must be an http(s) URL with a host",
-                ));
-            }
+            self.callbacks.check_url(url).await?;
         }
         // 404 for an unknown agent or another tenant's.
         self.agents.get(tenant, AgentId(agent)).await?;

@@ -69,6 +69,7 @@ async fn connectors_with(
     .unwrap();
     let config = ServiceConfig {
         endpoints: Endpoints::default().with("hubspot", platform),
+        egress: brain_auth::egress::EgressPolicy::loopback(),
         ..ServiceConfig::default()
     };
     Arc::new(ConnectorService::new(db.clone(), redis, secrets, config).unwrap())
@@ -101,6 +102,7 @@ impl Tasks {
             db.app.clone(),
             agents.clone(),
             secrets(),
+            brain_auth::egress::EgressPolicy::loopback(),
             settings.clone(),
             timeouts(),
         )

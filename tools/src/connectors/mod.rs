@@ -301,12 +301,19 @@ pub(crate) fn segment(
     }
 }
 
-/// Validates a site URL: http(s), no credentials, query or fragment; returns it without a
-/// trailing slash.
+/// Validates a site URL: https (http only where the deployment allows it), no credentials,
+/// query or fragment; returns it without a trailing slash. Where it points is the egress
+/// policy's check, made by the transport on every request.
 pub(crate) fn site_url(ctx: &Ctx<'_>, field: &str) -> Result<String, ToolError> {
     let raw = ctx.creds.get(field)?;
     let parsed =
         reqwest::Url::parse(raw).map_err(|_| ctx.bad_creds(format!("`{field}` is not a URL")))?;
+    if parsed.scheme() == "http" && !ctx.transport.allows_http() {
+        return Err(ctx.bad_creds(format!(
+            "`{field}` must be an https:// address (WordPress application passwords and \
+             WooCommerce keys are only accepted over HTTPS)"
+        )));
+    }
     let ok = matches!(parsed.scheme(), "http" | "https")
         && parsed.host_str().is_some()
         && parsed.username().is_empty()

@@ -20,6 +20,7 @@ fn api_base(ctx: &Ctx<'_>) -> Result<String, ToolError> {
 }
 
 async fn call(ctx: &Ctx<'_>, req: Req) -> Result<Value, ToolError> {
+    let req = req.tenant_site();
     let req = if ctx.id() == "woocommerce" {
         req.basic(
             ctx.creds.get("consumer_key")?,

@@ -74,6 +74,7 @@ impl Harness {
         let config = ServiceConfig {
             endpoints: endpoints(&server.uri()),
             retry,
+            egress: brain_auth::egress::EgressPolicy::loopback(),
             ..ServiceConfig::default()
         };
         let service = Arc::new(
