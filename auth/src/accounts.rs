@@ -123,7 +123,7 @@ pub async fn signup(
     if let Err(e) = check_password_strength(password_clear, &email) {
         return Ok(Err(e));
     }
-    let hash = password::hash(password_clear)?;
+    let hash = password::hash_off_thread(password_clear).await?;
     let base = slugify(name);
     for attempt in 0..5u32 {
         let slug = if attempt == 0 {
@@ -248,7 +248,7 @@ pub async fn check_login(
         .filter(|r| tenant_slug.is_none_or(|slug| r.1 == slug))
         .collect();
     if rows.is_empty() {
-        password::verify(password_clear, DUMMY_HASH);
+        password::verify_off_thread(password_clear, DUMMY_HASH).await;
         return Ok(LoginOutcome::Denied {
             tenant: None,
             user: None,
@@ -257,9 +257,10 @@ pub async fn check_login(
     let mut matches = Vec::new();
     let mut denied = (None, None);
     for (tenant, slug, user, hash, role, disabled) in rows {
-        let ok = hash
-            .as_deref()
-            .is_some_and(|h| password::verify(password_clear, h));
+        let ok = match hash.as_deref() {
+            Some(h) => password::verify_off_thread(password_clear, h).await,
+            None => false,
+        };
         denied = (Some(TenantId(tenant)), Some(user));
         if ok && !disabled {
             let role = role.parse()?;
@@ -356,7 +357,7 @@ pub async fn create_user(
             if let Err(e) = check_password_strength(p, &email) {
                 return Ok(Err(e));
             }
-            Some(password::hash(p)?)
+            Some(password::hash_off_thread(p).await?)
         }
         None => None,
     };
@@ -388,14 +389,16 @@ pub async fn create_user(
     }
 }
 
-/// Locks the tenant's owner memberships and says whether `user` is the only owner left.
+/// Locks the tenant's owner memberships and says whether no *enabled* owner other than
+/// `user` is left (a disabled owner cannot administer the tenant).
 async fn is_last_owner(tx: &mut PgConnection, user: Uuid) -> Result<bool, AuthError> {
     let owners: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT user_id FROM memberships WHERE role = 'owner' ORDER BY user_id FOR UPDATE",
+        "SELECT m.user_id FROM memberships m JOIN users u ON u.id = m.user_id \
+         WHERE m.role = 'owner' AND u.disabled_at IS NULL ORDER BY m.user_id FOR UPDATE OF m",
     )
     .fetch_all(&mut *tx)
     .await?;
-    Ok(owners == [user])
+    Ok(owners.iter().all(|o| *o == user))
 }
 
 pub struct UserChange<'a> {
@@ -429,6 +432,9 @@ pub async fn update_user(
             .execute(&mut *tx)
             .await?;
         previous = Some(before_role);
+    }
+    if change.disabled.is_some() && before_role == Role::Owner && actor_role != Role::Owner {
+        return Ok(Err(AccountError::OwnerOnly));
     }
     if change.disabled == Some(true) && before_role == Role::Owner && is_last_owner(tx, id).await? {
         return Ok(Err(AccountError::LastOwner));

@@ -26,6 +26,39 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Argon2 takes tens of milliseconds and ~19 MiB per call: the request path runs it on the
+/// blocking pool, at most one call per core at a time, so a burst of logins or signups queues
+/// here instead of stalling the async workers or multiplying the memory.
+static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from))
+});
+
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|e| AuthError::PasswordHash(e.to_string()))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AuthError::PasswordHash(e.to_string()))
+}
+
+/// [`hash`] off the async executor, under the concurrency cap.
+pub async fn hash_off_thread(password: &str) -> Result<String, AuthError> {
+    let password = password.to_owned();
+    off_thread(move || hash(&password)).await?
+}
+
+/// [`verify`] off the async executor, under the concurrency cap.
+pub async fn verify_off_thread(password: &str, phc: &str) -> bool {
+    let (password, phc) = (password.to_owned(), phc.to_owned());
+    off_thread(move || verify(&password, &phc))
+        .await
+        .unwrap_or(false)
+}
+
 /// A random 20-character password (120 bits), for accounts created by the CLI.
 pub fn generate() -> String {
     use argon2::password_hash::rand_core::RngCore;

@@ -398,6 +398,143 @@ async fn roles_and_scopes_are_enforced() {
 }
 
 #[tokio::test]
+async fn only_owners_disable_owners_and_the_last_enabled_owner_stays() {
+    let app = TestApp::new().await;
+    let owner = signup(&app, "Owners", "owner@owners.test").await;
+    let (_, admin) = add_user(&app, &owner, "admin@owners.test", "admin").await;
+    let (second_id, _) = add_user(&app, &owner, "second@owners.test", "owner").await;
+    let me = get(&app.auth, "/v1/auth/me", Some(&owner.access)).await;
+    let owner_id = me.body["user"]["id"].as_str().unwrap().to_owned();
+    let patch = |token: String, id: String, body: Value| {
+        let app = &app;
+        async move {
+            call(
+                &app.auth,
+                Method::PATCH,
+                &format!("/v1/users/{id}"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+
+    // An admin may disable neither owner.
+    for id in [&owner_id, &second_id] {
+        let reply = patch(admin.clone(), id.clone(), json!({"disabled": true})).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    }
+    // An owner may disable another owner…
+    let reply = patch(
+        owner.access.clone(),
+        second_id.clone(),
+        json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // …but then is the last enabled owner: not disabled, demoted or deleted.
+    let reply = patch(
+        owner.access.clone(),
+        owner_id.clone(),
+        json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(reply.body["error"]["code"], "last_owner", "{}", reply.body);
+    let reply = patch(
+        owner.access.clone(),
+        owner_id.clone(),
+        json!({"role": "admin"}),
+    )
+    .await;
+    assert_eq!(reply.body["error"]["code"], "last_owner", "{}", reply.body);
+    let reply = call(
+        &app.auth,
+        Method::DELETE,
+        &format!("/v1/users/{owner_id}"),
+        Some(&owner.access),
+        None,
+    )
+    .await;
+    assert_eq!(reply.body["error"]["code"], "last_owner", "{}", reply.body);
+    // The owner still administers the tenant.
+    let users = get(&app.auth, "/v1/users", Some(&owner.access)).await;
+    assert_eq!(users.status, StatusCode::OK);
+}
+
+/// Demoting or disabling a user ends the access tokens they hold at once (not when the
+/// tokens expire); a refresh then carries the new role, or is refused for a disabled user.
+#[tokio::test]
+async fn demoted_and_disabled_users_lose_their_access_tokens_at_once() {
+    let app = TestApp::new().await;
+    let owner = signup(&app, "Revoke", "owner@revoke.test").await;
+    let (id, _) = add_user(&app, &owner, "ed@revoke.test", "admin").await;
+    let login = post(
+        &app.auth,
+        "/v1/auth/login",
+        None,
+        json!({"email": "ed@revoke.test", "password": PASSWORD, "tenant": owner.slug}),
+    )
+    .await;
+    let access = login.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    let agents = get(&app.gateway, "/v1/agents", Some(&access)).await;
+    assert_eq!(agents.status, StatusCode::OK, "{}", agents.body);
+    let user = format!("/v1/users/{id}");
+    let patch = |body: Value| {
+        call(
+            &app.auth,
+            Method::PATCH,
+            &user,
+            Some(&owner.access),
+            Some(body),
+        )
+    };
+
+    let demoted = patch(json!({"role": "editor"})).await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.body);
+    let me = get(&app.auth, "/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    let agents = get(&app.gateway, "/v1/agents", Some(&access)).await;
+    assert_eq!(agents.status, StatusCode::UNAUTHORIZED, "{}", agents.body);
+    let refreshed = post(
+        &app.auth,
+        "/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let access = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = refreshed.body["refresh_token"].as_str().unwrap().to_owned();
+    let me = get(&app.auth, "/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["user"]["role"], "editor", "{}", me.body);
+
+    let disabled = patch(json!({"disabled": true})).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.body);
+    let me = get(&app.auth, "/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{}", me.body);
+    let agents = get(&app.gateway, "/v1/agents", Some(&access)).await;
+    assert_eq!(agents.status, StatusCode::UNAUTHORIZED, "{}", agents.body);
+    let refreshed = post(
+        &app.auth,
+        "/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        refreshed.body
+    );
+    // Nobody else is signed out.
+    let agents = get(&app.gateway, "/v1/agents", Some(&owner.access)).await;
+    assert_eq!(agents.status, StatusCode::OK, "{}", agents.body);
+}
+
+#[tokio::test]
 async fn api_keys_are_shown_once_scoped_and_revocable() {
     let app = TestApp::new().await;
     let owner = signup(&app, "Keys", "owner@keys.test").await;
