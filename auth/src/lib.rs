@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod client_ip;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod keys;
@@ -12,6 +14,7 @@ pub mod permission;
 pub mod principal;
 pub mod ratelimit;
 pub mod refresh;
+pub mod revocation;
 pub mod secrets;
 pub mod service;
 pub mod sso;

@@ -12,7 +12,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::http::ApiError;
-use crate::token::TokenVerifier;
+use crate::revocation::Revocations;
+use crate::token::{Claims, TokenVerifier};
 use crate::{AuthError, Permission, Role, Scope, TenantId, api_keys};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -69,6 +70,7 @@ pub struct Authenticator {
     verifier: Arc<TokenVerifier>,
     db: PgPool,
     limiter: Option<crate::ratelimit::RateLimiter>,
+    revocations: Option<Revocations>,
 }
 
 impl Authenticator {
@@ -81,6 +83,30 @@ impl Authenticator {
             verifier,
             db,
             limiter,
+            revocations: None,
+        }
+    }
+
+    /// Consults `revocations` for every access token: disabled or demoted users' tokens
+    /// stop working at once.
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Ends `user`'s access tokens (after disabling, demoting or deleting them). A no-op
+    /// without a revocation store.
+    pub async fn revoke_sessions(&self, user: Uuid) -> Result<(), AuthError> {
+        match &self.revocations {
+            Some(revocations) => revocations.revoke(user).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn is_revoked(&self, claims: &Claims) -> bool {
+        match &self.revocations {
+            Some(revocations) => revocations.is_revoked(claims).await,
+            None => false,
         }
     }
 
@@ -120,6 +146,7 @@ impl Authenticator {
             };
         }
         match self.verifier.verify(token).await {
+            Ok(claims) if self.is_revoked(&claims).await => Err(ApiError::unauthorized()),
             Ok(claims) => Ok(Principal {
                 tenant: claims.tid,
                 actor: Actor::User(claims.sub),

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::accounts::{self, AccountError, LoginOutcome, NewUser, UserChange};
 use crate::audit::{self, AuditEvent, Recorded};
+use crate::client_ip::TrustedProxies;
 use crate::http::{ApiError, ApiJson};
 use crate::keys::{Jwks, KeyRing};
 use crate::refresh::{RefreshStore, Refreshed};
@@ -37,6 +38,8 @@ pub struct AuthState {
     pub throttle: Arc<LoginThrottle>,
     pub authenticator: Arc<Authenticator>,
     pub sso: Arc<Sso>,
+    /// Whose `X-Forwarded-For` names the client (login throttling).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl FromRef<AuthState> for Arc<Authenticator> {
@@ -162,22 +165,28 @@ struct LoginRequest {
     tenant: Option<String>,
 }
 
-/// The peer address when the server runs with connect info; "unknown" otherwise (tests).
+/// The client's address (see [`TrustedProxies`]) when the server runs with connect info;
+/// "unknown" otherwise (tests).
 struct ClientIp(String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+impl axum::extract::FromRequestParts<AuthState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AuthState,
     ) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(
                 || "unknown".to_owned(),
-                |ConnectInfo(addr)| addr.ip().to_string(),
+                |ConnectInfo(addr)| {
+                    state
+                        .trusted_proxies
+                        .client(addr.ip(), &parts.headers)
+                        .to_string()
+                },
             );
         Ok(Self(ip))
     }
@@ -203,7 +212,7 @@ async fn login(
     match accounts::check_login(&state.db, &body.email, &body.password, tenant).await? {
         LoginOutcome::Ok(account) => {
             throttle
-                .record_success(tenant, &body.email)
+                .record_success(tenant, &body.email, &ip)
                 .await
                 .map_err(ApiError::unavailable)?;
             let mut tx = brain_migrations::begin_tenant(&state.db, account.tenant).await?;
@@ -417,6 +426,11 @@ async fn update_user(
         );
         audit::append(&mut tx, principal.tenant, event).await?;
     }
+    // Before the commit: if revoking fails nothing changes; if the commit fails the user
+    // only has to sign in again.
+    if previous.is_some() || body.disabled == Some(true) {
+        state.authenticator.revoke_sessions(id).await?;
+    }
     tx.commit().await?;
     Ok((Extension(Recorded), Json(user)).into_response())
 }
@@ -438,6 +452,7 @@ async fn delete_user(
         json!({}),
     );
     audit::append(&mut tx, principal.tenant, event).await?;
+    state.authenticator.revoke_sessions(id).await?;
     tx.commit().await?;
     Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
 }

@@ -89,6 +89,28 @@ pub fn session() -> Option<Session> {
     use_context::<Parts>().and_then(|parts| parts.extensions.get::<Session>().cloned())
 }
 
+/// `X-Forwarded-For` for a call made on behalf of this request's browser: what arrived (if
+/// anything) followed by the browser's address, so the auth service throttles logins per
+/// browser rather than per portal. The auth service believes only the hops its trusted
+/// proxies added.
+pub fn forwarded_for() -> Option<(&'static str, String)> {
+    let parts = use_context::<Parts>()?;
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?
+        .0
+        .ip();
+    let mut hops: Vec<String> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .collect();
+    hops.push(peer.to_string());
+    Some(("x-forwarded-for", hops.join(", ")))
+}
+
 /// Calls `service` at `path` with the user's token; JSON in, JSON (or null) out.
 pub async fn call(
     service: Service,

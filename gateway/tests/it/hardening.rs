@@ -96,6 +96,53 @@ async fn oversized_bodies_are_413_and_nothing_is_written() {
     assert_eq!(keys.body["api_keys"], json!([]));
 }
 
+/// A chat message is bounded twice: a 1 MB one by the body limit, one under the body limit
+/// but over the message limit by its own 413 — before any model or conversation is touched.
+#[tokio::test]
+async fn oversized_chat_messages_are_413_and_start_no_conversation() {
+    let app = TestApp::new().await;
+    let owner = owner_token(&app, "Long Talkers").await;
+    let agent = post(
+        &app.gateway,
+        "/v1/agents",
+        Some(&owner),
+        json!({"name": "Listener", "role": "Assistant", "goal": "Listen",
+               "model": "openai:gpt-4o-mini"}),
+    )
+    .await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    let chat = format!("/v1/agents/{}/chat", agent.body["id"].as_str().unwrap());
+    let limit = brain_gateway::api::MAX_MESSAGE_CHARS;
+    for (message, code) in [
+        ("x".repeat(1024 * 1024), None),
+        ("é".repeat(limit + 1), Some("message_too_large")),
+    ] {
+        let reply = post(
+            &app.gateway,
+            &chat,
+            Some(&owner),
+            json!({"message": message}),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            reply.body
+        );
+        if let Some(code) = code {
+            assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+        }
+    }
+    let conversations = get(
+        &app.gateway,
+        &format!("{}/conversations", chat.trim_end_matches("/chat")),
+        Some(&owner),
+    )
+    .await;
+    assert_eq!(conversations.body["conversations"], json!([]));
+}
+
 #[tokio::test]
 async fn security_headers_and_cors_for_the_portal_only() {
     let app = TestApp::new().await;
@@ -136,4 +183,119 @@ async fn security_headers_and_cors_for_the_portal_only() {
         granted.is_none_or(|o| o == "http://127.0.0.1:3003"),
         "{granted:?}"
     );
+}
+
+/// A login through the real portal's login form from browser address `from` (behind a
+/// proxy the deployment trusts, which names it in `X-Forwarded-For`): whether it signed in,
+/// and the message shown.
+async fn portal_login(
+    portal: &str,
+    from: std::net::IpAddr,
+    email: &str,
+    password: &str,
+) -> (bool, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{portal}/login"))
+        .header("x-forwarded-for", from.to_string())
+        .send()
+        .await
+        .unwrap();
+    let csrf = page
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("brain_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("the login page sets a CSRF cookie")
+        .to_owned();
+    let reply = http
+        .post(format!("{portal}/api/login"))
+        .header("x-forwarded-for", from.to_string())
+        .header(reqwest::header::ORIGIN, portal)
+        .header(reqwest::header::COOKIE, format!("brain_csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let signed_in = reply
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("brain_access=") && !c.starts_with("brain_access=;"));
+    let body: serde_json::Value = reply.json().await.unwrap_or_default();
+    (
+        signed_in,
+        body["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Every portal user reaches the auth service from the portal's address; the portal names
+/// the browser's, so one address guessing passwords is stopped without stopping anyone else
+/// — including the owner of the account it guesses at.
+#[tokio::test]
+async fn junk_portal_logins_from_one_address_do_not_lock_out_another() {
+    let app = TestApp::new().await;
+    let brain = crate::process::BrainProcess::start(
+        &app.db,
+        &["serve"],
+        &[("BRAIN_LOGIN_FAILURES_PER_IP", "50".to_owned())],
+    )
+    .await;
+    let email = format!(
+        "owner-{}@portal-throttle.test",
+        uuid::Uuid::new_v4().simple()
+    );
+    let signup = reqwest::Client::new()
+        .post(format!("{}/v1/auth/signup", brain.auth))
+        .json(&json!({"tenant_name": "Throttled", "email": email,
+                      "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    // Documentation addresses, fresh per run (the counters outlive a run in Redis).
+    let id = uuid::Uuid::new_v4().into_bytes();
+    let attacker = std::net::IpAddr::from([203, 0, 113, id[0]]);
+    let user = std::net::IpAddr::from([198, 51, 100, id[1]]);
+
+    let mut last = String::new();
+    for n in 0..60 {
+        // Half at the owner's account, half at made-up ones.
+        let at_owner = n % 2 == 0;
+        let target = if at_owner {
+            email.clone()
+        } else {
+            format!("nobody-{n}@portal-throttle.test")
+        };
+        let (signed_in, message) =
+            portal_login(&brain.portal, attacker, &target, "wrong password 123").await;
+        assert!(!signed_in, "a wrong password signed in");
+        if at_owner {
+            last = message;
+        }
+    }
+    assert!(last.contains("too many failed logins"), "{last}");
+    // The attacker's address is stopped even with the right password…
+    let (signed_in, message) = portal_login(
+        &brain.portal,
+        attacker,
+        &email,
+        "correct horse battery staple",
+    )
+    .await;
+    assert!(!signed_in && message.contains("too many"), "{message}");
+    // …while the owner, from their own address, signs in at once.
+    let (signed_in, message) =
+        portal_login(&brain.portal, user, &email, "correct horse battery staple").await;
+    assert!(signed_in, "the owner was locked out: {message}");
 }

@@ -9,7 +9,7 @@ use crate::app::{CsrfField, error_text};
 use crate::model::Outcome;
 
 /// Signs in: the tokens become HttpOnly cookies, then on to `next`.
-#[server]
+#[server(endpoint = "login")]
 pub async fn login(
     csrf: String,
     email: String,
@@ -17,17 +17,18 @@ pub async fn login(
     #[server(default)] tenant: String,
     #[server(default)] next: String,
 ) -> Result<Outcome, ServerFnError> {
-    use crate::api::{Service, call, check_csrf, portal};
+    use crate::api::{Service, call_with, check_csrf, forwarded_for, portal};
     check_csrf(&csrf)?;
     let mut body = serde_json::json!({ "email": email.trim(), "password": password });
     if !tenant.trim().is_empty() {
         body["tenant"] = serde_json::json!(tenant.trim());
     }
-    let answer = call(
+    let answer = call_with(
         Service::Auth,
         reqwest::Method::POST,
         "/v1/auth/login",
         Some(body),
+        forwarded_for().as_slice(),
     )
     .await;
     let accepts_html = use_context::<axum::http::request::Parts>().is_some_and(|p| {
