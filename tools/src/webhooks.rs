@@ -8,8 +8,8 @@
 //! the row names.
 //!
 //! Signature schemes, by connector (header names lower-case):
-//! * `shopify`: `x-shopify-hmac-sha256`, base64 HMAC of the body; a delivery whose
-//!   `x-shopify-triggered-at` is older than the replay window is refused.
+//! * `shopify`: `x-shopify-hmac-sha256`, base64 HMAC of the body; a delivery without
+//!   `x-shopify-triggered-at`, or older than the replay window, is refused.
 //! * `woocommerce`: `x-wc-webhook-signature`, base64 HMAC of the body. WooCommerce's unsigned
 //!   creation ping (`webhook_id=<n>`) is acknowledged without storing anything.
 //! * `stripe`: `stripe-signature` (`t=…,v1=…`), 300 s tolerance.
@@ -17,6 +17,12 @@
 //!   `x-hubspot-request-timestamp` (ms) within 300 s. See [`RequestMeta`] for the URI.
 //! * every other connector: Brain's generic scheme, `x-brain-timestamp: <unix seconds>` and
 //!   `x-brain-signature: sha256=<hex HMAC of "{timestamp}.{body}">`, 300 s window.
+//!
+//! A delivery is stored once per delivery id, and a delivery of one event also once per
+//! signed content (SHA-256 of the body; of timestamp and body for the generic scheme):
+//! Shopify and WooCommerce sign only the body, so the same body under a new delivery id or
+//! relabelled topic is a replay. Each webhook's `events` filter limits which
+//! topics it takes at all.
 //!
 //! Events are named `{connector}.{platform event}` and carry, as payload:
 //! * shopify: `shopify.{x-shopify-topic}` (`shopify.orders/create`), the body; delivery id
@@ -497,8 +503,18 @@ impl WebhookService {
         let (wanted, unwanted): (Vec<_>, Vec<_>) = events
             .into_iter()
             .partition(|e| endpoint.events.is_empty() || endpoint.events.contains(&e.name));
+        // A delivery of one event is also deduplicated on what its signature covers: where
+        // that is only the body, the delivery id and topic headers could be changed.
+        let signed_sha256 = (wanted.len() == 1 && unwanted.is_empty())
+            .then(|| signed_digest(connector, &delivery));
         let (stored, duplicates) = self
-            .store(tenant, delivery.id, wanted, delivery.now)
+            .store(
+                tenant,
+                delivery.id,
+                wanted,
+                signed_sha256.as_ref().map(AsRef::as_ref),
+                delivery.now,
+            )
             .await?;
         self.observe(connector, Outcome::Ok, stored.len());
         self.observe(connector, Outcome::Duplicate, duplicates);
@@ -565,14 +581,13 @@ impl WebhookService {
                     body,
                     signed_header(headers, "x-shopify-hmac-sha256")?,
                 )?;
-                match header(headers, "x-shopify-triggered-at") {
-                    Some(at) => webhook::check_shopify_triggered_at(
-                        at,
-                        delivery.now,
-                        self.shopify_max_age_secs,
-                    ),
-                    None => Ok(()),
-                }
+                // Shopify sends it with every delivery; without it a captured delivery
+                // could be replayed forever.
+                webhook::check_shopify_triggered_at(
+                    signed_header(headers, "x-shopify-triggered-at")?,
+                    delivery.now,
+                    self.shopify_max_age_secs,
+                )
             }
             "woocommerce" => webhook::verify_woocommerce(
                 secret,
@@ -633,6 +648,7 @@ impl WebhookService {
         tenant: TenantId,
         webhook_id: Uuid,
         events: Vec<Normalised>,
+        signed_sha256: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<InboundEvent>, usize), ToolError> {
         let mut tx = brain_migrations::begin_tenant(&self.db, tenant).await?;
@@ -641,9 +657,10 @@ impl WebhookService {
         for event in events {
             let row: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO webhook_deliveries \
-                   (id, tenant_id, webhook_id, delivery_id, event, payload, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (webhook_id, delivery_id) DO NOTHING RETURNING id",
+                   (id, tenant_id, webhook_id, delivery_id, event, payload, received_at, \
+                    signed_sha256) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(Uuid::now_v7())
             .bind(tenant.0)
@@ -652,6 +669,7 @@ impl WebhookService {
             .bind(&event.name)
             .bind(&event.payload)
             .bind(now)
+            .bind(signed_sha256)
             .fetch_optional(&mut *tx)
             .await
             .map_err(insert_error)?;
@@ -807,6 +825,21 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn signed_header<'a>(headers: &'a [(String, String)], name: &str) -> Result<&'a str, ToolError> {
     header(headers, name)
         .ok_or_else(|| ToolError::InvalidSignature(format!("header `{name}` is missing")))
+}
+
+/// SHA-256 of what a delivery's signature covers: the body, and for Brain's generic scheme
+/// the signed timestamp before it (identical bodies sent at different times are different
+/// deliveries there).
+fn signed_digest(connector: &str, delivery: &Delivery<'_>) -> ring::digest::Digest {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    if !matches!(connector, "shopify" | "woocommerce" | "stripe" | "hubspot") {
+        if let Some(at) = header(delivery.headers, webhook::GENERIC_TIMESTAMP_HEADER) {
+            digest.update(at.as_bytes());
+            digest.update(b".");
+        }
+    }
+    digest.update(delivery.body);
+    digest.finish()
 }
 
 fn malformed(reason: impl Into<String>) -> ToolError {

@@ -271,6 +271,7 @@ async fn brain_serve_exports_every_metric_the_dashboard_and_alerts_use() {
         .header("x-shopify-topic", "orders/create")
         .header("x-shopify-hmac-sha256", signature)
         .header("x-shopify-webhook-id", "delivery-1")
+        .header("x-shopify-triggered-at", chrono::Utc::now().to_rfc3339())
         .header("x-shopify-shop-domain", "demo.myshopify.com")
         .body(order)
         .send()

@@ -411,6 +411,7 @@ async fn deliver(
         .header("x-shopify-topic", "orders/create")
         .header("x-shopify-hmac-sha256", signature)
         .header("x-shopify-webhook-id", delivery_id)
+        .header("x-shopify-triggered-at", chrono::Utc::now().to_rfc3339())
         .header("x-shopify-shop-domain", "demo.myshopify.com")
         .body(Body::from(bytes))
         .unwrap();

@@ -66,6 +66,7 @@ fn shopify_headers(secret: &str, body: &[u8], topic: &str, id: &str) -> Vec<(Str
         ("x-shopify-topic", topic),
         ("x-shopify-webhook-id", id),
         ("x-shopify-shop-domain", "demo.myshopify.com"),
+        ("x-shopify-triggered-at", &now().to_rfc3339()),
     ])
 }
 
@@ -356,6 +357,7 @@ async fn a_signed_shopify_order_is_stored_and_returned() {
         "orders/create",
         "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
     );
+    hdrs.retain(|(name, _)| name != "x-shopify-triggered-at");
     hdrs.push((
         "x-shopify-triggered-at".to_owned(),
         (at - Duration::seconds(20)).to_rfc3339(),
@@ -451,6 +453,7 @@ async fn a_forged_signature_is_refused_and_nothing_is_stored() {
     }
     // A correctly signed but stale delivery (Shopify signs only the body).
     let mut stale = shopify_headers("shpss_app_secret_123", body, "orders/create", "d-5");
+    stale.retain(|(name, _)| name != "x-shopify-triggered-at");
     stale.push((
         "x-shopify-triggered-at".to_owned(),
         (now() - Duration::minutes(6)).to_rfc3339(),
@@ -500,9 +503,52 @@ async fn the_same_delivery_id_twice_is_stored_once() {
         ("x-shopify-hmac-sha256", &sig),
         ("x-shopify-topic", "orders/updated"),
         ("x-shopify-event-id", "evt-98880550"),
+        ("x-shopify-triggered-at", &now().to_rfc3339()),
     ]);
     let third = svc.receive(id, &by_event_id, other, now()).await.unwrap();
     assert_eq!(third.events[0].delivery_id, "evt-98880550");
+}
+
+/// Shopify signs only the body: the delivery id, topic and trigger time travel in headers
+/// anyone holding one genuine delivery could change.
+#[tokio::test]
+async fn a_shopify_delivery_replayed_with_a_new_id_or_topic_or_no_time_is_refused() {
+    let h = Harness::new().await;
+    let registry = prometheus::Registry::new();
+    let svc = service(&h).with_metrics(WebhookMetrics::new(&registry).unwrap());
+    let id = svc
+        .create(
+            h.tenant,
+            new_webhook("shopify", &[], Some("shpss_app_secret_123")),
+        )
+        .await
+        .unwrap()
+        .webhook
+        .id;
+    let body = br#"{"id":42,"total_price":"950.00"}"#;
+    let genuine = shopify_headers("shpss_app_secret_123", body, "orders/create", "d-1");
+    let first = svc.receive(id, &genuine, body, now()).await.unwrap();
+    assert_eq!(first.events.len(), 1);
+
+    for (topic, delivery) in [("orders/create", "d-2"), ("refunds/create", "d-3")] {
+        let replay = shopify_headers("shpss_app_secret_123", body, topic, delivery);
+        let again = svc.receive(id, &replay, body, now()).await.unwrap();
+        assert!(again.events.is_empty(), "{topic} {delivery} was stored");
+        assert_eq!(again.duplicates, 1);
+    }
+    let mut untimed = shopify_headers("shpss_app_secret_123", body, "orders/create", "d-4");
+    untimed.retain(|(name, _)| name != "x-shopify-triggered-at");
+    let err = svc.receive(id, &untimed, body, now()).await.unwrap_err();
+    assert!(matches!(err, ToolError::InvalidSignature(_)), "{err}");
+    assert!(err.to_string().contains("x-shopify-triggered-at"), "{err}");
+
+    let rows = delivery_rows(&h).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "d-1");
+    // A different order from the same shop is a new delivery.
+    let other = br#"{"id":43,"total_price":"12.00"}"#;
+    let next = shopify_headers("shpss_app_secret_123", other, "orders/create", "d-5");
+    assert_eq!(svc.receive(id, &next, other, now()).await.unwrap().events.len(), 1);
 }
 
 fn stripe_header(secret: &str, t: i64, body: &[u8]) -> Vec<(String, String)> {
