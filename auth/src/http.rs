@@ -71,6 +71,12 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
+    /// Adds `Retry-After` (at least a second) to the answer.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
     pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         e.retry_after = Some(retry_after_secs.max(1));

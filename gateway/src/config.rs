@@ -94,13 +94,25 @@ pub struct Config {
     /// Platform base URLs to use instead of the public ones, `connector=url` pairs separated
     /// by commas (e.g. `hubspot=https://sandbox.example`): sandboxes, proxies, local fakes.
     pub connector_endpoints: Option<String>,
+    /// Address ranges (CIDR, comma-separated) that requests to tenant- or client-chosen
+    /// addresses (connector sites, task callbacks, identity providers) may reach although
+    /// they are not public — loopback, private, link-local. Empty by default: only public
+    /// addresses. For tests and local fakes, e.g. `127.0.0.0/8,::1/128`.
+    pub egress_allow: Option<String>,
+    /// Allows plain `http://` for those addresses (default: HTTPS only).
+    pub egress_allow_http: bool,
     /// Where a gateway running without the auth service fetches the JWKS from.
     pub auth_url: String,
     /// `iss` and `aud` of access tokens.
     pub jwt_issuer: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
-    /// Failed logins allowed per account / per client IP in `login_window_secs`.
+    /// Proxies (CIDR ranges, comma-separated) whose `X-Forwarded-For` names the client for
+    /// login throttling: the portal, a load balancer. Default: loopback, where the portal
+    /// of a single-host deployment calls the auth service from.
+    pub trusted_proxies: String,
+    /// Failed logins allowed per account and client address / per client address in
+    /// `login_window_secs`; an account failing from many addresses is slowed, not locked.
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window_secs: u64,
@@ -131,6 +143,11 @@ pub struct Config {
     pub portal_site_root: Option<PathBuf>,
     /// Seconds before a request is cut off with 408 (streams excepted).
     pub request_timeout_secs: u64,
+    /// Open task event streams (SSE) per tenant and instance; one more answers 429.
+    pub max_streams_per_tenant: usize,
+    /// How long one event stream stays open before the client reconnects (resuming from
+    /// `Last-Event-ID`).
+    pub stream_max_secs: u64,
     /// The portal's origin, the only one CORS admits.
     pub portal_origin: String,
     /// The auth service's URL as browsers and identity providers reach it (SSO callbacks).
@@ -173,10 +190,13 @@ impl Default for Config {
             temporal_namespace: "default".to_owned(),
             temporal_task_queue: "brain-tasks".to_owned(),
             connector_endpoints: None,
+            egress_allow: None,
+            egress_allow_http: false,
             auth_url: "http://127.0.0.1:8009".to_owned(),
             jwt_issuer: "brain".to_owned(),
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
+            trusted_proxies: "127.0.0.0/8,::1/128".to_owned(),
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_window_secs: 15 * 60,
@@ -192,6 +212,8 @@ impl Default for Config {
             local_threads: std::thread::available_parallelism().map_or(1, usize::from),
             portal_site_root: None,
             request_timeout_secs: 60,
+            max_streams_per_tenant: 50,
+            stream_max_secs: 30 * 60,
             portal_origin: "http://127.0.0.1:3003".to_owned(),
             public_auth_url: "http://127.0.0.1:8009".to_owned(),
             sso_google_issuer: "https://accounts.google.com".to_owned(),
@@ -322,10 +344,15 @@ impl Config {
                 });
             }
         }
-        if self.max_body_bytes == 0 || self.max_upload_bytes == 0 || self.request_timeout_secs == 0
+        if self.max_body_bytes == 0
+            || self.max_upload_bytes == 0
+            || self.request_timeout_secs == 0
+            || self.max_streams_per_tenant == 0
+            || self.stream_max_secs == 0
         {
             return Err(ConfigError::Invalid {
-                setting: "BRAIN_MAX_BODY_BYTES/BRAIN_MAX_UPLOAD_BYTES/BRAIN_REQUEST_TIMEOUT_SECS",
+                setting: "BRAIN_MAX_BODY_BYTES/BRAIN_MAX_UPLOAD_BYTES/BRAIN_REQUEST_TIMEOUT_SECS/\
+                          BRAIN_MAX_STREAMS_PER_TENANT/BRAIN_STREAM_MAX_SECS",
                 reason: "must be at least 1".to_owned(),
             });
         }
@@ -339,6 +366,8 @@ impl Config {
             setting: "BRAIN_AUTH_URL",
             reason: e.to_string(),
         })?;
+        self.egress()?;
+        self.trusted_proxies()?;
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_DATABASE_MAX_CONNECTIONS",
@@ -426,6 +455,28 @@ impl Config {
 
     pub fn require_temporal_address(&self) -> Result<&str, ConfigError> {
         required(&self.temporal_address, "TEMPORAL_ADDRESS").map(String::as_str)
+    }
+
+    /// The egress policy from `BRAIN_EGRESS_ALLOW` and `BRAIN_EGRESS_ALLOW_HTTP`.
+    pub fn egress(&self) -> Result<brain_auth::egress::EgressPolicy, ConfigError> {
+        brain_auth::egress::EgressPolicy::new(
+            self.egress_allow.as_deref().unwrap_or_default(),
+            self.egress_allow_http,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            setting: "BRAIN_EGRESS_ALLOW",
+            reason,
+        })
+    }
+
+    /// `BRAIN_TRUSTED_PROXIES`.
+    pub fn trusted_proxies(&self) -> Result<brain_auth::client_ip::TrustedProxies, ConfigError> {
+        brain_auth::client_ip::TrustedProxies::new(&self.trusted_proxies).map_err(|reason| {
+            ConfigError::Invalid {
+                setting: "BRAIN_TRUSTED_PROXIES",
+                reason,
+            }
+        })
     }
 
     /// `BRAIN_CONNECTOR_ENDPOINTS` as (connector endpoint key, base URL) pairs.

@@ -12,6 +12,7 @@ pub mod readiness;
 pub mod seed;
 pub mod serve;
 pub mod state;
+pub mod streams;
 pub mod telemetry;
 
 pub use brain_auth::install_crypto_provider;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub webhooks: Arc<brain_tools::webhooks::WebhookService>,
     /// Run events of tasks (Redis streams), for live watchers on any gateway instance.
     pub events: brain_runtime::tasks::RunEvents,
+    /// Open event streams per tenant on this instance, and how long each may last.
+    pub streams: Arc<crate::streams::StreamLimits>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

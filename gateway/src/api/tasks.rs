@@ -2,7 +2,7 @@
 //! parked tool call, cancel it.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -242,54 +242,76 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
 /// happen — `step`, `status`, and `done` last — wherever the run executes (the events travel
 /// through Redis). A crew run's stream carries its members' steps too (each event names its
 /// `task_id`), and a member task's end as `child_done`.
+///
+/// Each run event carries its stream id; a client reconnecting with `Last-Event-ID` gets the
+/// snapshot and then only later events. A tenant has at most `BRAIN_MAX_STREAMS_PER_TENANT`
+/// open streams per instance (429 `too_many_streams` beyond), and a stream ends after
+/// `BRAIN_STREAM_MAX_SECS` (browsers' `EventSource` reconnects and resumes by itself).
 async fn events(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tenant = auth.principal().tenant;
     let task_id = uuid(&id, "task")?;
+    let slot = state.streams.acquire(tenant).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            "this workspace has too many open event streams; close some and retry",
+        )
+        .with_retry_after(5)
+    })?;
     let snapshot = state.tasks.get(tenant, task_id).await.map_err(task_error)?;
+    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let reader = state
         .events
-        .subscribe(task_id)
+        .subscribe(task_id, resume)
         .await
         .map_err(ApiError::unavailable)?;
     let finished = TaskStatus::parse(&snapshot.status).filter(|s| s.is_final());
     let first = vec![sse_event("snapshot", &snapshot)];
     let tasks = state.tasks.clone();
-    // (reader, events to send first, whether the stream has ended)
+    let ends_at = tokio::time::Instant::now() + state.streams.max_age;
+    // (reader, events to send first, whether the stream has ended); the slot is held until
+    // the stream is dropped.
     let stream = futures::stream::unfold(
-        (reader, first, finished, false),
-        move |(mut reader, pending, finished, ended)| {
+        (reader, first, finished, false, slot),
+        move |(mut reader, pending, finished, ended, slot)| {
             let tasks = tasks.clone();
             async move {
                 if ended {
                     return None;
                 }
                 if !pending.is_empty() {
-                    return Some((pending, (reader, Vec::new(), finished, false)));
+                    return Some((pending, (reader, Vec::new(), finished, false, slot)));
                 }
                 if let Some(status) = finished {
                     let done = RunEvent::Done { task_id, status };
-                    return Some((vec![sse_event("done", &done)], (reader, Vec::new(), None, true)));
+                    return Some((vec![sse_event("done", &done)], (reader, Vec::new(), None, true, slot)));
                 }
-                match reader.next(EVENTS_POLL).await {
+                let left = ends_at.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    // The client reconnects with the last id it saw.
+                    return None;
+                }
+                match reader.next(EVENTS_POLL.min(left)).await {
                     Ok(events) if !events.is_empty() => {
                         let last = events.iter().any(
-                            |e| matches!(e, RunEvent::Done { task_id: t, .. } if *t == task_id),
+                            |(_, e)| matches!(e, RunEvent::Done { task_id: t, .. } if *t == task_id),
                         );
                         // `done` is the watched task's end; a member task's end is `child_done`.
                         let out = events
                             .iter()
-                            .map(|e| match e {
+                            .map(|(id, e)| match e {
                                 RunEvent::Done { task_id: t, .. } if *t != task_id => {
-                                    sse_event("child_done", e)
+                                    sse_event("child_done", e).id(id)
                                 }
-                                _ => sse_event(e.name(), e),
+                                _ => sse_event(e.name(), e).id(id),
                             })
                             .collect();
-                        Some((out, (reader, Vec::new(), None, last)))
+                        Some((out, (reader, Vec::new(), None, last, slot)))
                     }
                     // Nothing new: the run may have ended while the stream expired or lagged.
                     Ok(_) => {
@@ -299,12 +321,12 @@ async fn events(
                             .ok()
                             .and_then(|t| TaskStatus::parse(&t.status))
                             .filter(|s| s.is_final());
-                        Some((Vec::new(), (reader, Vec::new(), status, false)))
+                        Some((Vec::new(), (reader, Vec::new(), status, false, slot)))
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "task event stream failed");
                         let error = json!({"code": "events_unavailable", "message": "the event stream failed; reload the task"});
-                        Some((vec![sse_event("error", &error)], (reader, Vec::new(), None, true)))
+                        Some((vec![sse_event("error", &error)], (reader, Vec::new(), None, true, slot)))
                     }
                 }
             }

@@ -13,6 +13,7 @@ use brain_auth::Authenticator;
 use brain_auth::keys::KeyRing;
 use brain_auth::ratelimit::{RateLimiter, RateLimits};
 use brain_auth::refresh::RefreshStore;
+use brain_auth::revocation::Revocations;
 use brain_auth::secrets::SecretString;
 use brain_auth::secrets::{CachedSecretStore, SecretStore, VaultSecretStore};
 use brain_auth::service::AuthState;
@@ -201,7 +202,10 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             window: Duration::from_secs(60),
         },
     );
-    let authenticator = Arc::new(Authenticator::new(verifier, db.clone(), Some(limiter)));
+    let revocations = Revocations::new(redis.clone(), tokens.access_ttl);
+    let authenticator = Arc::new(
+        Authenticator::new(verifier, db.clone(), Some(limiter)).with_revocations(revocations),
+    );
     let sso_providers = config
         .sso_providers()
         .into_iter()
@@ -214,12 +218,15 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             (name.to_owned(), provider)
         })
         .collect();
+    let egress = config.egress()?;
     let sso = Arc::new(Sso::new(
         sso_providers,
         &config.public_auth_url,
+        &egress,
         redis.clone(),
         db.clone(),
     )?);
+    let trusted_proxies = config.trusted_proxies()?;
     let auth = auth_parts.map(|keys| AuthState {
         db: db.clone(),
         issuer: Arc::new(TokenIssuer::new(keys.clone(), tokens.clone())),
@@ -238,6 +245,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         )),
         authenticator: authenticator.clone(),
         sso,
+        trusted_proxies,
     });
     let endpoints = config
         .connector_endpoints()?
@@ -251,6 +259,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         secrets.clone(),
         brain_tools::ServiceConfig {
             endpoints,
+            egress: egress.clone(),
             ..brain_tools::ServiceConfig::default()
         },
     )?);
@@ -268,6 +277,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         db.clone(),
         runtime.deps().agents.clone(),
         secrets.clone(),
+        connectors.egress().clone(),
         temporal_settings(config)?,
         brain_runtime::tasks::StepTimeouts::default(),
     )?);
@@ -285,6 +295,10 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         tasks,
         webhooks,
         events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
+        streams: crate::streams::StreamLimits::new(
+            config.max_streams_per_tenant,
+            Duration::from_secs(config.stream_max_secs),
+        ),
     };
     Ok(App {
         state,

@@ -299,3 +299,155 @@ async fn junk_portal_logins_from_one_address_do_not_lock_out_another() {
         portal_login(&brain.portal, user, &email, "correct horse battery staple").await;
     assert!(signed_in, "the owner was locked out: {message}");
 }
+
+/// A task that stays queued (no worker runs here), for event streams to watch.
+async fn queued_task(app: &TestApp, token: &str) -> String {
+    let agent = post(
+        &app.gateway,
+        "/v1/agents",
+        Some(token),
+        json!({"name": "Watcher", "role": "Assistant", "goal": "Wait",
+               "model": "openai:gpt-4o-mini"}),
+    )
+    .await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    let agent = agent.body["id"].as_str().unwrap();
+    let task = post(
+        &app.gateway,
+        &format!("/v1/agents/{agent}/tasks"),
+        Some(token),
+        json!({"input": "wait"}),
+    )
+    .await;
+    assert_eq!(task.status, StatusCode::ACCEPTED, "{}", task.body);
+    task.body["task_id"].as_str().unwrap().to_owned()
+}
+
+async fn open_stream(
+    app: &TestApp,
+    token: &str,
+    task: &str,
+    last_event_id: Option<&str>,
+) -> axum::response::Response {
+    let mut request = Request::builder()
+        .uri(format!("/v1/tasks/{task}/events"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    app.gateway
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn five_hundred_event_streams_of_one_tenant_meet_its_cap_and_others_keep_streaming() {
+    let app = TestApp::with_config(|c| {
+        c.max_streams_per_tenant = 20;
+        c.rate_limit_tenant_per_minute = 0;
+    })
+    .await;
+    let a = owner_token(&app, "Streams A").await;
+    let task_a = queued_task(&app, &a).await;
+
+    let opened =
+        futures::future::join_all((0..500).map(|_| open_stream(&app, &a, &task_a, None))).await;
+    let (open, refused): (Vec<_>, Vec<_>) = opened
+        .into_iter()
+        .partition(|r| r.status() == StatusCode::OK);
+    assert_eq!(open.len(), 20);
+    assert_eq!(refused.len(), 480);
+    for reply in refused {
+        assert_eq!(reply.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(reply.headers().contains_key("retry-after"));
+        let body = axum::body::to_bytes(reply.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    }
+
+    // Another tenant streams and works as usual meanwhile.
+    let b = owner_token(&app, "Streams B").await;
+    let task_b = queued_task(&app, &b).await;
+    let other = open_stream(&app, &b, &task_b, None).await;
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app.gateway, "/v1/agents", Some(&b)).await.status,
+        StatusCode::OK
+    );
+    // The first tenant's places come back as its streams close.
+    drop(open);
+    let again = open_stream(&app, &a, &task_a, None).await;
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+/// The `id:` lines and event names of an SSE body, in order.
+fn sse_ids_and_names(body: &str) -> Vec<(Option<String>, String)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .filter_map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            Some((field("id:"), field("event:")?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_after_its_lifetime_and_resumes_after_the_last_event_id() {
+    use brain_runtime::tasks::{RunEvent, TaskStatus};
+    let app = TestApp::with_config(|c| c.stream_max_secs = 1).await;
+    let token = owner_token(&app, "Resume").await;
+    let task = queued_task(&app, &token).await;
+    let task_id: uuid::Uuid = task.parse().unwrap();
+    let events = &app.app.state.events;
+    let running = RunEvent::Status {
+        task_id,
+        status: TaskStatus::Running,
+    };
+    events.publish(&[task_id], &running).await;
+    events.publish(&[task_id], &running).await;
+
+    // The stream ends by itself after its lifetime (the body completes).
+    let started = std::time::Instant::now();
+    let first = open_stream(&app, &token, &task, None).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(first.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let seen = sse_ids_and_names(&String::from_utf8_lossy(&body));
+    let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["snapshot", "status", "status"], "{seen:?}");
+    let last_id = seen[2].0.clone().expect("run events carry their stream id");
+    assert_ne!(seen[1].0, seen[2].0);
+
+    // Reconnecting with the last id seen: the snapshot, then only what came after.
+    let done = RunEvent::Done {
+        task_id,
+        status: TaskStatus::Cancelled,
+    };
+    events.publish(&[task_id], &done).await;
+    let resumed = open_stream(&app, &token, &task, Some(&last_id)).await;
+    let body = axum::body::to_bytes(resumed.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let seen = sse_ids_and_names(&String::from_utf8_lossy(&body));
+    let names: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["snapshot", "done"], "{seen:?}");
+    // Nonsense in Last-Event-ID reads from the start.
+    let garbage = open_stream(&app, &token, &task, Some("../../etc")).await;
+    let body = axum::body::to_bytes(garbage.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let seen = sse_ids_and_names(&String::from_utf8_lossy(&body));
+    assert_eq!(seen.len(), 4, "{seen:?}");
+}

@@ -82,8 +82,15 @@ impl RunEvents {
         }
     }
 
-    /// A reader of one task's stream, on a connection of its own (reads block).
-    pub async fn subscribe(&self, task: Uuid) -> Result<RunEventReader, redis::RedisError> {
+    /// A reader of one task's stream, on a connection of its own (reads block), from the
+    /// start of the stream or after the entry `after` (an id [`RunEventReader::next`] gave:
+    /// a client resuming with `Last-Event-ID`). An `after` that is not a stream entry id
+    /// reads from the start.
+    pub async fn subscribe(
+        &self,
+        task: Uuid,
+        after: Option<&str>,
+    ) -> Result<RunEventReader, redis::RedisError> {
         // Reads block for up to their wait, longer than a connection's default response
         // timeout allows.
         let config = redis::AsyncConnectionConfig::new()
@@ -96,7 +103,7 @@ impl RunEvents {
         Ok(RunEventReader {
             connection,
             key: key(task),
-            last: "0".to_owned(),
+            last: after.filter(|id| is_entry_id(id)).unwrap_or("0").to_owned(),
         })
     }
 }
@@ -108,11 +115,26 @@ pub struct RunEventReader {
     last: String,
 }
 
+/// A Redis stream entry id: `<milliseconds>-<sequence>`.
+fn is_entry_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        !ms.is_empty()
+            && !seq.is_empty()
+            && ms.len() <= 20
+            && seq.len() <= 20
+            && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
+    })
+}
+
 type XreadReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
 
 impl RunEventReader {
-    /// The next events, waiting up to `wait` for some; empty when none came.
-    pub async fn next(&mut self, wait: Duration) -> Result<Vec<RunEvent>, redis::RedisError> {
+    /// The next events with their stream entry ids, waiting up to `wait` for some; empty
+    /// when none came.
+    pub async fn next(
+        &mut self,
+        wait: Duration,
+    ) -> Result<Vec<(String, RunEvent)>, redis::RedisError> {
         let wait = wait.min(READ_TIMEOUT / 2);
         let millis = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
         let reply: XreadReply = redis::cmd("XREAD")
@@ -128,7 +150,7 @@ impl RunEventReader {
         let mut events = Vec::new();
         for (_, entries) in reply.unwrap_or_default() {
             for (id, fields) in entries {
-                self.last = id;
+                self.last.clone_from(&id);
                 // Fields come as [name, value, …]; the event is under `event`.
                 let mut pairs = fields.chunks(2);
                 if let Some(event) = pairs
@@ -136,7 +158,7 @@ impl RunEventReader {
                     .and_then(|p| p.get(1))
                     .and_then(|data| serde_json::from_str::<RunEvent>(data).ok())
                 {
-                    events.push(event);
+                    events.push((id, event));
                 }
             }
         }

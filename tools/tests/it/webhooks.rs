@@ -548,7 +548,14 @@ async fn a_shopify_delivery_replayed_with_a_new_id_or_topic_or_no_time_is_refuse
     // A different order from the same shop is a new delivery.
     let other = br#"{"id":43,"total_price":"12.00"}"#;
     let next = shopify_headers("shpss_app_secret_123", other, "orders/create", "d-5");
-    assert_eq!(svc.receive(id, &next, other, now()).await.unwrap().events.len(), 1);
+    assert_eq!(
+        svc.receive(id, &next, other, now())
+            .await
+            .unwrap()
+            .events
+            .len(),
+        1
+    );
 }
 
 fn stripe_header(secret: &str, t: i64, body: &[u8]) -> Vec<(String, String)> {
