@@ -557,7 +557,9 @@ async fn revoke_api_key(
 fn sso_error(e: SsoError) -> ApiError {
     match e {
         SsoError::UnknownProvider(_) => ApiError::not_found("SSO provider"),
-        SsoError::InvalidState => ApiError::bad_request("invalid_state", e.to_string()),
+        SsoError::InvalidState | SsoError::OtherBrowser => {
+            ApiError::bad_request("invalid_state", e.to_string())
+        }
         SsoError::Provider(_) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "identity_provider_error",
@@ -567,18 +569,31 @@ fn sso_error(e: SsoError) -> ApiError {
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_id_token", e.to_string())
         }
         SsoError::NoTenant => ApiError::new(StatusCode::FORBIDDEN, "no_tenant", e.to_string()),
+        SsoError::Disabled => {
+            ApiError::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string())
+        }
+        SsoError::IdentityConflict => ApiError::conflict("identity_conflict", e.to_string()),
         SsoError::TenantRequired => ApiError::conflict("tenant_required", e.to_string()),
         SsoError::Auth(inner) => ApiError::from(inner),
     }
 }
 
-/// `GET /v1/auth/sso/{provider}/start`: redirects the browser to the provider.
+/// `GET /v1/auth/sso/{provider}/start`: redirects the browser to the provider, with the
+/// cookie that binds the login to this browser.
 async fn sso_start(
     State(state): State<AuthState>,
     Path(provider): Path<String>,
 ) -> Result<Response, ApiError> {
-    let url = state.sso.start(&provider).await.map_err(sso_error)?;
-    Ok((StatusCode::FOUND, [(axum::http::header::LOCATION, url)]).into_response())
+    let started = state.sso.start(&provider).await.map_err(sso_error)?;
+    let cookie = crate::sso::browser_cookie(&started.browser_key, state.sso.secure_cookies());
+    Ok((
+        StatusCode::FOUND,
+        [
+            (axum::http::header::LOCATION, started.url),
+            (axum::http::header::SET_COOKIE, cookie),
+        ],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -592,8 +607,9 @@ struct CallbackQuery {
 async fn sso_callback(
     State(state): State<AuthState>,
     Path(provider): Path<String>,
+    headers: axum::http::HeaderMap,
     axum::extract::Query(query): axum::extract::Query<CallbackQuery>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(error) = query.error {
         let error: String = error
             .chars()
@@ -612,12 +628,13 @@ async fn sso_callback(
             "code and state are required",
         ));
     };
+    let browser = crate::sso::browser_key(&headers);
     let login = state
         .sso
-        .callback(&provider, &code, &login_state)
+        .callback(&provider, &code, &login_state, browser.as_deref())
         .await
         .map_err(sso_error)?;
-    Ok(Json(
-        tokens(&state, login.tenant, login.user, login.role).await?,
-    ))
+    let tokens = tokens(&state, login.tenant, login.user, login.role).await?;
+    let spent = crate::sso::browser_cookie("", state.sso.secure_cookies());
+    Ok(([(axum::http::header::SET_COOKIE, spent)], Json(tokens)).into_response())
 }

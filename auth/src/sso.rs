@@ -1,8 +1,15 @@
 //! Single sign-on with OpenID Connect: authorization-code flow with PKCE, `state` and
 //! `nonce`, for any issuer (Google and Microsoft are configured by name). The protocol work —
 //! discovery, the token exchange, ID-token signature and claim checks — is the
-//! `openidconnect` crate's; this module keeps the pending logins in Redis and maps a verified
-//! e-mail to a Brain user.
+//! `openidconnect` crate's; this module keeps the pending logins in Redis and maps the
+//! provider's identity to a Brain user.
+//!
+//! Two attacks shape it. *Login CSRF*: a pending login is bound to the browser that started
+//! it (a random key in an HttpOnly cookie, its SHA-256 kept with the pending login), so a
+//! callback link made by someone else fails in the victim's browser. *Account
+//! pre-hijacking*: a user is found by the provider's `(issuer, sub)`, never by e-mail across
+//! tenants; an identity is linked on its first login only within the tenant that claims the
+//! e-mail's domain (operator-set), and only when the provider says `email_verified: true`.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -16,6 +23,7 @@ use openidconnect::{
 };
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -38,6 +46,44 @@ struct Pending {
     provider: String,
     pkce_verifier: String,
     nonce: String,
+    /// SHA-256 (base64url) of the browser key `start` handed out.
+    browser: String,
+}
+
+/// A started login: where to send the browser, and the key the browser must bring back
+/// (set it as the [`BROWSER_COOKIE`] cookie).
+pub struct Started {
+    pub url: String,
+    pub browser_key: String,
+}
+
+/// The cookie carrying a started login's browser key, scoped to the SSO paths.
+pub const BROWSER_COOKIE: &str = "brain_sso";
+
+/// `Set-Cookie` for a started login's browser key (an empty key clears it). `SameSite=Lax`:
+/// the provider's redirect back is a top-level navigation from another site.
+pub fn browser_cookie(key: &str, secure: bool) -> String {
+    let max_age = if key.is_empty() {
+        0
+    } else {
+        PENDING_TTL.as_secs()
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{BROWSER_COOKIE}={key}; Path=/v1/auth/sso; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+    )
+}
+
+/// The browser key among a request's cookies.
+pub fn browser_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == BROWSER_COOKIE)
+        .map(|(_, value)| value.to_owned())
 }
 
 /// How long a user may take at the provider before the login expires.
@@ -49,12 +95,18 @@ pub enum SsoError {
     UnknownProvider(String),
     #[error("the login state is unknown, expired or already used")]
     InvalidState,
+    #[error("this login was not started in this browser (its SSO cookie is missing or different)")]
+    OtherBrowser,
     #[error("the identity provider could not be reached or answered wrongly: {0}")]
     Provider(String),
     #[error("the ID token was rejected: {0}")]
     InvalidIdToken(String),
     #[error("the identity provider did not vouch for an e-mail address")]
     NoVerifiedEmail,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("the account with this e-mail is linked to another identity at this provider")]
+    IdentityConflict,
     #[error("no tenant accepts sign-ins from this e-mail domain")]
     NoTenant,
     #[error("this account exists in several tenants; sign in with a password and a tenant")]
@@ -122,6 +174,11 @@ impl Sso {
         })
     }
 
+    /// Whether cookies must be `Secure` (the callback is served over HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_auth_url.starts_with("https://")
+    }
+
     pub fn configured(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.providers.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -167,8 +224,8 @@ impl Sso {
         .map_err(|e| SsoError::Provider(e.to_string()))
     }
 
-    /// Begins a login: returns the provider URL to send the browser to.
-    pub async fn start(&self, provider: &str) -> Result<String, SsoError> {
+    /// Begins a login: the provider URL to send the browser to, and the browser's key.
+    pub async fn start(&self, provider: &str) -> Result<Started, SsoError> {
         let (config, metadata) = self.client(provider).await?;
         let client = CoreClient::from_provider_metadata(
             metadata,
@@ -188,10 +245,12 @@ impl Sso {
             .add_scope(Scope::new("profile".to_owned()))
             .set_pkce_challenge(challenge)
             .url();
+        let browser_key = CsrfToken::new_random().into_secret();
         let pending = Pending {
             provider: provider.to_owned(),
             pkce_verifier: verifier.secret().clone(),
             nonce: nonce.secret().clone(),
+            browser: sha256_b64(&browser_key),
         };
         let value =
             serde_json::to_string(&pending).map_err(|e| SsoError::Provider(e.to_string()))?;
@@ -203,18 +262,23 @@ impl Sso {
             .arg(PENDING_TTL.as_secs())
             .query_async(&mut redis)
             .await?;
-        Ok(url.to_string())
+        Ok(Started {
+            url: url.to_string(),
+            browser_key,
+        })
     }
 
-    /// Completes a login: checks `state`, exchanges `code` (with the PKCE verifier), verifies
-    /// the ID token (signature, issuer, audience, expiry, nonce) and resolves the user.
+    /// Completes a login: checks `state` and that `browser_key` is the one `start` gave this
+    /// login, exchanges `code` (with the PKCE verifier), verifies the ID token (signature,
+    /// issuer, audience, expiry, nonce) and resolves the user.
     pub async fn callback(
         &self,
         provider: &str,
         code: &str,
         state: &str,
+        browser_key: Option<&str>,
     ) -> Result<SsoLogin, SsoError> {
-        // GETDEL: a state works once.
+        // GETDEL: a state works once, also when the wrong browser presents it.
         let mut redis = self.redis.clone();
         let value: Option<String> = redis::cmd("GETDEL")
             .arg(pending_key(state))
@@ -225,6 +289,9 @@ impl Sso {
             .ok_or(SsoError::InvalidState)?;
         if pending.provider != provider {
             return Err(SsoError::InvalidState);
+        }
+        if browser_key.map(sha256_b64) != Some(pending.browser) {
+            return Err(SsoError::OtherBrowser);
         }
         let (config, metadata) = self.client(provider).await?;
         let client = CoreClient::from_provider_metadata(
@@ -246,27 +313,39 @@ impl Sso {
         let claims = id_token
             .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
             .map_err(|e| SsoError::InvalidIdToken(e.to_string()))?;
+        // A missing `email_verified` is not a yes.
         let email = claims
             .email()
             .map(|e| e.as_str().trim().to_lowercase())
-            .filter(|_| claims.email_verified() != Some(false))
+            .filter(|_| claims.email_verified() == Some(true))
             .ok_or(SsoError::NoVerifiedEmail)?;
-        self.resolve(provider, &email).await
+        let identity = Identity {
+            issuer: claims.issuer().as_str(),
+            subject: claims.subject().as_str(),
+            email: &email,
+        };
+        self.resolve(provider, &identity).await
     }
 
-    /// An existing account with this e-mail, or a new one in the tenant mapped to its domain.
-    async fn resolve(&self, provider: &str, email: &str) -> Result<SsoLogin, SsoError> {
-        let rows = crate::accounts::login_candidates(&self.db, email).await?;
-        let live: Vec<_> = rows.iter().filter(|r| !r.5).collect();
+    /// The user linked to the identity, or — on its first login — the user with its e-mail in
+    /// the tenant claiming the e-mail's domain (created if need be), linked from then on.
+    async fn resolve(&self, provider: &str, identity: &Identity<'_>) -> Result<SsoLogin, SsoError> {
+        let linked: Vec<(Uuid, Uuid, String, bool)> =
+            sqlx::query_as("SELECT * FROM auth_identity_users($1, $2)")
+                .bind(identity.issuer)
+                .bind(identity.subject)
+                .fetch_all(&self.db)
+                .await?;
+        let live: Vec<_> = linked.iter().filter(|r| !r.3).collect();
         let login = match live.as_slice() {
-            [(tenant, _, user, _, role, _)] => SsoLogin {
+            [(tenant, user, role, _)] => SsoLogin {
                 tenant: TenantId(*tenant),
                 user: *user,
                 role: role.parse()?,
                 created: false,
             },
-            [] if !rows.is_empty() => return Err(SsoError::NoTenant),
-            [] => self.join_by_domain(email).await?,
+            [] if !linked.is_empty() => return Err(SsoError::Disabled),
+            [] => self.link_in_domain_tenant(identity).await?,
             _ => return Err(SsoError::TenantRequired),
         };
         let mut tx = brain_migrations::begin_tenant(&self.db, login.tenant).await?;
@@ -286,8 +365,12 @@ impl Sso {
         Ok(login)
     }
 
-    async fn join_by_domain(&self, email: &str) -> Result<SsoLogin, SsoError> {
-        let domain = email
+    /// Links a first-time identity within the tenant that claims its e-mail's domain: to the
+    /// user with that e-mail there, or to a new user with the tenant's SSO role. Accounts in
+    /// other tenants are never considered, whatever their e-mail.
+    async fn link_in_domain_tenant(&self, identity: &Identity<'_>) -> Result<SsoLogin, SsoError> {
+        let domain = identity
+            .email
             .rsplit_once('@')
             .map(|(_, d)| d)
             .ok_or(SsoError::NoVerifiedEmail)?;
@@ -296,30 +379,82 @@ impl Sso {
                 .bind(domain)
                 .fetch_optional(&self.db)
                 .await?;
-        let (tenant, role) = mapped.ok_or(SsoError::NoTenant)?;
-        let role: Role = role.parse()?;
-        let user = Uuid::now_v7();
+        let (tenant, default_role) = mapped.ok_or(SsoError::NoTenant)?;
         let mut tx = brain_migrations::begin_tenant(&self.db, tenant).await?;
-        sqlx::query("INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, $3)")
-            .bind(user)
-            .bind(tenant)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)")
-            .bind(tenant)
-            .bind(user)
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let existing: Option<(Uuid, String, bool)> = sqlx::query_as(
+            "SELECT u.id, m.role, u.disabled_at IS NOT NULL FROM users u \
+             JOIN memberships m ON m.user_id = u.id WHERE u.email = $1 FOR UPDATE OF u",
+        )
+        .bind(identity.email)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (user, role, created) = match existing {
+            Some((_, _, true)) => return Err(SsoError::Disabled),
+            Some((user, role, false)) => {
+                let other: Option<String> = sqlx::query_scalar(
+                    "SELECT subject FROM user_identities WHERE user_id = $1 AND issuer = $2",
+                )
+                .bind(user)
+                .bind(identity.issuer)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if other.is_some() {
+                    // The provider gave this address to another account of its own.
+                    return Err(SsoError::IdentityConflict);
+                }
+                (user, role.parse::<Role>()?, false)
+            }
+            None => {
+                let role: Role = default_role.parse()?;
+                let user = Uuid::now_v7();
+                sqlx::query("INSERT INTO users (id, tenant_id, email) VALUES ($1, $2, $3)")
+                    .bind(user)
+                    .bind(tenant)
+                    .bind(identity.email)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, $3)",
+                )
+                .bind(tenant)
+                .bind(user)
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await?;
+                (user, role, true)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO user_identities (tenant_id, user_id, issuer, subject, email) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(identity.issuer)
+        .bind(identity.subject)
+        .bind(identity.email)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(SsoLogin {
             tenant: TenantId(tenant),
             user,
             role,
-            created: true,
+            created,
         })
     }
+}
+
+/// Who the provider says signed in: `(issuer, sub)` and the e-mail it verified.
+struct Identity<'a> {
+    issuer: &'a str,
+    subject: &'a str,
+    email: &'a str,
+}
+
+fn sha256_b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()))
 }
 
 fn pending_key(state: &str) -> String {

@@ -751,18 +751,29 @@ async fn sso_start(Path(provider): Path<String>, request: Request) -> Response {
         portal.config.auth_url.trim_end_matches('/'),
         crate::api::encode(&provider)
     );
-    match portal.http.get(url).send().await {
-        Ok(r) => match r
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(location) => Redirect::to(location).into_response(),
-            None => (StatusCode::BAD_GATEWAY, "SSO is not available").into_response(),
-        },
-        Err(_) => (StatusCode::BAD_GATEWAY, "SSO is not available").into_response(),
+    let Ok(reply) = portal.http.get(url).send().await else {
+        return (StatusCode::BAD_GATEWAY, "SSO is not available").into_response();
+    };
+    let Some(location) = reply
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (StatusCode::BAD_GATEWAY, "SSO is not available").into_response();
+    };
+    // The auth service's cookie binds the login to this browser: pass it on.
+    let mut response = Redirect::to(location).into_response();
+    for cookie in reply.headers().get_all(header::SET_COOKIE) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
     }
+    response
 }
+
+/// The auth service's cookie binding a started SSO login to the browser (scoped to
+/// `/v1/auth/sso`); relayed both ways.
+const SSO_BROWSER_COOKIE: &str = "brain_sso";
 
 /// `GET /v1/auth/sso/{provider}/callback`: when `BRAIN_PUBLIC_AUTH_URL` is the portal's
 /// origin, the identity provider returns here; the portal finishes the login with the auth
@@ -777,7 +788,19 @@ async fn sso_callback(Path(provider): Path<String>, request: Request) -> Respons
         portal.config.auth_url.trim_end_matches('/'),
         crate::api::encode(&provider)
     );
-    let reply = portal.http.get(url).send().await;
+    let mut call = portal.http.get(url);
+    let cookies = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    if let Some(key) = cookies
+        .into_iter()
+        .find_map(|c| cookie_value(c, SSO_BROWSER_COOKIE))
+    {
+        call = call.header(header::COOKIE, format!("{SSO_BROWSER_COOKIE}={key}"));
+    }
+    let reply = call.send().await;
     let tokens = match reply {
         Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
         _ => None,
@@ -786,7 +809,12 @@ async fn sso_callback(Path(provider): Path<String>, request: Request) -> Respons
         return Redirect::to("/login?error=sso").into_response();
     };
     let mut response = Redirect::to("/dashboard").into_response();
-    for c in session_cookies(&tokens, portal.config.secure_cookies()) {
+    let mut spent = format!("{SSO_BROWSER_COOKIE}=; Path=/v1/auth/sso; Max-Age=0; HttpOnly");
+    if portal.config.secure_cookies() {
+        spent.push_str("; Secure");
+    }
+    let cookies = session_cookies(&tokens, portal.config.secure_cookies());
+    for c in cookies.into_iter().chain([spent]) {
         if let Ok(value) = HeaderValue::from_str(&c) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

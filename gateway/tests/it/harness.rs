@@ -163,6 +163,11 @@ pub async fn call(
             .unwrap(),
         None => request.body(Body::empty()).unwrap(),
     };
+    send(router, request).await
+}
+
+/// Sends a prepared request (for headers `call` does not set).
+pub async fn send(router: &Router, request: Request<Body>) -> Reply {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
