@@ -4,6 +4,7 @@ const TENANT_TABLES: &[&str] = &[
     "tenants",
     "users",
     "memberships",
+    "user_identities",
     "knowledge_collections",
     "agents",
     "tool_grants",
