@@ -5,7 +5,6 @@ use brain_auth::TenantId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::error::AgentError;
@@ -34,6 +33,8 @@ pub struct CommittedTurn {
     pub messages: Vec<NewMessage>,
     pub usage: Usage,
     pub tool_calls: u64,
+    /// What was left out of the prompt to fit the model's window; kept with the reply.
+    pub prompt_fit: Option<crate::fit::PromptFit>,
 }
 
 /// Where turns are persisted.
@@ -309,7 +310,16 @@ impl TurnStore for PgTurnStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for m in &turn.messages {
+        let last = turn.messages.len().saturating_sub(1);
+        for (i, m) in turn.messages.iter().enumerate() {
+            // The reply's usage also says what fitting left out of its prompt.
+            let usage = m.usage.map(|u| {
+                let mut usage = serde_json::json!(u);
+                if let (true, Some(fit)) = (i == last, &turn.prompt_fit) {
+                    usage["prompt_fit"] = serde_json::json!(fit);
+                }
+                usage
+            });
             // clock_timestamp() (not now()) so messages of one transaction keep their order.
             sqlx::query(
                 "INSERT INTO messages (id, tenant_id, conversation_id, role, content, tool_calls, \
@@ -322,7 +332,7 @@ impl TurnStore for PgTurnStore {
             .bind(&m.content)
             .bind(&m.tool_calls)
             .bind(&m.citations)
-            .bind(m.usage.map(Json))
+            .bind(usage)
             .execute(&mut *tx)
             .await?;
         }

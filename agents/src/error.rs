@@ -81,6 +81,11 @@ pub enum ProviderError {
     Malformed(String),
     #[error("local model: {0}")]
     Local(String),
+    #[error(
+        "the prompt needs about {needed} tokens but the model's context leaves {budget} for it; \
+         send a shorter message"
+    )]
+    ContextTooLong { needed: usize, budget: usize },
     #[error("scripted provider: {0}")]
     Script(String),
 }
@@ -91,6 +96,7 @@ impl ProviderError {
             ProviderError::UnknownProvider(_) => "unknown_model",
             ProviderError::MissingApiKey(_) => "model_not_configured",
             ProviderError::Status { status: 429, .. } => "model_rate_limited",
+            ProviderError::ContextTooLong { .. } => "context_too_long",
             _ => "model_error",
         }
     }

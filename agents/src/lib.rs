@@ -7,6 +7,7 @@
 
 pub mod conversation;
 pub mod error;
+pub mod fit;
 pub mod knowledge;
 pub mod prompt;
 pub mod providers;

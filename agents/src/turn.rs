@@ -13,7 +13,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
 use crate::conversation::{CommittedTurn, NewMessage, TurnStore};
-use crate::error::AgentError;
+use crate::error::{AgentError, ProviderError};
+use crate::fit::{PromptFit, PromptParts, fit};
 use crate::knowledge::{Citation, Passage, Retriever};
 use crate::prompt::system_prompt;
 use crate::providers::{
@@ -85,6 +86,9 @@ pub struct TurnResult {
     pub citations: Vec<Citation>,
     pub tool_calls: Vec<ToolCallRecord>,
     pub usage: Usage,
+    /// Set when the conversation outgrew the model's context window: what was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_fit: Option<PromptFit>,
 }
 
 /// What a turn streams, in order: tokens, tool calls and their results, citations, then
@@ -218,14 +222,15 @@ pub async fn run_turn(
 
     let definitions = tools.definitions();
     let offered: HashSet<&str> = definitions.iter().map(|d| d.name.as_str()).collect();
-    let mut messages = Vec::with_capacity(history.len() + 2);
-    messages.push(ChatMessage::system(system_prompt(
-        agent,
-        &definitions,
-        &passages,
-    )));
-    messages.extend(history);
-    messages.push(ChatMessage::user(input.message.clone()));
+    let window = provider.context_window(agent.model.model());
+    let system_for = |passages: &[Passage]| system_prompt(agent, &definitions, passages);
+    // The system prompt with the passages kept, rebuilt only when fitting drops one.
+    let mut system = (passages.len(), system_for(&passages));
+    // This turn's messages: the user's, then the model's calls and their results.
+    let mut current = vec![ChatMessage::user(input.message.clone())];
+    // What fitting kept (passages, first history message), and how.
+    let mut kept = (passages.len(), 0);
+    let mut prompt_fit: Option<PromptFit> = None;
 
     let turn_id = Uuid::now_v7();
     let mut new_messages = vec![NewMessage {
@@ -243,10 +248,35 @@ pub async fn run_turn(
     let outcome: Result<(), AgentError> = async {
         for step in 0..limits.max_steps.max(1) {
             let last = step + 1 >= limits.max_steps.max(1);
+            if let Some(window) = window {
+                let parts = PromptParts {
+                    window,
+                    reply_tokens: agent.max_tokens as usize,
+                    system: &system_for,
+                    passages: &passages,
+                    history: &history,
+                    current: &current,
+                    tools: &definitions,
+                };
+                let fitted =
+                    fit(&parts, Some(kept)).map_err(|e| ProviderError::ContextTooLong {
+                        needed: e.needed,
+                        budget: e.budget,
+                    })?;
+                kept = (fitted.passages, fitted.history_from);
+                prompt_fit = Some(fitted.fit);
+                if system.0 != kept.0 {
+                    system = (kept.0, system_for(&passages[..kept.0]));
+                }
+            }
+            let mut messages = Vec::with_capacity(history.len() - kept.1 + current.len() + 1);
+            messages.push(ChatMessage::system(system.1.clone()));
+            messages.extend_from_slice(&history[kept.1..]);
+            messages.extend_from_slice(&current);
             let request = ChatRequest {
                 tenant,
                 model: agent.model.model().to_owned(),
-                messages: messages.clone(),
+                messages,
                 tools: if last {
                     Vec::new()
                 } else {
@@ -286,7 +316,7 @@ pub async fn run_turn(
                 citations: json!([]),
                 usage: None,
             });
-            messages.push(assistant);
+            current.push(assistant);
             for call in calls {
                 let record = execute(tenant, tools, &offered, &call, turn_id, events).await;
                 match record.status {
@@ -303,7 +333,7 @@ pub async fn run_turn(
                     citations: json!([]),
                     usage: None,
                 });
-                messages.push(ChatMessage::tool_result(call.id.clone(), fed_back));
+                current.push(ChatMessage::tool_result(call.id.clone(), fed_back));
                 records.push(record);
             }
         }
@@ -322,7 +352,18 @@ pub async fn run_turn(
         return Err(e);
     }
 
-    let citations: Vec<Citation> = passages.iter().map(Citation::from).collect();
+    // Only what the model was shown is cited.
+    let citations: Vec<Citation> = passages[..kept.0].iter().map(Citation::from).collect();
+    let prompt_fit = prompt_fit.filter(PromptFit::trimmed);
+    if let Some(fit) = &prompt_fit {
+        tracing::info!(
+            agent = %agent.id.0,
+            history_dropped = fit.history_dropped,
+            passages_dropped = fit.passages_dropped,
+            window = fit.window,
+            "prompt fitted into the model's context window"
+        );
+    }
     for c in &citations {
         send(events, TurnEvent::Citation(c.clone()));
     }
@@ -344,6 +385,7 @@ pub async fn run_turn(
                 messages: new_messages,
                 usage,
                 tool_calls: executed,
+                prompt_fit,
             },
         )
         .await?;
@@ -353,6 +395,7 @@ pub async fn run_turn(
         citations,
         tool_calls: records,
         usage,
+        prompt_fit,
     })
 }
 

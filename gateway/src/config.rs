@@ -138,6 +138,9 @@ pub struct Config {
     pub local_model: Option<PathBuf>,
     /// Threads the local chat model computes on (`BRAIN_LOCAL_THREADS`; default: every core).
     pub local_threads: usize,
+    /// Tokens of prompt and reply the local chat model works with (`BRAIN_LOCAL_CONTEXT`,
+    /// 512..=32768): longer conversations are fitted into it, oldest history first.
+    pub local_context: usize,
     /// The portal's browser bundle (`pkg/brain_portal.js` and its wasm), built by `cargo
     /// xtask`; default `target/portal-site` of the source tree.
     pub portal_site_root: Option<PathBuf>,
@@ -210,6 +213,7 @@ impl Default for Config {
             embed_model_dir: None,
             local_model: None,
             local_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            local_context: brain_agents::providers::local::DEFAULT_CONTEXT_TOKENS,
             portal_site_root: None,
             request_timeout_secs: 60,
             max_streams_per_tenant: 50,
@@ -378,6 +382,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_LOCAL_THREADS",
                 reason: "must be at least 1".to_owned(),
+            });
+        }
+        if !(512..=32_768).contains(&self.local_context) {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_LOCAL_CONTEXT",
+                reason: "must be between 512 and 32768 tokens".to_owned(),
             });
         }
         if self.readiness_timeout_secs == 0 {

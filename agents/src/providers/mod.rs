@@ -179,6 +179,12 @@ pub trait LlmProvider: Send + Sync {
     /// Starts a model call and streams its output.
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError>;
 
+    /// The context window of `model` in tokens, when the provider knows it; turns then fit
+    /// their prompt into it (see [`crate::fit`]).
+    fn context_window(&self, _model: &str) -> Option<usize> {
+        None
+    }
+
     /// The whole answer of one call.
     async fn complete(&self, request: ChatRequest) -> Result<ModelReply, ProviderError> {
         collect(self.stream(request).await?).await

@@ -45,6 +45,8 @@ struct Script {
     fallback: Option<ScriptStep>,
     requests: Vec<ChatRequest>,
     record: bool,
+    /// The context window it claims (turns then fit their prompts into it).
+    window: Option<usize>,
 }
 
 /// Plays back [`ScriptStep`]s, one per model call, and records the requests it saw.
@@ -61,6 +63,7 @@ impl ScriptedProvider {
                 fallback: None,
                 requests: Vec::new(),
                 record: true,
+                window: None,
             })),
         }
     }
@@ -73,6 +76,14 @@ impl ScriptedProvider {
                 ..Script::default()
             })),
         }
+    }
+
+    /// Claims a context window of `tokens`.
+    pub fn with_context_window(self, tokens: usize) -> Self {
+        if let Ok(mut s) = self.script.lock() {
+            s.window = Some(tokens);
+        }
+        self
     }
 
     /// Appends steps to the script.
@@ -105,6 +116,10 @@ fn estimate_tokens(text: &str) -> u64 {
 
 #[async_trait::async_trait]
 impl LlmProvider for ScriptedProvider {
+    fn context_window(&self, _model: &str) -> Option<usize> {
+        self.script.lock().ok().and_then(|s| s.window)
+    }
+
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
         let prompt_tokens: u64 = request
             .messages

@@ -64,6 +64,9 @@ fn runtime_error(e: RuntimeError) -> ApiError {
         }
         e @ RuntimeError::Unavailable(_) => ApiError::unavailable(e),
         e @ RuntimeError::TurnCrashed => ApiError::internal(e),
+        RuntimeError::Agent(AgentError::Provider(
+            p @ brain_agents::ProviderError::ContextTooLong { .. },
+        )) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, p.code(), p.to_string()),
         RuntimeError::Agent(AgentError::Provider(p)) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "model_error", p.to_string())
         }

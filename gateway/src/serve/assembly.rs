@@ -324,6 +324,7 @@ async fn runtime(
 
     let local = config.local_model.as_ref().map(|path| LocalConfig {
         threads: config.local_threads,
+        context_tokens: config.local_context,
         ..LocalConfig::new(path)
     });
     if local.is_none() {

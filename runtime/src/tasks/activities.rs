@@ -420,6 +420,34 @@ impl TaskActivities {
             }
             _ => Vec::new(),
         };
+        // Fitted into the model's window like a chat turn (a task has no history): the
+        // lowest-ranked passages go first; an input too long on its own fails for good.
+        let user = ChatMessage::user(input.input.clone());
+        let window = self
+            .providers
+            .resolve(&agent.model)
+            .ok()
+            .and_then(|p| p.context_window(agent.model.model()));
+        let mut passages = passages;
+        if let Some(window) = window {
+            let system_for = |p: &[Passage]| system_prompt(&agent, &tools, p);
+            let parts = brain_agents::fit::PromptParts {
+                window,
+                reply_tokens: agent.max_tokens as usize,
+                system: &system_for,
+                passages: &passages,
+                history: &[],
+                current: std::slice::from_ref(&user),
+                tools: &tools,
+            };
+            let fitted = brain_agents::fit::fit(&parts, None).map_err(|e| {
+                permanent(brain_agents::ProviderError::ContextTooLong {
+                    needed: e.needed,
+                    budget: e.budget,
+                })
+            })?;
+            passages.truncate(fitted.passages);
+        }
         let citations: Vec<Citation> = passages.iter().map(Citation::from).collect();
         Ok(TaskPlan {
             model: format!("{}:{}", agent.model.provider(), agent.model.model()),
@@ -427,7 +455,7 @@ impl TaskActivities {
             max_tokens: agent.max_tokens,
             messages: vec![
                 ChatMessage::system(system_prompt(&agent, &tools, &passages)),
-                ChatMessage::user(input.input.clone()),
+                user,
             ],
             tools,
             approval,
@@ -482,8 +510,10 @@ impl TaskActivities {
             max_tokens: input.max_tokens,
         };
         let reply: ModelReply = tokio::select! {
-            reply = provider.complete(request) => reply.map_err(|e| {
-                transient(format!("model call failed: {e}"))
+            reply = provider.complete(request) => reply.map_err(|e| match e {
+                // The prompt grew past the window (large tool results): no retry fits it.
+                brain_agents::ProviderError::ContextTooLong { .. } => permanent(e),
+                e => transient(format!("model call failed: {e}")),
             })?,
             () = ctx.cancelled() => return Err(ActivityError::cancelled()),
         };

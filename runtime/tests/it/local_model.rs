@@ -107,3 +107,113 @@ async fn a_follow_up_turn_only_runs_what_is_new() {
         "{turn1:?} {turn2:?}"
     );
 }
+
+/// A conversation of `messages` long messages, stored as if earlier turns had made them.
+async fn long_conversation(
+    db: &TestDb,
+    tenant: TenantId,
+    agent: &AgentSpec,
+    messages: usize,
+) -> uuid::Uuid {
+    let conversation: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO conversations (tenant_id, agent_id, title) VALUES ($1, $2, 'long') RETURNING id",
+    )
+    .bind(tenant.0)
+    .bind(agent.id.0)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    for i in 0..messages {
+        let (role, text) = if i % 2 == 0 {
+            (
+                "user",
+                format!(
+                    "Message {i}: tell me about our spring campaign, the audiences, the channels and the budget split. "
+                ),
+            )
+        } else {
+            (
+                "assistant",
+                format!(
+                    "Reply {i}: the spring campaign targets returning customers through e-mail and search, with most of the budget on search. "
+                ),
+            )
+        };
+        sqlx::query(
+            "INSERT INTO messages (tenant_id, conversation_id, role, content, created_at) \
+             VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))",
+        )
+        .bind(tenant.0)
+        .bind(conversation)
+        .bind(role)
+        .bind(text.repeat(3))
+        .bind((messages - i) as f64)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    }
+    conversation
+}
+
+#[tokio::test]
+async fn a_long_conversation_is_fitted_into_the_local_models_window() {
+    let local = Arc::new(LocalProvider::new(LocalConfig {
+        context_tokens: 1024,
+        ..LocalConfig::new(model_path())
+    }));
+    let db = TestDb::new().await.unwrap();
+    let (rt, tenant, agent) = greeter(&db, local.clone(), 12).await;
+    // 60 messages of ~100 tokens: six times the window.
+    let conversation = long_conversation(&db, tenant, &agent, 60).await;
+
+    let turn = brain_agents::TurnInput {
+        conversation_id: Some(conversation),
+        ..say("Say hello.")
+    };
+    let result = rt.chat(tenant, agent.id, turn).await.unwrap();
+    assert!(!result.reply.trim().is_empty());
+    let fit = result.prompt_fit.expect("the prompt was fitted");
+    assert_eq!(fit.window, 1024);
+    assert!(fit.history_dropped >= 30, "{fit:?}");
+    assert!(fit.prompt_tokens <= fit.budget, "{fit:?}");
+    let generation = local.last_generation().unwrap();
+    assert!(
+        generation.prompt_tokens + generation.completion_tokens <= 1024,
+        "{generation:?}"
+    );
+    // The reply records what was left out.
+    let stored = rt.list_messages(tenant, conversation).await.unwrap();
+    let reply = stored.last().unwrap();
+    assert_eq!(reply.content, result.reply);
+    let usage = reply.usage.as_ref().unwrap();
+    assert_eq!(
+        usage["prompt_fit"]["history_dropped"],
+        serde_json::json!(fit.history_dropped)
+    );
+
+    // A message that cannot fit on its own is refused before any forward pass.
+    let too_long = brain_agents::TurnInput {
+        conversation_id: Some(conversation),
+        ..say(&"Describe the campaign in detail. ".repeat(150))
+    };
+    let refused = rt.chat(tenant, agent.id, too_long).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            brain_runtime::RuntimeError::Agent(brain_agents::AgentError::Provider(
+                brain_agents::ProviderError::ContextTooLong { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        local.last_generation(),
+        Some(generation),
+        "no model call was made"
+    );
+    assert_eq!(
+        rt.list_messages(tenant, conversation).await.unwrap().len(),
+        stored.len(),
+        "nothing stored for the refused turn"
+    );
+}

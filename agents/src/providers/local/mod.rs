@@ -42,7 +42,18 @@ pub struct LocalConfig {
     pub seed: u64,
     /// Run Q5 tensors as Q8_0 from a cached copy (≈4× faster); off only to measure that.
     pub requantize: bool,
+    /// Tokens of prompt and reply together (`BRAIN_LOCAL_CONTEXT`), at most the model's own
+    /// context: turns fit their prompt into it, and a longer prompt is refused before it
+    /// costs a forward pass. It bounds the key/value cache and the attention work of one call.
+    pub context_tokens: usize,
 }
+
+/// The default [`LocalConfig::context_tokens`].
+pub const DEFAULT_CONTEXT_TOKENS: usize = 8192;
+
+/// Prompt tokens run per forward pass: attention scores of one pass grow with
+/// `chunk × context`, so a long prompt runs in slices.
+const PREFILL_CHUNK: usize = 512;
 
 impl LocalConfig {
     /// One thread, a fixed seed, re-quantised.
@@ -52,6 +63,7 @@ impl LocalConfig {
             threads: 1,
             seed: 299_792_458,
             requantize: true,
+            context_tokens: DEFAULT_CONTEXT_TOKENS,
         }
     }
 }
@@ -174,6 +186,8 @@ fn load(config: &LocalConfig) -> Result<Loaded, ProviderError> {
 /// One call, as the blocking worker receives it.
 struct Job {
     prompt: String,
+    /// The configured window; the model's own context caps it.
+    context_tokens: usize,
     temperature: f32,
     max_tokens: u32,
     seed: u64,
@@ -201,11 +215,22 @@ fn generate(
     if prompt_ids.is_empty() {
         return Err(ProviderError::Local("empty prompt".into()));
     }
+    let window = job.context_tokens.min(model.context_length());
+    if prompt_ids.len() >= window {
+        return Err(ProviderError::ContextTooLong {
+            needed: prompt_ids.len(),
+            budget: window.saturating_sub(1),
+        });
+    }
     let reused = cache.reuse(&prompt_ids);
     let started = Instant::now();
-    let mut logits = cache
-        .extend(model, &prompt_ids[reused..])
-        .map_err(local_err)?;
+    let mut logits = None;
+    for chunk in prompt_ids[reused..].chunks(PREFILL_CHUNK) {
+        logits = Some(cache.extend(model, chunk).map_err(local_err)?);
+    }
+    let Some(mut logits) = logits else {
+        return Err(ProviderError::Local("nothing to run".into()));
+    };
     let mut stats = GenerationStats {
         prompt_tokens: prompt_ids.len(),
         reused_tokens: reused,
@@ -240,7 +265,7 @@ fn generate(
             }
             shown = shown.max(end);
         }
-        if generated.len() == job.max_tokens as usize || cache.len() >= model.context_length() {
+        if generated.len() == job.max_tokens as usize || cache.len() >= window {
             break; // no logits needed after the last token
         }
         let step = Instant::now();
@@ -269,9 +294,14 @@ fn generate(
 
 #[async_trait::async_trait]
 impl LlmProvider for LocalProvider {
+    fn context_window(&self, _model: &str) -> Option<usize> {
+        Some(self.config.context_tokens)
+    }
+
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
         let job = Job {
             prompt: chatml_prompt(&request.messages, &request.tools),
+            context_tokens: self.config.context_tokens,
             temperature: request.temperature,
             max_tokens: request.max_tokens,
             seed: self.config.seed,
