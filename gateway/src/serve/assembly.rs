@@ -22,7 +22,7 @@ use brain_auth::throttle::{LoginThrottle, ThrottleSettings};
 use brain_auth::token::{KeySource, RemoteJwks, TokenIssuer, TokenSettings, TokenVerifier};
 
 use super::Service;
-use super::layers::{with_edge_limits, with_metrics_and_tracing};
+use super::layers::{with_edge_limits, with_metrics_and_tracing, with_portal_limits};
 use crate::config::Config;
 use crate::error;
 use crate::metrics::HttpMetrics;
@@ -77,7 +77,7 @@ pub async fn assemble(config: &Config, services: &[Service]) -> anyhow::Result<A
     };
     let portal = if services.contains(&Service::Portal) {
         let metrics = HttpMetrics::new("portal").context("registering metrics")?;
-        let router = brain_portal::router(portal_config(config));
+        let router = with_portal_limits(brain_portal::router(portal_config(config)), config);
         Some(with_metrics_and_tracing("portal", metrics, router))
     } else {
         None

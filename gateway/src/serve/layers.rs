@@ -51,7 +51,6 @@ pub(super) fn with_metrics_and_tracing(
 pub(super) fn with_edge_limits(router: Router, config: &Config) -> anyhow::Result<Router> {
     use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    use tower_http::set_header::SetResponseHeaderLayer;
     use tower_http::timeout::TimeoutLayer;
 
     let origin = HeaderValue::from_str(config.portal_origin.trim_end_matches('/'))
@@ -72,28 +71,88 @@ pub(super) fn with_edge_limits(router: Router, config: &Config) -> anyhow::Resul
         ])
         .allow_credentials(true)
         .max_age(Duration::from_secs(600));
-    let security_headers: [(HeaderName, &'static str); 4] = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-    ];
-    let mut router = router
+    let router = router
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_secs),
         ));
-    for (name, value) in security_headers {
+    Ok(with_security_headers(router, "no-referrer").layer(cors))
+}
+
+/// The edge protections of the portal: every request body bounded (uploads by
+/// `BRAIN_MAX_UPLOAD_BYTES`, the rest by `BRAIN_MAX_BODY_BYTES`, also for Leptos server
+/// functions, which read bodies themselves), the request timeout (408) and security headers.
+/// Pages set their own Content-Security-Policy, with the nonce of their inline scripts.
+pub(super) fn with_portal_limits(router: Router, config: &Config) -> Router {
+    use axum::http::StatusCode;
+    use tower_http::timeout::TimeoutLayer;
+
+    let limits = (config.max_body_bytes, config.max_upload_bytes);
+    let router = router
+        .layer(axum::middleware::from_fn(move |request, next| {
+            limit_body(limits, request, next)
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_secs),
+        ));
+    with_security_headers(router, "same-origin")
+}
+
+/// Refuses a body declared larger than its route's limit, and cuts off one that grows past it.
+async fn limit_body(
+    (body_limit, upload_limit): (usize, usize),
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let limit = if request.uri().path().ends_with("/upload") {
+        upload_limit
+    } else {
+        body_limit
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// `nosniff`, no framing, the referrer policy, and a deny-all Content-Security-Policy for
+/// responses that bring none of their own.
+fn with_security_headers(mut router: Router, referrer: &'static str) -> Router {
+    use axum::http::{HeaderName, HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+
+    let headers: [(HeaderName, &'static str); 4] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, referrer),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ];
+    for (name, value) in headers {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),
         ));
     }
-    Ok(router.layer(cors))
+    router
 }
 
 /// The W3C `traceparent` trace id when the caller sent one, else the request id, so log

@@ -59,6 +59,7 @@ async fn the_portal_works_in_a_real_browser() {
     .await;
     let portal = brain.portal.clone();
     let api = Api::new(&brain);
+    portal_edge_limits(&portal).await;
 
     // A tenant with an owner, a viewer, two agents and a task waiting for approval.
     let owner_email = format!("owner-{}@brain.test", uuid::Uuid::new_v4().simple());
@@ -419,4 +420,49 @@ async fn the_portal_works_in_a_real_browser() {
         }
     }
     drop(brain);
+}
+
+/// The portal's own edge: pages carry a Content-Security-Policy whose nonce is the one on
+/// their inline script, nothing may frame them, and a body over the limit is refused.
+async fn portal_edge_limits(portal: &str) {
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{portal}/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let (policy, framing) = (header("content-security-policy"), header("x-frame-options"));
+    assert_eq!(framing, "DENY");
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no script nonce in {policy:?}"))
+        .to_owned();
+    assert!(policy.contains("frame-ancestors 'none'") && !policy.contains("unsafe-inline"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the policy's nonce"
+    );
+    let again = http.get(format!("{portal}/login")).send().await.unwrap();
+    assert!(
+        !again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce),
+        "a nonce is used once"
+    );
+    // 2 MB to a route that takes small forms: refused before any handler reads it.
+    let big = http
+        .post(format!("{portal}/logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
 }
