@@ -47,8 +47,60 @@ impl ThrottleSettings {
 /// The longest an account-wide slow-down makes anyone wait between attempts.
 const MAX_DELAY_MS: u64 = 30_000;
 
-pub struct LoginThrottle {
+/// Fixed-window failure counters in Redis: a counter's window starts at its first failure
+/// and is not extended; a counter at its limit blocks until its window ends. Login
+/// throttling and webhook signature failures both count this way.
+#[derive(Clone)]
+pub struct FailureWindows {
     redis: ConnectionManager,
+    window_secs: u64,
+}
+
+impl FailureWindows {
+    pub fn new(redis: ConnectionManager, window_secs: u64) -> Self {
+        Self { redis, window_secs }
+    }
+
+    /// `Some(seconds)` until the first of `limits`' counters at its limit frees up.
+    pub async fn blocked(&self, limits: &[(&str, u32)]) -> Result<Option<u64>, redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        for (key, _) in limits {
+            pipe.get(key).ttl(key);
+        }
+        let counts: Vec<(Option<u32>, i64)> = pipe.query_async(&mut redis).await?;
+        Ok(limits
+            .iter()
+            .zip(counts)
+            .find(|((_, limit), (count, _))| count.unwrap_or(0) >= *limit)
+            .map(|(_, (_, ttl))| u64::try_from(ttl).unwrap_or(self.window_secs).max(1)))
+    }
+
+    /// Counts one failure against each of `keys`; returns the new counts.
+    pub async fn record(&self, keys: &[&str]) -> Result<Vec<u32>, redis::RedisError> {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        for key in keys {
+            // EXPIRE NX: the window starts at the first failure and is not extended.
+            pipe.incr(key, 1)
+                .cmd("EXPIRE")
+                .arg(key)
+                .arg(self.window_secs)
+                .arg("NX")
+                .ignore();
+        }
+        pipe.query_async(&mut redis).await
+    }
+
+    /// Forgets `keys`' counters.
+    pub async fn clear(&self, keys: &[&str]) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        redis::cmd("DEL").arg(keys).query_async(&mut redis).await
+    }
+}
+
+pub struct LoginThrottle {
+    windows: FailureWindows,
     settings: ThrottleSettings,
 }
 
@@ -75,7 +127,10 @@ fn ip_key(ip: &str) -> String {
 
 impl LoginThrottle {
     pub fn new(redis: ConnectionManager, settings: ThrottleSettings) -> Self {
-        Self { redis, settings }
+        Self {
+            windows: FailureWindows::new(redis, settings.window_secs),
+            settings,
+        }
     }
 
     /// `Some(seconds)` to wait when a counter is at its limit or the account is slowed.
@@ -85,24 +140,16 @@ impl LoginThrottle {
         email: &str,
         ip: &str,
     ) -> Result<Option<u64>, AuthError> {
-        let mut redis = self.redis.clone();
-        for (key, limit) in [
-            (account_ip_key(tenant, email, ip), self.settings.per_account),
-            (ip_key(ip), self.settings.per_ip),
-        ] {
-            let (count, ttl): (Option<u32>, i64) = redis::pipe()
-                .get(&key)
-                .ttl(&key)
-                .query_async(&mut redis)
-                .await?;
-            if count.unwrap_or(0) >= limit {
-                return Ok(Some(
-                    u64::try_from(ttl)
-                        .unwrap_or(self.settings.window_secs)
-                        .max(1),
-                ));
-            }
+        let account_ip = account_ip_key(tenant, email, ip);
+        let ip = ip_key(ip);
+        let limits = [
+            (account_ip.as_str(), self.settings.per_account),
+            (ip.as_str(), self.settings.per_ip),
+        ];
+        if let Some(wait) = self.windows.blocked(&limits).await? {
+            return Ok(Some(wait));
         }
+        let mut redis = self.windows.redis.clone();
         let slowed_ms: i64 = redis::cmd("PTTL")
             .arg(slowed_key(tenant, email))
             .query_async(&mut redis)
@@ -119,23 +166,16 @@ impl LoginThrottle {
         email: &str,
         ip: &str,
     ) -> Result<(), AuthError> {
-        let mut redis = self.redis.clone();
-        let mut pipe = redis::pipe();
-        for key in [
+        let keys = [
             account_key(tenant, email),
             account_ip_key(tenant, email, ip),
             ip_key(ip),
-        ] {
-            // EXPIRE NX: the window starts at the first failure and is not extended.
-            pipe.incr(&key, 1)
-                .cmd("EXPIRE")
-                .arg(&key)
-                .arg(self.settings.window_secs)
-                .arg("NX")
-                .ignore();
-        }
-        let (account_failures, _, _): (u32, u32, u32) = pipe.query_async(&mut redis).await?;
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let counts = self.windows.record(&keys).await?;
+        let account_failures = counts.first().copied().unwrap_or(0);
         if account_failures >= self.settings.slow_after() {
+            let mut redis = self.windows.redis.clone();
             let _: () = redis::cmd("SET")
                 .arg(slowed_key(tenant, email))
                 .arg(1)
@@ -154,13 +194,13 @@ impl LoginThrottle {
         email: &str,
         ip: &str,
     ) -> Result<(), AuthError> {
-        let mut redis = self.redis.clone();
-        let _: () = redis::cmd("DEL")
-            .arg(account_key(tenant, email))
-            .arg(account_ip_key(tenant, email, ip))
-            .arg(slowed_key(tenant, email))
-            .query_async(&mut redis)
-            .await?;
+        let keys = [
+            account_key(tenant, email),
+            account_ip_key(tenant, email, ip),
+            slowed_key(tenant, email),
+        ];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.windows.clear(&keys).await?;
         Ok(())
     }
 }

@@ -116,6 +116,11 @@ pub struct Config {
     pub login_failures_per_account: u32,
     pub login_failures_per_ip: u32,
     pub login_window_secs: u64,
+    /// Webhook deliveries failing their signature check allowed per source address / per
+    /// webhook in `hook_failure_window_secs`; more are answered 429 before any secret read.
+    pub hook_failures_per_address: u32,
+    pub hook_failures_per_webhook: u32,
+    pub hook_failure_window_secs: u64,
     /// An OpenAI-compatible endpoint for `openai:*` models (OpenAI, Azure, vLLM, Ollama, …);
     /// tenants may bring their own key in Vault.
     pub openai_base_url: String,
@@ -203,6 +208,9 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             login_window_secs: 15 * 60,
+            hook_failures_per_address: 20,
+            hook_failures_per_webhook: 100,
+            hook_failure_window_secs: 60,
             openai_base_url: "https://api.openai.com/v1".to_owned(),
             openai_api_key: None,
             secret_cache_secs: 30,
@@ -340,6 +348,10 @@ impl Config {
             ("BRAIN_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("BRAIN_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
             ("BRAIN_LOGIN_WINDOW_SECS", self.login_window_secs),
+            (
+                "BRAIN_HOOK_FAILURE_WINDOW_SECS",
+                self.hook_failure_window_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod hook_guard;
 pub mod knowledge;
 pub mod metrics;
 pub mod readiness;

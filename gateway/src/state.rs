@@ -29,6 +29,8 @@ pub struct AppState {
     pub tasks: Arc<brain_runtime::tasks::TaskService>,
     /// Inbound webhooks: endpoints, verified deliveries.
     pub webhooks: Arc<brain_tools::webhooks::WebhookService>,
+    /// Failed-delivery limits checked before a delivery costs a lookup or a secret read.
+    pub hook_guard: Arc<crate::hook_guard::HookGuard>,
     /// Run events of tasks (Redis streams), for live watchers on any gateway instance.
     pub events: brain_runtime::tasks::RunEvents,
     /// Open event streams per tenant on this instance, and how long each may last.

@@ -3,7 +3,10 @@
 //! `brain_auth::service`.)
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -239,10 +242,18 @@ async fn delete_webhook(
 async fn receive(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let id = uuid(&id, "webhook")?;
+    let address = state
+        .hook_guard
+        .address(peer.map(|Extension(ConnectInfo(p))| p.ip()), &headers);
+    let Ok(id) = uuid(&id, "webhook") else {
+        state.hook_guard.failed(None, address.as_deref()).await;
+        return Err(ApiError::not_found("webhook"));
+    };
+    state.hook_guard.admit(id, address.as_deref()).await?;
     let headers: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(name, value)| {
@@ -255,12 +266,20 @@ async fn receive(
     let received = state
         .webhooks
         .receive(id, &headers, &body, chrono::Utc::now())
-        .await
-        .map_err(|e| match e {
-            // Unknown and disabled endpoints look alike: nothing to probe for.
-            ToolError::WebhookNotFound => ApiError::not_found("webhook"),
-            other => tool_error(other),
-        })?;
+        .await;
+    let received = match received {
+        Ok(received) => received,
+        // Unknown and disabled endpoints look alike: nothing to probe for.
+        Err(ToolError::WebhookNotFound) => {
+            state.hook_guard.failed(None, address.as_deref()).await;
+            return Err(ApiError::not_found("webhook"));
+        }
+        Err(e @ ToolError::InvalidSignature(_)) => {
+            state.hook_guard.failed(Some(id), address.as_deref()).await;
+            return Err(tool_error(e));
+        }
+        Err(other) => return Err(tool_error(other)),
+    };
     let tenant = received.tenant;
     let mut runs = 0;
     for event in &received.events {

@@ -227,6 +227,15 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         db.clone(),
     )?);
     let trusted_proxies = config.trusted_proxies()?;
+    let hook_guard = Arc::new(crate::hook_guard::HookGuard::new(
+        redis.clone(),
+        crate::hook_guard::HookLimits {
+            per_address: config.hook_failures_per_address,
+            per_webhook: config.hook_failures_per_webhook,
+            window_secs: config.hook_failure_window_secs,
+        },
+        trusted_proxies.clone(),
+    ));
     let auth = auth_parts.map(|keys| AuthState {
         db: db.clone(),
         issuer: Arc::new(TokenIssuer::new(keys.clone(), tokens.clone())),
@@ -294,6 +303,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         knowledge,
         tasks,
         webhooks,
+        hook_guard,
         events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
         streams: crate::streams::StreamLimits::new(
             config.max_streams_per_tenant,

@@ -451,3 +451,121 @@ async fn an_event_stream_ends_after_its_lifetime_and_resumes_after_the_last_even
     let seen = sse_ids_and_names(&String::from_utf8_lossy(&body));
     assert_eq!(seen.len(), 4, "{seen:?}");
 }
+
+/// Deliveries failing their signature are counted per source address and per webhook; past
+/// the limit they are answered 429 before the endpoint lookup, the Vault read and the failure
+/// counter's UPDATE — while other addresses' genuine deliveries still get through.
+#[tokio::test]
+async fn failed_webhook_signatures_are_rate_limited_before_any_secret_read() {
+    use crate::tasks::{shopify_delivery, shopify_signature};
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+
+    let app = TestApp::with_config(|c| {
+        c.hook_failures_per_address = 5;
+        c.hook_failures_per_webhook = 12;
+    })
+    .await;
+    let owner = owner_token(&app, "Hooked Co").await;
+    let secret = "shpss_rate_limit_secret";
+    let created = post(
+        &app.gateway,
+        "/v1/integrations/webhooks",
+        Some(&owner),
+        json!({"connector": "shopify", "events": ["orders/create"], "secret": secret}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let hook = format!("/hooks/{}", created.body["id"].as_str().unwrap());
+    let order = |n: u64| json!({"id": n, "email": "ada@example.com", "total_price": "10.00"});
+    // Documentation addresses of this run only (the counters live in the shared Redis).
+    let run = uuid::Uuid::new_v4().as_u128() as u16;
+    let addr = |host: u16| format!("[2001:db8:{run:x}::{host:x}]:443");
+    let from = |peer: String, request: Request<Body>| {
+        let mut request = request;
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        crate::harness::send(&app.gateway, request)
+    };
+    let failed_count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT deliveries_failed FROM webhooks")
+            .fetch_one(&app.db.owner)
+            .await
+            .unwrap()
+    };
+
+    // One address forging: five 401s (each counted on the webhook), then 429s that cost
+    // nothing — the counter stays at five.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let forged = shopify_delivery(&hook, "AAAA", &format!("f-{n}"), &order(n));
+        let reply = from(addr(7), forged).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(reply.body["error"]["code"], "too_many_failed_deliveries");
+            assert!(reply.headers.contains_key("retry-after"));
+        }
+        statuses.push(reply.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+    assert_eq!(failed_count().await, 5);
+    // Even a genuine delivery from that address waits out the window.
+    let genuine = order(100);
+    let signature = shopify_signature(secret, genuine.to_string().as_bytes());
+    let blocked = from(
+        addr(7),
+        shopify_delivery(&hook, &signature, "g-0", &genuine),
+    )
+    .await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // The platform, from another address, still delivers.
+    let delivered = from(
+        addr(20),
+        shopify_delivery(&hook, &signature, "g-1", &genuine),
+    )
+    .await;
+    assert_eq!(delivered.status, StatusCode::OK, "{}", delivered.body);
+    assert_eq!(delivered.body["received"], 1);
+
+    // Probing unknown webhooks counts against the address too.
+    for n in 0..5 {
+        let probe = shopify_delivery(
+            &format!("/hooks/{}", uuid::Uuid::new_v4()),
+            "AAAA",
+            &format!("p-{n}"),
+            &order(300),
+        );
+        assert_eq!(from(addr(50), probe).await.status, StatusCode::NOT_FOUND);
+    }
+    let probe = shopify_delivery(&hook, &signature, "p-x", &genuine);
+    assert_eq!(
+        from(addr(50), probe).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Forgers spread over many addresses meet the webhook's own limit (12).
+    for n in 0..10u8 {
+        let forged = shopify_delivery(&hook, "AAAA", &format!("s-{n}"), &order(200));
+        from(addr(1000 + u16::from(n)), forged).await;
+    }
+    assert_eq!(failed_count().await, 12);
+    let spread = from(
+        addr(1099),
+        shopify_delivery(&hook, "AAAA", "s-x", &order(201)),
+    )
+    .await;
+    assert_eq!(spread.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(failed_count().await, 12);
+
+    // Nothing forged was stored; the service still answers.
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(&app.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(
+        get(&app.gateway, "/v1/integrations/webhooks", Some(&owner))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

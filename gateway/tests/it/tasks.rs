@@ -390,10 +390,30 @@ async fn a_parked_call_is_approved_through_the_api_by_an_admin_only() {
     let _ = s.model;
 }
 
-fn shopify_signature(secret: &str, body: &[u8]) -> String {
+pub(crate) fn shopify_signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A Shopify `orders/create` delivery of `body` to `hook`.
+pub(crate) fn shopify_delivery(
+    hook: &str,
+    signature: &str,
+    delivery_id: &str,
+    body: &Value,
+) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(hook)
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", "orders/create")
+        .header("x-shopify-hmac-sha256", signature)
+        .header("x-shopify-webhook-id", delivery_id)
+        .header("x-shopify-triggered-at", chrono::Utc::now().to_rfc3339())
+        .header("x-shopify-shop-domain", "demo.myshopify.com")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 async fn deliver(
@@ -403,18 +423,7 @@ async fn deliver(
     delivery_id: &str,
     body: &Value,
 ) -> Reply {
-    let bytes = body.to_string();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(hook)
-        .header("content-type", "application/json")
-        .header("x-shopify-topic", "orders/create")
-        .header("x-shopify-hmac-sha256", signature)
-        .header("x-shopify-webhook-id", delivery_id)
-        .header("x-shopify-triggered-at", chrono::Utc::now().to_rfc3339())
-        .header("x-shopify-shop-domain", "demo.myshopify.com")
-        .body(Body::from(bytes))
-        .unwrap();
+    let request = shopify_delivery(hook, signature, delivery_id, body);
     let response = app.gateway.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
