@@ -18,17 +18,7 @@ pub struct TrustedProxies(Arc<[IpNet]>);
 impl TrustedProxies {
     /// Comma-separated CIDR ranges or addresses.
     pub fn new(list: &str) -> Result<Self, String> {
-        let nets = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{s}` is not an IP range (CIDR) or address"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self(nets.into()))
+        crate::egress::parse_ranges(list).map(Self)
     }
 
     fn trusts(&self, addr: IpAddr) -> bool {

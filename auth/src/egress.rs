@@ -39,6 +39,19 @@ pub enum EgressError {
     Unresolved(String),
 }
 
+/// Comma-separated CIDR ranges or single addresses (deployment settings).
+pub fn parse_ranges(list: &str) -> Result<Arc<[IpNet]>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{s}` is not an IP range (CIDR) or address"))
+        })
+        .collect()
+}
+
 /// The rules; cheap to clone. `Default` is the production policy: public HTTPS only.
 #[derive(Clone, Default)]
 pub struct EgressPolicy {
@@ -66,18 +79,8 @@ impl EgressPolicy {
     /// A policy allowing the comma-separated CIDR ranges (`127.0.0.0/8,::1/128`; a bare
     /// address is one host) and, when `allow_http`, plain `http://` URLs.
     pub fn new(allow: &str, allow_http: bool) -> Result<Self, String> {
-        let allow = allow
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{s}` is not an IP range (CIDR) or address"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            allow: allow.into(),
+            allow: parse_ranges(allow)?,
             allow_http,
         })
     }
