@@ -33,6 +33,36 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// Instructions one rendering may execute (ample for argument templates).
 const TEMPLATE_FUEL: u64 = 50_000;
 
+/// The most one template may render to, as text or as the JSON of one expression's value:
+/// a loop over a large event field cannot hand a connector (or the workflow history)
+/// gigabytes.
+pub const MAX_RENDERED_BYTES: usize = 1 << 20;
+
+/// Collects rendered text, refusing to grow past [`MAX_RENDERED_BYTES`].
+#[derive(Default)]
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_BYTES {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_large() -> String {
+    format!(
+        "the template renders to more than {} KB",
+        MAX_RENDERED_BYTES / 1024
+    )
+}
+
 /// The context templates see: `{"event": .., "steps": [{"output": ..}, ..], "rule": {"id",
 /// "name"}}`, with one entry in `steps` per step already run, in order.
 pub fn context(rule: &Rule, event: &Value, outputs: &[Value]) -> Value {
@@ -143,16 +173,28 @@ fn eval_expression(expr: &str, ctx: &Value, scope: &minijinja::Value) -> Result<
         return Err(missing_variable(expr, ctx, &undeclared())
             .unwrap_or_else(|| format!("`{}` is undefined", expr.trim())));
     }
-    serde_json::to_value(&value).map_err(|e| format!("the value cannot become JSON: {e}"))
+    let value =
+        serde_json::to_value(&value).map_err(|e| format!("the value cannot become JSON: {e}"))?;
+    let mut size = Bounded::default();
+    serde_json::to_writer(&mut size, &value).map_err(|_| too_large())?;
+    Ok(value)
 }
 
 fn render_template(source: &str, ctx: &Value, scope: &minijinja::Value) -> Result<String, String> {
     let template = ENV
         .template_from_str(source)
         .map_err(|e| describe(&e, source))?;
-    template
-        .render(scope)
-        .map_err(|e| explain(&e, source, ctx, &template.undeclared_variables(false)))
+    let mut out = Bounded::default();
+    match template.render_captured_to(scope, &mut out) {
+        Ok(_) => String::from_utf8(out.0).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == ErrorKind::WriteFailure => Err(too_large()),
+        Err(e) => Err(explain(
+            &e,
+            source,
+            ctx,
+            &template.undeclared_variables(false),
+        )),
+    }
 }
 
 fn template_error(path: &str, message: String) -> RuleError {
@@ -446,6 +488,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn rendered_output_is_bounded() {
+        let big = "x".repeat(64 * 1024);
+        let ctx = json!({"event": {"big": big}, "steps": [], "rule": {}});
+        // 32 × 64 KB of text: over the limit, refused with a reason.
+        let err =
+            render_text("{% for i in range(32) %}{{ event.big }}{% endfor %}", &ctx).unwrap_err();
+        assert!(err.to_string().contains("more than 1024 KB"), "{err}");
+        // 8 × 64 KB is fine.
+        let ok = render_text("{% for i in range(8) %}{{ event.big }}{% endfor %}", &ctx).unwrap();
+        assert_eq!(ok.len(), 8 * 64 * 1024);
+        // One expression's value is measured as JSON.
+        let args = json!({"list": "{{ [event.big] * 20 }}"});
+        let err = render_args(&args, &ctx).unwrap_err();
+        assert!(err.to_string().contains("args.list"), "{err}");
+        assert!(err.to_string().contains("more than 1024 KB"), "{err}");
     }
 
     #[test]
