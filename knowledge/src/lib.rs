@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod embed;
 mod error;
 pub mod extract;
+mod fair;
 mod model;
 pub mod normalize;
 mod service;

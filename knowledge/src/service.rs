@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use brain_auth::TenantId;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
 
 use crate::chunk::{ChunkDraft, Chunker};
 use crate::embed::{Embedder, EmbedderRegistry};
@@ -31,6 +30,9 @@ pub struct KnowledgeConfig {
     pub embed_batch: usize,
     /// Documents ingested at once; embedding is CPU-bound, so more rarely helps.
     pub ingest_concurrency: usize,
+    /// Of those, at most this many of one tenant; free turns go to the waiting tenant
+    /// served least recently.
+    pub ingest_per_tenant: usize,
     /// The most hits one search returns.
     pub max_k: usize,
     /// A document that splits into more chunks fails (embedding cost grows with them).
@@ -51,6 +53,7 @@ impl Default for KnowledgeConfig {
             extract: ExtractLimits::default(),
             embed_batch: 32,
             ingest_concurrency: 1,
+            ingest_per_tenant: 1,
             max_k: 100,
             max_chunks_per_document: 20_000,
             max_ingest_attempts: 3,
@@ -89,7 +92,7 @@ struct Inner {
     store: Store,
     embedders: EmbedderRegistry,
     config: KnowledgeConfig,
-    jobs: Semaphore,
+    jobs: Arc<crate::fair::FairQueue>,
     /// Documents this process is ingesting or about to, so its own recovery sweep leaves
     /// them alone.
     active: std::sync::Mutex<HashSet<DocumentId>>,
@@ -113,13 +116,13 @@ const RRF_K: f64 = 60.0;
 impl KnowledgeService {
     /// `pool` connects as the RLS-bound application role.
     pub fn new(pool: PgPool, embedders: EmbedderRegistry, config: KnowledgeConfig) -> Self {
-        let permits = config.ingest_concurrency.max(1);
+        let jobs = crate::fair::FairQueue::new(config.ingest_concurrency, config.ingest_per_tenant);
         Self {
             inner: Arc::new(Inner {
                 store: Store::new(pool),
                 embedders,
                 config,
-                jobs: Semaphore::new(permits),
+                jobs,
                 active: std::sync::Mutex::new(HashSet::new()),
                 metrics: std::sync::OnceLock::new(),
             }),
@@ -574,9 +577,23 @@ impl KnowledgeService {
         bytes: Vec<u8>,
         progress: &ProgressFn,
     ) {
-        let Ok(_permit) = self.inner.jobs.acquire().await else {
-            self.unmark_active(id);
-            return;
+        let (_turn, bytes) = match self.inner.jobs.try_acquire(tenant) {
+            Some(turn) => (turn, bytes),
+            None => {
+                // A waiting document holds no file in memory: its kept bytes are read back
+                // when its turn comes (unless it was deleted meanwhile).
+                drop(bytes);
+                let (all, mine) = self.inner.jobs.running(tenant);
+                tracing::debug!(document = %id, %tenant, running = all, running_for_tenant = mine, "document waits for an ingestion turn");
+                let turn = self.inner.jobs.acquire(tenant).await;
+                match self.inner.store.pending_source(tenant, id).await {
+                    Ok(Some((_, bytes))) => (turn, bytes),
+                    Ok(None) | Err(_) => {
+                        self.unmark_active(id);
+                        return;
+                    }
+                }
+            }
         };
         let result = self
             .ingest_steps(tenant, collection, id, kind, bytes, progress)
