@@ -1,6 +1,6 @@
 //! Limits on long-lived event streams (`GET /v1/tasks/{id}/events`): each tenant holds at
 //! most `per_tenant` open streams on an instance — one more is refused with 429 before it
-//! costs a Redis connection — and a stream ends after `max_age`, when the client reconnects
+//! costs a database read or a place at the instance's shared Redis reader — and a stream ends after `max_age`, when the client reconnects
 //! and resumes from `Last-Event-ID`.
 
 use std::collections::HashMap;

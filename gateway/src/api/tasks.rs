@@ -11,7 +11,9 @@ use brain_agents::AgentError;
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
 use brain_runtime::rules::RuleError;
-use brain_runtime::tasks::{Approver, NewTask, RunEvent, TaskError, TaskFilter, TaskStatus};
+use brain_runtime::tasks::{
+    Approver, NewTask, ReadError, RunEvent, TaskError, TaskFilter, TaskStatus,
+};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -243,6 +245,7 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
 /// through Redis). A crew run's stream carries its members' steps too (each event names its
 /// `task_id`), and a member task's end as `child_done`.
 ///
+/// All streams of an instance share one Redis reader (see `brain_runtime::tasks::events`).
 /// Each run event carries its stream id; a client reconnecting with `Last-Event-ID` gets the
 /// snapshot and then only later events. A tenant has at most `BRAIN_MAX_STREAMS_PER_TENANT`
 /// open streams per instance (429 `too_many_streams` beyond), and a stream ends after
@@ -323,6 +326,8 @@ async fn events(
                             .filter(|s| s.is_final());
                         Some((Vec::new(), (reader, Vec::new(), status, false, slot)))
                     }
+                    // Fell behind: end here; the client resumes after the last id it saw.
+                    Err(ReadError::Lagged) => None,
                     Err(e) => {
                         tracing::warn!(error = %e, "task event stream failed");
                         let error = json!({"code": "events_unavailable", "message": "the event stream failed; reload the task"});

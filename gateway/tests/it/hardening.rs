@@ -360,6 +360,20 @@ async fn five_hundred_event_streams_of_one_tenant_meet_its_cap_and_others_keep_s
         .partition(|r| r.status() == StatusCode::OK);
     assert_eq!(open.len(), 20);
     assert_eq!(refused.len(), 480);
+    // The open streams share the instance's one Redis reader connection.
+    let redis = redis::Client::open(std::env::var("REDIS_URL").unwrap()).unwrap();
+    let mut redis = redis.get_multiplexed_async_connection().await.unwrap();
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let reader = format!("name={}", app.app.state.events.reader_name());
+    let readers = clients
+        .lines()
+        .filter(|line| line.split(' ').any(|field| field == reader))
+        .count();
+    assert_eq!(readers, 1, "{clients}");
     for reply in refused {
         assert_eq!(reply.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(reply.headers().contains_key("retry-after"));

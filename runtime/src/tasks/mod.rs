@@ -16,7 +16,7 @@ mod workflows;
 pub use activities::{TaskActivities, TaskDeps};
 pub use callback::signature as callback_signature;
 pub use error::TaskError;
-pub use events::{RunEvent, RunEvents};
+pub use events::{ReadError, RunEvent, RunEventReader, RunEvents};
 pub use metrics::TaskMetrics;
 pub use model::{StepTimeouts, StepView, TaskKind, TaskStatus, TaskView};
 pub use service::{Approver, EventDelivery, NewCrewRun, NewTask, StartedTask, TaskService};

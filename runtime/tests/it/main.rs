@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod delegation;
+mod events;
 mod harness;
 mod lifecycle;
 mod local_model;
