@@ -2,10 +2,10 @@
 //! with lopdf, plain text and Markdown as one page cut into bounded sections. Every bad
 //! input ends in a specific [`ExtractError`], never a panic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use lopdf::{Document, Encoding, LoadOptions, Object, ObjectId};
+use lopdf::{Dictionary, Document, Encoding, LoadOptions, Object, ObjectId};
 
 use crate::error::ExtractError;
 use crate::model::MediaKind;
@@ -16,7 +16,7 @@ use crate::normalize::normalize;
 pub struct ExtractLimits {
     /// The most bytes any PDF stream (and any page's content) may decompress to.
     pub max_decoded_stream_bytes: usize,
-    /// The most bytes all page contents of one PDF may decompress to together.
+    /// The most bytes all page contents and font maps of one PDF may decompress to together.
     pub max_decoded_document_bytes: usize,
     pub max_pages: usize,
     /// The most normalised text one document may yield (what chunking and embedding cost
@@ -180,9 +180,10 @@ fn extract_pdf_inner(bytes: &[u8], limits: &ExtractLimits) -> Result<Extracted, 
     // What the pages decoded to and yielded so far, against the per-document limits.
     let mut decoded = 0usize;
     let mut text_bytes = 0usize;
+    let mut fonts = Fonts::new(&doc);
     for (&number, &page_id) in &pages {
         let budget = limits.max_decoded_document_bytes.saturating_sub(decoded);
-        match page_text(&doc, page_id, limit, budget) {
+        match page_text(&doc, &mut fonts, page_id, limit, budget) {
             Ok((raw, page_decoded)) => {
                 decoded += page_decoded;
                 let text = normalize(&raw);
@@ -273,23 +274,85 @@ impl From<lopdf::Error> for PageError {
     }
 }
 
-/// The page's text and how many bytes its content decoded to; refused once the decoded
-/// content exceeds `budget`.
-fn page_text(
-    doc: &Document,
+/// Font encodings of a document, read once per font however many pages use it. A font's
+/// ToUnicode map is the one stream its encoding decodes; what it decodes to counts against the
+/// document's budget like page content.
+struct Fonts<'a> {
+    doc: &'a Document,
+    /// By the font dictionary's address in `doc`: fonts shared by pages are one object.
+    encodings: HashMap<*const Dictionary, Option<Encoding<'a>>>,
+}
+
+impl<'a> Fonts<'a> {
+    fn new(doc: &'a Document) -> Self {
+        Self {
+            doc,
+            encodings: HashMap::new(),
+        }
+    }
+
+    /// Reads `font`'s encoding unless read already; returns the bytes decoded for it.
+    fn load(
+        &mut self,
+        font: &'a Dictionary,
+        limit: usize,
+        budget: usize,
+    ) -> Result<usize, PageError> {
+        let key = std::ptr::from_ref(font);
+        if self.encodings.contains_key(&key) {
+            return Ok(0);
+        }
+        let mut decoded = 0;
+        if let Ok(map) = font
+            .get_deref(b"ToUnicode", self.doc)
+            .and_then(Object::as_stream)
+        {
+            decoded = match map.get_plain_content_with_limit(limit.min(budget).max(1)) {
+                Ok(content) => content.len(),
+                Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                    ..
+                })) if budget < limit => return Err(PageError::OverBudget),
+                Err(
+                    e @ lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                        ..
+                    }),
+                ) => return Err(e.into()),
+                // Unreadable: lopdf falls back to the standard encoding.
+                Err(_) => 0,
+            };
+            if decoded > budget {
+                return Err(PageError::OverBudget);
+            }
+        }
+        let encoding = font.get_font_encoding_with_limit(self.doc, limit).ok();
+        self.encodings.insert(key, encoding);
+        Ok(decoded)
+    }
+
+    fn get(&self, font: &Dictionary) -> Option<&Encoding<'a>> {
+        self.encodings.get(&std::ptr::from_ref(font))?.as_ref()
+    }
+}
+
+/// The page's text and how many bytes its content and fonts not read before decoded to;
+/// refused once that exceeds `budget`.
+fn page_text<'a>(
+    doc: &'a Document,
+    fonts: &mut Fonts<'a>,
     page_id: ObjectId,
     limit: usize,
     budget: usize,
 ) -> Result<(String, usize), PageError> {
-    let encodings: BTreeMap<Vec<u8>, Encoding<'_>> = doc
-        .get_page_fonts(page_id)?
-        .into_iter()
-        .filter_map(|(name, font)| {
-            font.get_font_encoding_with_limit(doc, limit)
-                .ok()
-                .map(|encoding| (name, encoding))
-        })
+    let page_fonts = doc.get_page_fonts(page_id)?;
+    let mut decoded = 0;
+    for font in page_fonts.values() {
+        decoded += fonts.load(font, limit, budget - decoded)?;
+    }
+    let encodings: BTreeMap<&[u8], &Encoding<'_>> = page_fonts
+        .iter()
+        .filter_map(|(name, font)| Some((name.as_slice(), fonts.get(font)?)))
         .collect();
+    let budget = budget - decoded;
     let data = match doc.get_page_content_with_limit(page_id, limit.min(budget).max(1)) {
         Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }))
             if budget < limit =>
@@ -310,7 +373,8 @@ fn page_text(
             "Tf" => {
                 encoding = operand(0)
                     .and_then(|o| o.as_name().ok())
-                    .and_then(|name| encodings.get(name));
+                    .and_then(|name| encodings.get(name))
+                    .copied();
             }
             "Tj" => show(&mut out, encoding, operand(0)),
             "'" => {
@@ -352,7 +416,7 @@ fn page_text(
             _ => {}
         }
     }
-    Ok((out, data.len()))
+    Ok((out, decoded + data.len()))
 }
 
 fn show(out: &mut String, encoding: Option<&Encoding<'_>>, operand: Option<&Object>) {

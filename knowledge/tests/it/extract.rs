@@ -187,6 +187,38 @@ fn peak_rss() -> usize {
 }
 
 #[test]
+fn fonts_are_read_once_per_document_and_their_maps_count_against_its_limit() {
+    let limits = ExtractLimits {
+        max_decoded_stream_bytes: 2 * 1024 * 1024,
+        max_decoded_document_bytes: 16 * 1024 * 1024,
+        ..ExtractLimits::default()
+    };
+    // 40 fonts on each of 300 pages sharing one ToUnicode map of 1 MB: 12 GB of decoding if
+    // each page read its fonts afresh, 40 MB read once — past the 16 MB document limit.
+    let bytes = pdf::shared_font_maps(300, 40, 1024 * 1024);
+    assert!(bytes.len() < 256 * 1024, "{} bytes", bytes.len());
+    assert_eq!(
+        extract_pdf(&bytes, &limits),
+        Err(ExtractError::DocumentBomb {
+            limit: 16 * 1024 * 1024
+        })
+    );
+    let peak = peak_rss();
+    assert!(peak < 300 * 1024 * 1024, "peak RSS {} MB", peak >> 20);
+
+    // Ten such fonts are read once for all 300 pages: 10 MB, within the limit (read per page
+    // they would cost 3 GB and be refused).
+    let doc = extract_pdf(&pdf::shared_font_maps(300, 10, 1024 * 1024), &limits).unwrap();
+    assert_eq!(doc.page_count, 300);
+    assert_eq!(doc.sections.len(), 300);
+    assert!(
+        doc.sections.iter().all(|s| s.text == "Hello"),
+        "{:?}",
+        doc.sections[0]
+    );
+}
+
+#[test]
 fn pages_sharing_one_stream_cannot_add_up_past_the_document_limit() {
     // 2,000 pages showing one 1 MB stream: 2 GB of page content (and ~2 GB of text) if
     // every page were read whole; the file itself is ~150 KB.

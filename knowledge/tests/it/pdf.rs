@@ -47,8 +47,8 @@ pub fn encrypted() -> Vec<u8> {
     save(&mut doc)
 }
 
-/// One page whose content stream is `inflated_bytes` of spaces, deflated to a few KB.
-pub fn bomb(inflated_bytes: usize) -> Vec<u8> {
+/// A FlateDecode stream of `inflated_bytes` of spaces: a few KB deflated.
+fn deflated_spaces(inflated_bytes: usize) -> Stream {
     use std::io::Write;
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     let block = vec![b' '; 1 << 16];
@@ -59,10 +59,56 @@ pub fn bomb(inflated_bytes: usize) -> Vec<u8> {
         left -= n;
     }
     let compressed = encoder.finish().unwrap();
+    Stream::new(dictionary! { "Filter" => "FlateDecode" }, compressed).with_compression(false)
+}
+
+/// One page whose content stream is `inflated_bytes` of spaces, deflated to a few KB.
+pub fn bomb(inflated_bytes: usize) -> Vec<u8> {
     let mut doc = document(Vec::new(), false);
-    let stream =
-        Stream::new(dictionary! { "Filter" => "FlateDecode" }, compressed).with_compression(false);
-    add_page(&mut doc, stream);
+    add_page(&mut doc, deflated_spaces(inflated_bytes));
+    save(&mut doc)
+}
+
+/// `pages` pages saying "Hello" whose resources also name `fonts` fonts sharing one
+/// ToUnicode map that inflates to `inflated_bytes`: a few KB on disk, `pages × fonts ×
+/// inflated_bytes` decoded if every page read its fonts afresh.
+pub fn shared_font_maps(pages: usize, fonts: usize, inflated_bytes: usize) -> Vec<u8> {
+    let mut doc = document(vec![text_content("Hello"); pages], false);
+    let map = doc.add_object(deflated_spaces(inflated_bytes));
+    let font_ids: Vec<_> = (0..fonts)
+        .map(|_| {
+            doc.add_object(dictionary! {
+                "Type" => "Font",
+                "Subtype" => "Type1",
+                "BaseFont" => "Helvetica",
+                "ToUnicode" => map,
+            })
+        })
+        .collect();
+    let pages_id = doc
+        .catalog()
+        .unwrap()
+        .get(b"Pages")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let resources = doc
+        .get_dictionary(pages_id)
+        .unwrap()
+        .get(b"Resources")
+        .unwrap()
+        .as_reference()
+        .unwrap();
+    let font_dict = doc
+        .get_dictionary_mut(resources)
+        .unwrap()
+        .get_mut(b"Font")
+        .unwrap()
+        .as_dict_mut()
+        .unwrap();
+    for (i, id) in font_ids.into_iter().enumerate() {
+        font_dict.set(format!("B{i}"), id);
+    }
     save(&mut doc)
 }
 
