@@ -18,7 +18,7 @@ async fn run_events() -> (RunEvents, redis::aio::ConnectionManager) {
 }
 
 fn status(task_id: Uuid, n: usize) -> RunEvent {
-    let status = if n % 2 == 0 {
+    let status = if n.is_multiple_of(2) {
         TaskStatus::Running
     } else {
         TaskStatus::Queued
