@@ -153,6 +153,10 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Open task event streams (SSE) per tenant and instance; one more answers 429.
     pub max_streams_per_tenant: usize,
+    /// Documents this instance ingests at once, and of those at most how many of one tenant;
+    /// a freed turn goes to the waiting tenant served least recently.
+    pub ingest_concurrency: usize,
+    pub ingest_per_tenant: usize,
     /// How long one event stream stays open before the client reconnects (resuming from
     /// `Last-Event-ID`).
     pub stream_max_secs: u64,
@@ -225,6 +229,8 @@ impl Default for Config {
             portal_site_root: None,
             request_timeout_secs: 60,
             max_streams_per_tenant: 50,
+            ingest_concurrency: 1,
+            ingest_per_tenant: 1,
             stream_max_secs: 30 * 60,
             portal_origin: "http://127.0.0.1:3003".to_owned(),
             public_auth_url: "http://127.0.0.1:8009".to_owned(),
@@ -365,10 +371,13 @@ impl Config {
             || self.request_timeout_secs == 0
             || self.max_streams_per_tenant == 0
             || self.stream_max_secs == 0
+            || self.ingest_concurrency == 0
+            || self.ingest_per_tenant == 0
         {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_MAX_BODY_BYTES/BRAIN_MAX_UPLOAD_BYTES/BRAIN_REQUEST_TIMEOUT_SECS/\
-                          BRAIN_MAX_STREAMS_PER_TENANT/BRAIN_STREAM_MAX_SECS",
+                          BRAIN_MAX_STREAMS_PER_TENANT/BRAIN_STREAM_MAX_SECS/\
+                          BRAIN_INGEST_CONCURRENCY/BRAIN_INGEST_PER_TENANT",
                 reason: "must be at least 1".to_owned(),
             });
         }

@@ -110,6 +110,8 @@ fn check_model_dir(dir: &Path) -> anyhow::Result<()> {
 pub fn service_config(config: &Config) -> KnowledgeConfig {
     KnowledgeConfig {
         max_upload_bytes: u64::try_from(config.max_upload_bytes).unwrap_or(u64::MAX),
+        ingest_concurrency: config.ingest_concurrency,
+        ingest_per_tenant: config.ingest_per_tenant,
         ..KnowledgeConfig::default()
     }
 }

@@ -613,3 +613,66 @@ async fn an_upload_whose_ingestion_stalled_is_resumed_from_its_kept_bytes() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// One ingestion turn, one per tenant: a tenant with three documents waiting does not hold
+/// up another tenant's one — it is served as soon as the running document ends.
+#[tokio::test]
+async fn a_busy_tenant_does_not_hold_up_another_tenants_document() {
+    let db = TestDb::new().await.unwrap();
+    let mut config = config();
+    config.ingest_concurrency = 1;
+    config.ingest_per_tenant = 1;
+    let service = fixtures::service(&db, config);
+    let (busy, other) = (tenant(&db, "busy").await, tenant(&db, "other").await);
+    let (busy_docs, other_docs) = (
+        collection(&service, busy).await,
+        collection(&service, other).await,
+    );
+    // Long enough (~60 chunks) that the first document is still running while the rest queue.
+    let text = |n: usize| {
+        (0..240)
+            .map(|i| format!("Manual {n}, note {i}: keep the tone friendly and the claims exact."))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut queued = Vec::new();
+    for n in 0..3 {
+        let upload = service
+            .upload(
+                busy,
+                busy_docs,
+                &format!("manual-{n}.txt"),
+                "text/plain",
+                text(n).into_bytes(),
+            )
+            .await
+            .unwrap();
+        queued.push(upload.document_id);
+    }
+    let late = service
+        .upload(
+            other,
+            other_docs,
+            "brief.txt",
+            "text/plain",
+            text(9).into_bytes(),
+        )
+        .await
+        .unwrap();
+
+    let late = settled(&service, other, late.document_id).await;
+    assert_eq!(late.status, DocumentStatus::Ready, "{:?}", late.error);
+    let mut busy_ready = Vec::new();
+    for id in queued {
+        let doc = settled(&service, busy, id).await;
+        assert_eq!(doc.status, DocumentStatus::Ready, "{:?}", doc.error);
+        busy_ready.push(doc.updated_at);
+    }
+    busy_ready.sort();
+    // Served second: after the busy tenant's running document, before its two waiting ones.
+    assert!(
+        busy_ready[0] < late.updated_at && late.updated_at < busy_ready[1],
+        "busy tenant's documents ready at {busy_ready:?}, the other's at {}",
+        late.updated_at
+    );
+}
