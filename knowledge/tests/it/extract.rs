@@ -186,25 +186,36 @@ fn peak_rss() -> usize {
     kib * 1024
 }
 
-#[test]
-fn fonts_are_read_once_per_document_and_their_maps_count_against_its_limit() {
-    let limits = ExtractLimits {
+/// 2 MB per stream, 16 MB per document.
+fn bomb_limits() -> ExtractLimits {
+    ExtractLimits {
         max_decoded_stream_bytes: 2 * 1024 * 1024,
         max_decoded_document_bytes: 16 * 1024 * 1024,
         ..ExtractLimits::default()
-    };
-    // 40 fonts on each of 300 pages sharing one ToUnicode map of 1 MB: 12 GB of decoding if
-    // each page read its fonts afresh, 40 MB read once — past the 16 MB document limit.
-    let bytes = pdf::shared_font_maps(300, 40, 1024 * 1024);
-    assert!(bytes.len() < 256 * 1024, "{} bytes", bytes.len());
+    }
+}
+
+/// `bytes` are refused for decoding past the document limit, and reading them kept this
+/// process's memory bounded.
+fn assert_refused_as_document_bomb(bytes: &[u8], limits: &ExtractLimits) {
     assert_eq!(
-        extract_pdf(&bytes, &limits),
+        extract_pdf(bytes, limits),
         Err(ExtractError::DocumentBomb {
-            limit: 16 * 1024 * 1024
+            limit: limits.max_decoded_document_bytes
         })
     );
     let peak = peak_rss();
     assert!(peak < 300 * 1024 * 1024, "peak RSS {} MB", peak >> 20);
+}
+
+#[test]
+fn fonts_are_read_once_per_document_and_their_maps_count_against_its_limit() {
+    let limits = bomb_limits();
+    // 40 fonts on each of 300 pages sharing one ToUnicode map of 1 MB: 12 GB of decoding if
+    // each page read its fonts afresh, 40 MB read once — past the 16 MB document limit.
+    let bytes = pdf::shared_font_maps(300, 40, 1024 * 1024);
+    assert!(bytes.len() < 256 * 1024, "{} bytes", bytes.len());
+    assert_refused_as_document_bomb(&bytes, &limits);
 
     // Ten such fonts are read once for all 300 pages: 10 MB, within the limit (read per page
     // they would cost 3 GB and be refused).
@@ -224,19 +235,8 @@ fn pages_sharing_one_stream_cannot_add_up_past_the_document_limit() {
     // every page were read whole; the file itself is ~150 KB.
     let bytes = pdf::shared_stream(2000, 1024 * 1024);
     assert!(bytes.len() < 256 * 1024, "{} bytes", bytes.len());
-    let limits = ExtractLimits {
-        max_decoded_stream_bytes: 2 * 1024 * 1024,
-        max_decoded_document_bytes: 16 * 1024 * 1024,
-        ..ExtractLimits::default()
-    };
-    assert_eq!(
-        extract_pdf(&bytes, &limits),
-        Err(ExtractError::DocumentBomb {
-            limit: 16 * 1024 * 1024
-        })
-    );
-    let peak = peak_rss();
-    assert!(peak < 300 * 1024 * 1024, "peak RSS {} MB", peak >> 20);
+    let limits = bomb_limits();
+    assert_refused_as_document_bomb(&bytes, &limits);
 
     // Under the decoded limit, the text limit still holds.
     let limits = ExtractLimits {

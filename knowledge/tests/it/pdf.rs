@@ -85,13 +85,7 @@ pub fn shared_font_maps(pages: usize, fonts: usize, inflated_bytes: usize) -> Ve
             })
         })
         .collect();
-    let pages_id = doc
-        .catalog()
-        .unwrap()
-        .get(b"Pages")
-        .unwrap()
-        .as_reference()
-        .unwrap();
+    let pages_id = pages_id(&doc);
     let resources = doc
         .get_dictionary(pages_id)
         .unwrap()
@@ -132,13 +126,7 @@ pub fn shared_stream(pages: usize, inflated_bytes: usize) -> Vec<u8> {
     let content_id = doc.add_object(
         Stream::new(dictionary! { "Filter" => "FlateDecode" }, compressed).with_compression(false),
     );
-    let pages_id = doc
-        .catalog()
-        .unwrap()
-        .get(b"Pages")
-        .unwrap()
-        .as_reference()
-        .unwrap();
+    let pages_id = pages_id(&doc);
     let kids: Vec<Object> = (0..pages)
         .map(|_| {
             doc.add_object(dictionary! {
@@ -212,13 +200,7 @@ fn document(contents: Vec<Vec<u8>>, compress: bool) -> Document {
 }
 
 fn add_page(doc: &mut Document, content: Stream) {
-    let pages_id = doc
-        .catalog()
-        .unwrap()
-        .get(b"Pages")
-        .unwrap()
-        .as_reference()
-        .unwrap();
+    let pages_id = pages_id(&doc);
     let content_id = doc.add_object(content);
     let page_id = doc.add_object(dictionary! {
         "Type" => "Page",
@@ -231,6 +213,16 @@ fn add_page(doc: &mut Document, content: Stream) {
     let count = i64::try_from(kids.len()).unwrap();
     pages.set("Kids", kids);
     pages.set("Count", count);
+}
+
+/// The page tree's root.
+fn pages_id(doc: &Document) -> lopdf::ObjectId {
+    doc.catalog()
+        .unwrap()
+        .get(b"Pages")
+        .unwrap()
+        .as_reference()
+        .unwrap()
 }
 
 fn save(doc: &mut Document) -> Vec<u8> {
