@@ -8,15 +8,16 @@ pub mod embed;
 mod error;
 pub mod extract;
 mod fair;
+mod ingest;
 mod model;
 pub mod normalize;
+mod search;
 mod service;
 pub mod store;
 
 pub use embed::{Embedder, EmbedderRegistry, LocalEmbedder, OpenAiEmbedder, OpenAiEmbedderConfig};
 pub use error::{EmbedError, ExtractError, KnowledgeError};
+pub use ingest::{IngestProgress, IngestReport, ProgressFn};
 pub use model::*;
-pub use service::{
-    IngestProgress, IngestReport, KnowledgeConfig, KnowledgeService, ProgressFn, Retriever,
-    reciprocal_rank_fusion, render_reference_material,
-};
+pub use search::{Retriever, reciprocal_rank_fusion};
+pub use service::{KnowledgeConfig, KnowledgeService};

@@ -200,7 +200,7 @@ fn document(contents: Vec<Vec<u8>>, compress: bool) -> Document {
 }
 
 fn add_page(doc: &mut Document, content: Stream) {
-    let pages_id = pages_id(&doc);
+    let pages_id = pages_id(doc);
     let content_id = doc.add_object(content);
     let page_id = doc.add_object(dictionary! {
         "Type" => "Page",
