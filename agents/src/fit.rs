@@ -164,9 +164,12 @@ mod tests {
 
     fn passage(text: &str) -> Passage {
         Passage {
-            document_id: uuid::Uuid::nil(),
-            title: "Manual".into(),
-            page: 1,
+            citation: crate::knowledge::Citation {
+                document_id: brain_knowledge::DocumentId(uuid::Uuid::nil()),
+                title: "Manual".into(),
+                page: 1,
+                snippet: String::new(),
+            },
             text: text.into(),
             score: 1.0,
         }

@@ -52,8 +52,8 @@ pub fn system_prompt(agent: &AgentSpec, tools: &[ToolDefinition], passages: &[Pa
             p.push_str(&format!(
                 "[{n}] {title}, p. {page}:\n{text}\n",
                 n = i + 1,
-                title = passage.title,
-                page = passage.page,
+                title = passage.citation.title,
+                page = passage.citation.page,
             ));
         }
         p.push_str(KNOWLEDGE_CLOSE);

@@ -208,15 +208,16 @@ pub async fn run_turn(
     };
 
     let passages: Vec<Passage> = match retriever {
-        Some(r) if !agent.knowledge_collections.is_empty() && limits.knowledge_passages > 0 => r
-            .retrieve(
+        Some(r) if !agent.knowledge_collections.is_empty() && limits.knowledge_passages > 0 => {
+            crate::knowledge::retrieve(
+                r,
                 tenant,
                 &agent.knowledge_collections,
                 &input.message,
                 limits.knowledge_passages,
             )
-            .await
-            .map_err(|e| AgentError::Retrieval(e.0))?,
+            .await?
+        }
         _ => Vec::new(),
     };
 
@@ -353,7 +354,10 @@ pub async fn run_turn(
     }
 
     // Only what the model was shown is cited.
-    let citations: Vec<Citation> = passages[..kept.0].iter().map(Citation::from).collect();
+    let citations: Vec<Citation> = passages[..kept.0]
+        .iter()
+        .map(|p| p.citation.clone())
+        .collect();
     let prompt_fit = prompt_fit.filter(PromptFit::trimmed);
     if let Some(fit) = &prompt_fit {
         tracing::info!(

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use brain_agents::ProviderRegistry;
-use brain_agents::knowledge::{KnowledgeRetriever, Retriever};
+use brain_agents::knowledge::Retriever;
 use brain_agents::providers::local::LocalConfig;
 use brain_agents::providers::openai::OpenAiConfig;
 use brain_agents::spec::{AgentId, NewAgent, ToolGrant};
@@ -186,7 +186,7 @@ impl EvalEnv {
             EmbedderRegistry::new().with(Arc::new(embedder)),
             KnowledgeConfig::default(),
         ));
-        let retriever: Arc<dyn Retriever> = Arc::new(KnowledgeRetriever::new(knowledge.clone()));
+        let retriever: Arc<dyn Retriever> = knowledge.clone();
         let registry = prometheus::Registry::new();
         let deps = RuntimeDeps::standard(
             db.app.clone(),

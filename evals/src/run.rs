@@ -240,12 +240,12 @@ async fn grounded(env: &EvalEnv, suite: &Suite) -> Outcome {
         let citations: Vec<Value> = t
             .citations
             .iter()
-            .map(|x| json!({"document": names.get(&brain_knowledge::DocumentId(x.document_id)), "page": x.page}))
+            .map(|x| json!({"document": names.get(&x.document_id), "page": x.page}))
             .collect();
-        let cite_ok = t.citations.iter().any(|x| {
-            names.get(&brain_knowledge::DocumentId(x.document_id)) == c.document.as_ref()
-                && c.pages.contains(&x.page)
-        });
+        let cite_ok = t
+            .citations
+            .iter()
+            .any(|x| names.get(&x.document_id) == c.document.as_ref() && c.pages.contains(&x.page));
         let phrase_ok = c
             .key_phrase
             .as_ref()

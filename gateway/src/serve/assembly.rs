@@ -328,7 +328,7 @@ async fn runtime(
     registry: &prometheus::Registry,
 ) -> anyhow::Result<brain_runtime::RuntimeHandle> {
     use brain_agents::ProviderRegistry;
-    use brain_agents::knowledge::{KnowledgeRetriever, Retriever};
+    use brain_agents::knowledge::Retriever;
     use brain_agents::providers::local::LocalConfig;
     use brain_agents::providers::openai::OpenAiConfig;
 
@@ -347,7 +347,7 @@ async fn runtime(
         .map(|k| SecretString::new(k.expose()));
     openai.secrets = Some(secrets.clone());
     let providers = ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
-    let retriever: Arc<dyn Retriever> = Arc::new(KnowledgeRetriever::new(knowledge.clone()));
+    let retriever: Arc<dyn Retriever> = knowledge.clone();
     let deps = brain_runtime::RuntimeDeps::standard(
         db.clone(),
         providers,

@@ -409,7 +409,8 @@ impl TaskActivities {
                 if !agent.knowledge_collections.is_empty()
                     && self.limits.knowledge_passages > 0 =>
             {
-                r.retrieve(
+                brain_agents::knowledge::retrieve(
+                    r.as_ref(),
                     tenant,
                     &agent.knowledge_collections,
                     &input.input,
@@ -448,7 +449,7 @@ impl TaskActivities {
             })?;
             passages.truncate(fitted.passages);
         }
-        let citations: Vec<Citation> = passages.iter().map(Citation::from).collect();
+        let citations: Vec<Citation> = passages.iter().map(|p| p.citation.clone()).collect();
         Ok(TaskPlan {
             model: format!("{}:{}", agent.model.provider(), agent.model.model()),
             temperature: agent.temperature.get(),
