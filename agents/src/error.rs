@@ -2,27 +2,12 @@
 
 use crate::tool::ToolError;
 
-/// A field of an agent that failed validation; the gateway maps it to 422 naming `field`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ValidationError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl ValidationError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            message: message.into(),
-        }
-    }
-}
+pub use brain_auth::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("invalid agent: {0}")]
-    Validation(#[from] ValidationError),
+    Validation(#[from] FieldError),
     #[error("agent not found")]
     NotFound,
     #[error("conversation not found")]

@@ -17,7 +17,7 @@ pub mod tool;
 pub mod turn;
 
 pub use conversation::{Conversation, PgTurnStore, StoredMessage, TurnStore};
-pub use error::{AgentError, ProviderError, ValidationError};
+pub use error::{AgentError, FieldError, ProviderError};
 pub use providers::{LlmProvider, ProviderRegistry};
 pub use spec::{AgentId, AgentPatch, AgentSpec, NewAgent, ToolGrant};
 pub use store::AgentStore;

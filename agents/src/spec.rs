@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ValidationError;
+use crate::error::FieldError;
 
 /// The id of an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -42,11 +42,11 @@ impl Temperature {
     pub const MIN: f32 = 0.0;
     pub const MAX: f32 = 2.0;
 
-    pub fn new(value: f32) -> Result<Self, ValidationError> {
+    pub fn new(value: f32) -> Result<Self, FieldError> {
         if value.is_finite() && (Self::MIN..=Self::MAX).contains(&value) {
             Ok(Self(value))
         } else {
-            Err(ValidationError::new(
+            Err(FieldError::new(
                 "temperature",
                 format!("must be between 0.0 and 2.0, got {value}"),
             ))
@@ -88,11 +88,11 @@ impl ModelRef {
 }
 
 impl FromStr for ModelRef {
-    type Err = ValidationError;
+    type Err = FieldError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            ValidationError::new(
+            FieldError::new(
                 "model",
                 format!("`{s}` is not `provider:model` (e.g. `local:default`)"),
             )
@@ -138,10 +138,10 @@ impl<'de> Deserialize<'de> for ModelRef {
 pub struct NonEmptyText(String);
 
 impl NonEmptyText {
-    pub fn new(field: &'static str, value: impl Into<String>) -> Result<Self, ValidationError> {
+    pub fn new(field: &'static str, value: impl Into<String>) -> Result<Self, FieldError> {
         let value = value.into();
         if value.trim().is_empty() {
-            Err(ValidationError::new(field, "must not be empty"))
+            Err(FieldError::new(field, "must not be empty"))
         } else {
             Ok(Self(value))
         }
@@ -158,7 +158,7 @@ impl NonEmptyText {
 pub struct Slug(String);
 
 impl Slug {
-    pub fn new(value: impl Into<String>) -> Result<Self, ValidationError> {
+    pub fn new(value: impl Into<String>) -> Result<Self, FieldError> {
         let value = value.into();
         let mut chars = value.chars();
         let first_ok = chars
@@ -168,7 +168,7 @@ impl Slug {
         if first_ok && rest_ok && value.len() <= 63 {
             Ok(Self(value))
         } else {
-            Err(ValidationError::new(
+            Err(FieldError::new(
                 "slug",
                 "must be 1–63 characters of a-z, 0-9 and '-', starting with a letter or digit",
             ))
@@ -176,7 +176,7 @@ impl Slug {
     }
 
     /// A slug derived from a display name ("Content Creator" → "content-creator").
-    pub fn from_name(name: &str) -> Result<Self, ValidationError> {
+    pub fn from_name(name: &str) -> Result<Self, FieldError> {
         let mut slug = String::new();
         for c in name.chars() {
             if c.is_ascii_alphanumeric() {
@@ -422,7 +422,7 @@ pub const MAX_TOKENS_LIMIT: u32 = 32_768;
 
 impl NewAgent {
     /// Checks every field; `default_model` applies when `model` is absent.
-    pub fn validate(self, default_model: &str) -> Result<AgentFields, ValidationError> {
+    pub fn validate(self, default_model: &str) -> Result<AgentFields, FieldError> {
         let name = validate_name(self.name)?;
         let slug = match self.slug {
             Some(slug) => Slug::new(slug)?,
@@ -451,7 +451,7 @@ impl NewAgent {
 
 impl AgentPatch {
     /// Applies the patch to `current`, validating every changed field.
-    pub fn apply(self, current: &AgentSpec) -> Result<AgentFields, ValidationError> {
+    pub fn apply(self, current: &AgentSpec) -> Result<AgentFields, FieldError> {
         Ok(AgentFields {
             name: match self.name {
                 Some(n) => validate_name(n)?,
@@ -495,20 +495,20 @@ impl AgentPatch {
     }
 }
 
-fn validate_name(name: String) -> Result<String, ValidationError> {
+fn validate_name(name: String) -> Result<String, FieldError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 200 {
-        Err(ValidationError::new("name", "must be 1–200 characters"))
+        Err(FieldError::new("name", "must be 1–200 characters"))
     } else {
         Ok(trimmed.to_owned())
     }
 }
 
-fn validate_max_tokens(max_tokens: u32) -> Result<u32, ValidationError> {
+fn validate_max_tokens(max_tokens: u32) -> Result<u32, FieldError> {
     if (1..=MAX_TOKENS_LIMIT).contains(&max_tokens) {
         Ok(max_tokens)
     } else {
-        Err(ValidationError::new(
+        Err(FieldError::new(
             "max_tokens",
             format!("must be between 1 and {MAX_TOKENS_LIMIT}"),
         ))
@@ -516,20 +516,20 @@ fn validate_max_tokens(max_tokens: u32) -> Result<u32, ValidationError> {
 }
 
 /// Shape checks that need no catalogue; known connectors/actions are checked by the store.
-pub(crate) fn validate_grants(grants: Vec<ToolGrant>) -> Result<Vec<ToolGrant>, ValidationError> {
+pub(crate) fn validate_grants(grants: Vec<ToolGrant>) -> Result<Vec<ToolGrant>, FieldError> {
     let mut seen = std::collections::HashSet::new();
     for grant in &grants {
         if grant.connector.trim().is_empty() {
-            return Err(ValidationError::new("tools", "a grant names no connector"));
+            return Err(FieldError::new("tools", "a grant names no connector"));
         }
         if !seen.insert(grant.connector.as_str()) {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "tools",
                 format!("connector `{}` is granted twice", grant.connector),
             ));
         }
         if grant.actions.is_empty() || grant.actions.iter().any(|a| a.trim().is_empty()) {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "tools",
                 format!(
                     "grant for `{}` needs at least one action (or \"*\")",
@@ -538,7 +538,7 @@ pub(crate) fn validate_grants(grants: Vec<ToolGrant>) -> Result<Vec<ToolGrant>, 
             ));
         }
         if grant.max_calls_per_run == Some(0) {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "tools",
                 "max_calls_per_run must be at least 1",
             ));
@@ -551,17 +551,17 @@ pub(crate) fn validate_grants(grants: Vec<ToolGrant>) -> Result<Vec<ToolGrant>, 
 /// itself) is checked by the store.
 pub(crate) fn validate_delegates(
     grants: Vec<DelegateGrant>,
-) -> Result<Vec<DelegateGrant>, ValidationError> {
+) -> Result<Vec<DelegateGrant>, FieldError> {
     let mut seen = std::collections::HashSet::new();
     for grant in &grants {
         if !seen.insert(grant.agent) {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "delegates",
                 format!("agent `{}` is granted twice", grant.agent),
             ));
         }
         if grant.max_calls_per_run == Some(0) {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "delegates",
                 "max_calls_per_run must be at least 1",
             ));

@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::error::{AgentError, ValidationError};
+use crate::error::{AgentError, FieldError};
 use crate::spec::{
     AgentFields, AgentHealth, AgentId, AgentPatch, AgentSpec, Approval, Budget, ConnectorCatalog,
     DelegateGrant, DelegateTarget, NewAgent, NonEmptyText, Slug, Temperature, ToolGrant,
@@ -167,11 +167,11 @@ impl AgentStore {
         &self.pool
     }
 
-    fn check_known(&self, fields: &AgentFields) -> Result<(), ValidationError> {
+    fn check_known(&self, fields: &AgentFields) -> Result<(), FieldError> {
         if let Some(known) = &self.known_providers
             && !known.iter().any(|p| p == fields.model.provider())
         {
-            return Err(ValidationError::new(
+            return Err(FieldError::new(
                 "model",
                 format!(
                     "unknown model provider `{}` (configured: {})",
@@ -183,7 +183,7 @@ impl AgentStore {
         if let Some(catalog) = &self.catalog {
             for grant in &fields.tools {
                 let Some(actions) = catalog.actions(&grant.connector) else {
-                    return Err(ValidationError::new(
+                    return Err(FieldError::new(
                         "tools",
                         format!("unknown connector `{}`", grant.connector),
                     ));
@@ -193,7 +193,7 @@ impl AgentStore {
                     .iter()
                     .find(|a| *a != "*" && !actions.contains(a))
                 {
-                    return Err(ValidationError::new(
+                    return Err(FieldError::new(
                         "tools",
                         format!("connector `{}` has no action `{bad}`", grant.connector),
                     ));
@@ -586,7 +586,7 @@ async fn insert_delegates(
         return Ok(());
     }
     if delegates.iter().any(|d| d.agent == agent) {
-        return Err(ValidationError::new("delegates", "an agent cannot delegate to itself").into());
+        return Err(FieldError::new("delegates", "an agent cannot delegate to itself").into());
     }
     let ids: Vec<Uuid> = delegates.iter().map(|d| d.agent.0).collect();
     let found: Vec<Uuid> =
@@ -628,5 +628,5 @@ async fn insert_delegates(
 }
 
 fn no_such_delegate(id: Uuid) -> AgentError {
-    ValidationError::new("delegates", format!("no such agent `{id}` in this tenant")).into()
+    FieldError::new("delegates", format!("no such agent `{id}` in this tenant")).into()
 }

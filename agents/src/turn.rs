@@ -192,7 +192,7 @@ pub async fn run_turn(
         limits,
     } = ctx;
     if input.message.trim().is_empty() {
-        return Err(crate::error::ValidationError::new("message", "must not be empty").into());
+        return Err(crate::error::FieldError::new("message", "must not be empty").into());
     }
     check_budgets(store, tenant, agent).await?;
     let (conversation, history, new_title) = match input.conversation_id {

@@ -2,6 +2,25 @@
 
 use crate::secrets::SecretError;
 
+/// A field of a request that failed validation — the one validation error of every crate.
+/// `field` names it as the client wrote it (`temperature`, `steps.1.connector_action.action`);
+/// the API answers 422 `validation_failed` with "field: message".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("unknown role `{0}` (expected owner, admin, editor or viewer)")]

@@ -118,6 +118,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::FieldError> for ApiError {
+    fn from(e: crate::FieldError) -> Self {
+        Self::unprocessable("validation_failed", e.to_string())
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.status, self.code, self.message)

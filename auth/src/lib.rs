@@ -22,7 +22,7 @@ pub mod tenant;
 pub mod throttle;
 pub mod token;
 
-pub use error::AuthError;
+pub use error::{AuthError, FieldError};
 pub use permission::{Permission, Scope};
 pub use principal::{Actor, Authenticated, Authenticator, Authorized, Principal, require};
 pub use tenant::{Role, TenantId};

@@ -298,7 +298,7 @@ impl RuntimeHandle {
     ) -> Result<DelegationOutcome, RuntimeError> {
         if request.question.trim().is_empty() {
             return Err(
-                brain_agents::AgentError::Validation(brain_agents::ValidationError::new(
+                brain_agents::AgentError::Validation(brain_agents::FieldError::new(
                     "question",
                     "must not be empty",
                 ))

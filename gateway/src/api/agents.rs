@@ -38,9 +38,7 @@ pub fn routes() -> Router<AppState> {
 /// Maps a runtime error to the API's shape; causes of 5xx are logged, not returned.
 fn runtime_error(e: RuntimeError) -> ApiError {
     match e {
-        RuntimeError::Agent(AgentError::Validation(v)) => {
-            ApiError::unprocessable("validation_failed", format!("{}: {}", v.field, v.message))
-        }
+        RuntimeError::Agent(AgentError::Validation(e)) => e.into(),
         RuntimeError::Agent(AgentError::NotFound) => ApiError::not_found("agent"),
         RuntimeError::Agent(AgentError::ConversationNotFound) => {
             ApiError::not_found("conversation")

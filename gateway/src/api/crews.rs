@@ -26,9 +26,7 @@ pub fn routes() -> Router<AppState> {
 fn crew_error(e: CrewError) -> ApiError {
     match e {
         CrewError::NotFound => ApiError::not_found("crew"),
-        CrewError::Validation { field, message } => {
-            ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
-        }
+        CrewError::Validation(e) => e.into(),
         e @ (CrewError::NameTaken(_) | CrewError::VersionConflict(_)) => {
             ApiError::conflict(e.code(), e.to_string())
         }

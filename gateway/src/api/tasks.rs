@@ -36,20 +36,13 @@ pub fn routes() -> Router<AppState> {
 pub fn task_error(e: TaskError) -> ApiError {
     match e {
         TaskError::NotFound => ApiError::not_found("task"),
-        TaskError::Validation { field, message } => {
-            ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
-        }
+        TaskError::Validation(e) | TaskError::Agent(AgentError::Validation(e)) => e.into(),
         e @ TaskError::IdempotencyConflict(_) => ApiError::conflict(e.code(), e.to_string()),
         TaskError::Conflict(message) => ApiError::conflict("conflict", message),
         TaskError::Forbidden(message) => ApiError::forbidden(message),
         TaskError::Agent(AgentError::NotFound) => ApiError::not_found("agent"),
-        TaskError::Agent(AgentError::Validation(v)) => {
-            ApiError::unprocessable("validation_failed", format!("{}: {}", v.field, v.message))
-        }
         TaskError::Rule(RuleError::NotFound) => ApiError::not_found("rule"),
-        TaskError::Rule(RuleError::Validation { field, message }) => {
-            ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
-        }
+        TaskError::Rule(RuleError::Validation(e)) => e.into(),
         TaskError::Rule(e @ RuleError::Template { .. }) => {
             ApiError::unprocessable("template_error", e.to_string())
         }

@@ -17,8 +17,8 @@ const MAX_TEXT: usize = 10_000;
 pub enum CrewError {
     #[error("crew not found")]
     NotFound,
-    #[error("{field}: {message}")]
-    Validation { field: String, message: String },
+    #[error(transparent)]
+    Validation(#[from] brain_auth::FieldError),
     #[error("a crew named `{0}` already exists")]
     NameTaken(String),
     #[error("the crew was changed concurrently (expected version {0})")]
@@ -29,16 +29,13 @@ pub enum CrewError {
 
 impl CrewError {
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CrewError::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
+        CrewError::Validation(brain_auth::FieldError::new(field, message))
     }
 
     pub fn code(&self) -> &'static str {
         match self {
             CrewError::NotFound => "not_found",
-            CrewError::Validation { .. } => "validation_failed",
+            CrewError::Validation(_) => "validation_failed",
             CrewError::NameTaken(_) => "name_taken",
             CrewError::VersionConflict(_) => "version_conflict",
             CrewError::Database(_) => "database_error",
@@ -466,7 +463,7 @@ mod tests {
 
     fn field(e: CrewError) -> String {
         match e {
-            CrewError::Validation { field, .. } => field,
+            CrewError::Validation(e) => e.field,
             other => panic!("not a validation error: {other}"),
         }
     }

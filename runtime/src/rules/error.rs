@@ -5,8 +5,8 @@
 pub enum RuleError {
     /// The rule (or a patch applied to it) breaks a constraint; `field` is a JSON-ish path
     /// such as `trigger.cron` or `steps.1.connector_action.action`.
-    #[error("invalid `{field}`: {message}")]
-    Validation { field: String, message: String },
+    #[error("invalid `{}`: {}", .0.field, .0.message)]
+    Validation(brain_auth::FieldError),
     /// A step argument's template failed to render; `path` names the argument.
     #[error("template error in `{path}`: {message}")]
     Template { path: String, message: String },
@@ -19,16 +19,13 @@ pub enum RuleError {
 
 impl RuleError {
     pub(crate) fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        RuleError::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
+        RuleError::Validation(brain_auth::FieldError::new(field, message))
     }
 
     /// A stable snake_case code for API errors.
     pub fn code(&self) -> &'static str {
         match self {
-            RuleError::Validation { .. } => "validation_failed",
+            RuleError::Validation(_) => "validation_failed",
             RuleError::Template { .. } => "template_error",
             RuleError::NotFound => "not_found",
             RuleError::Database(_) => "database_error",

@@ -542,7 +542,7 @@ mod tests {
 
     fn field_of(input: &RuleInput) -> String {
         match input.validate() {
-            Err(RuleError::Validation { field, .. }) => field,
+            Err(RuleError::Validation(e)) => e.field,
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

@@ -1,6 +1,7 @@
 //! Errors of durable tasks and rules, each with a stable code for the API edge.
 
 use brain_agents::AgentError;
+use brain_auth::FieldError;
 
 use crate::rules::RuleError;
 
@@ -8,8 +9,8 @@ use crate::rules::RuleError;
 pub enum TaskError {
     #[error("task not found")]
     NotFound,
-    #[error("{field}: {message}")]
-    Validation { field: String, message: String },
+    #[error(transparent)]
+    Validation(#[from] FieldError),
     #[error("idempotency key `{0}` was already used for a different request")]
     IdempotencyConflict(String),
     #[error("{0}")]
@@ -34,16 +35,13 @@ pub enum TaskError {
 
 impl TaskError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        TaskError::Validation {
-            field: field.into(),
-            message: message.into(),
-        }
+        TaskError::Validation(FieldError::new(field, message))
     }
 
     pub fn code(&self) -> &'static str {
         match self {
             TaskError::NotFound => "not_found",
-            TaskError::Validation { .. } => "validation_failed",
+            TaskError::Validation(_) => "validation_failed",
             TaskError::IdempotencyConflict(_) => "idempotency_conflict",
             TaskError::Conflict(_) => "conflict",
             TaskError::Forbidden(_) => "forbidden",

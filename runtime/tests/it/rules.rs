@@ -79,9 +79,9 @@ fn agent_rule(agent: Uuid) -> RuleInput {
 #[track_caller]
 fn assert_invalid(result: Result<impl std::fmt::Debug, RuleError>, expected_field: &str) -> String {
     match result {
-        Err(RuleError::Validation { field, message }) => {
-            assert_eq!(field, expected_field, "{message}");
-            message
+        Err(RuleError::Validation(e)) => {
+            assert_eq!(e.field, expected_field, "{}", e.message);
+            e.message
         }
         other => panic!("expected a validation error on {expected_field}, got {other:?}"),
     }
