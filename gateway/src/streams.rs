@@ -1,7 +1,7 @@
 //! Limits on long-lived event streams (`GET /v1/tasks/{id}/events`): each tenant holds at
 //! most `per_tenant` open streams on an instance — one more is refused with 429 before it
-//! costs a database read or a place at the instance's shared Redis reader — and a stream ends after `max_age`, when the client reconnects
-//! and resumes from `Last-Event-ID`.
+//! costs a database read or a place at the instance's shared Redis reader — and a stream
+//! ends after `max_age`, when the client reconnects and resumes from `Last-Event-ID`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
