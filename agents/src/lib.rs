@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod error;
 pub mod fit;
 pub mod knowledge;
+pub mod policy;
 pub mod prompt;
 pub mod providers;
 pub mod spec;
@@ -18,7 +19,8 @@ pub mod turn;
 
 pub use conversation::{Conversation, PgTurnStore, StoredMessage, TurnStore};
 pub use error::{AgentError, FieldError, ProviderError};
+pub use policy::{Refusal, ToolGate, ToolRules, check_budgets};
 pub use providers::{LlmProvider, ProviderRegistry};
 pub use spec::{AgentId, AgentPatch, AgentSpec, NewAgent, ToolGrant};
 pub use store::AgentStore;
-pub use turn::{TurnEvent, TurnInput, TurnLimits, TurnResult, check_budgets, run_turn};
+pub use turn::{TurnEvent, TurnInput, TurnLimits, TurnResult, run_turn};

@@ -5,6 +5,7 @@
 use brain_auth::TenantId;
 use serde::{Deserialize, Serialize};
 
+use crate::policy::ToolRules;
 use crate::providers::{ToolCall, ToolDefinition};
 use crate::turn::ToolCallRecord;
 
@@ -119,6 +120,14 @@ impl ToolError {
 pub trait ToolInvoker: Send + Sync {
     /// The tools to offer the model (JSON-schema arguments); nothing else may be called.
     fn definitions(&self) -> Vec<ToolDefinition>;
+
+    /// The per-run rules of these tools (limits, approvals) for the turn's [`ToolGate`];
+    /// by default the definitions, unlimited and without approvals.
+    ///
+    /// [`ToolGate`]: crate::policy::ToolGate
+    fn rules(&self) -> ToolRules {
+        ToolRules::offering(&self.definitions())
+    }
 
     /// Executes one call. `idempotency_key` is stable for this call so a retry never acts twice.
     async fn invoke(

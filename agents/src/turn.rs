@@ -2,7 +2,6 @@
 //! executes the tool calls the agent holds handles for, feeds results back, enforces the
 //! step limit and the daily token budget, and persists the finished turn.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use brain_auth::TenantId;
@@ -16,6 +15,7 @@ use crate::conversation::{CommittedTurn, NewMessage, TurnStore};
 use crate::error::{AgentError, ProviderError};
 use crate::fit::{PromptFit, PromptParts, fit};
 use crate::knowledge::{Citation, Passage, Retriever};
+use crate::policy::{Refusal, ToolGate, check_budgets};
 use crate::prompt::system_prompt;
 use crate::providers::{
     ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, Usage,
@@ -158,24 +158,6 @@ fn send(events: Option<&UnboundedSender<TurnEvent>>, event: TurnEvent) {
     }
 }
 
-/// The budget policy every model call obeys, in chat turns and in durable-task model steps
-/// alike: the agent's own daily budget, then the tenant's (all agents together).
-pub async fn check_budgets(
-    store: &dyn TurnStore,
-    tenant: TenantId,
-    agent: &AgentSpec,
-) -> Result<(), AgentError> {
-    if let Some(max) = agent.budget.max_tokens_per_day
-        && store.tokens_used_today(tenant, agent.id).await? >= max
-    {
-        return Err(AgentError::BudgetExhausted);
-    }
-    if store.tenant_budget_spent(tenant).await? {
-        return Err(AgentError::TenantBudgetExhausted);
-    }
-    Ok(())
-}
-
 /// Runs one turn. Streams events to `events` (if any) except the final `done`/`error`.
 pub async fn run_turn(
     ctx: TurnContext<'_>,
@@ -222,7 +204,7 @@ pub async fn run_turn(
     };
 
     let definitions = tools.definitions();
-    let offered: HashSet<&str> = definitions.iter().map(|d| d.name.as_str()).collect();
+    let mut gate = ToolGate::new(tools.rules());
     let window = provider.context_window(agent.model.model());
     let system_for = |passages: &[Passage]| system_prompt(agent, &definitions, passages);
     // The system prompt with the passages kept, rebuilt only when fitting drops one.
@@ -319,7 +301,7 @@ pub async fn run_turn(
             });
             current.push(assistant);
             for call in calls {
-                let record = execute(tenant, tools, &offered, &call, turn_id, events).await;
+                let record = execute(tenant, tools, &mut gate, &call, turn_id, events).await;
                 match record.status {
                     ToolCallStatus::Ok => counts.ok += 1,
                     ToolCallStatus::Error => counts.error += 1,
@@ -403,11 +385,11 @@ pub async fn run_turn(
     })
 }
 
-/// Runs one tool call (or refuses it) and reports it as events.
+/// Runs one tool call the gate admits (or refuses it) and reports it as events.
 async fn execute(
     tenant: TenantId,
     tools: &dyn ToolInvoker,
-    offered: &HashSet<&str>,
+    gate: &mut ToolGate,
     call: &ToolCall,
     turn_id: Uuid,
     events: Option<&UnboundedSender<TurnEvent>>,
@@ -423,26 +405,29 @@ async fn execute(
         },
     );
     let mut nested = Vec::new();
-    let (status, summary) = if !offered.contains(call.name.as_str()) {
-        // Enforcement lives here, not in the prompt: a tool the agent holds no handle for
-        // is never executed, whatever the model asks.
-        let e = ToolError::NotGranted(call.name.clone());
-        (ToolCallStatus::Rejected, error_summary(&e))
-    } else if !call.arguments.is_object() {
-        let e = ToolError::InvalidArguments("arguments must be a JSON object".into());
-        (ToolCallStatus::Error, error_summary(&e))
-    } else {
-        let key = format!("{turn_id}:{}", call.id);
-        match tools.invoke(tenant, call, &key).await {
-            Ok(output) => {
-                nested = output.nested;
-                (
-                    ToolCallStatus::Ok,
-                    json!({"summary": output.summary, "result": output.content}).to_string(),
-                )
-            }
-            Err(e) => (ToolCallStatus::Error, error_summary(&e)),
+    let outcome = match gate.admit(call) {
+        // A chat turn cannot pause for a person; approvals belong to durable tasks.
+        Ok(admitted) if admitted.needs_approval => {
+            Err(ToolError::ApprovalRequired(call.name.clone()))
         }
+        Ok(_) => {
+            let key = format!("{turn_id}:{}", call.id);
+            tools.invoke(tenant, call, &key).await
+        }
+        Err(refused) => Err(refused),
+    };
+    let (status, summary) = match outcome {
+        Ok(output) => {
+            nested = output.nested;
+            (
+                ToolCallStatus::Ok,
+                json!({"summary": output.summary, "result": output.content}).to_string(),
+            )
+        }
+        Err(e @ ToolError::NotGranted(_)) => {
+            (ToolCallStatus::Rejected, Refusal::from(&e).fed_back())
+        }
+        Err(e) => (ToolCallStatus::Error, Refusal::from(&e).fed_back()),
     };
     send(
         events,
@@ -461,8 +446,4 @@ async fn execute(
         result_summary: summary,
         nested,
     }
-}
-
-fn error_summary(e: &ToolError) -> String {
-    json!({"error": e.code(), "message": e.to_string()}).to_string()
 }

@@ -14,7 +14,7 @@ use brain_agents::providers::{ToolCall, ToolDefinition, Usage};
 use brain_agents::spec::{AgentId, AgentSpec, Approval, DelegateGrant, DelegateTarget};
 use brain_agents::tool::{ToolError, ToolInvoker, ToolOutput, delegate_tool_name};
 use brain_agents::turn::{ToolCallRecord, TurnInput, TurnResult};
-use brain_agents::{AgentError, AgentStore};
+use brain_agents::{AgentError, AgentStore, ToolRules};
 use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
 use ractor::ActorRef;
@@ -501,6 +501,8 @@ pub(crate) struct TurnTools {
     /// By function name: the target and the calls made to it in this turn.
     delegates: HashMap<String, (AgentId, AtomicU32)>,
     definitions: Vec<ToolDefinition>,
+    /// `inner`'s rules plus each delegate grant's limit and approval.
+    rules: ToolRules,
 }
 
 /// The tools of one turn of `agent`: `inner` alone when it holds no delegate grants (or runs
@@ -523,9 +525,17 @@ pub(crate) async fn turn_tools(
         return Ok(inner);
     }
     let mut definitions = inner.definitions();
+    let mut rules = inner.rules();
     let mut delegates = HashMap::new();
     for target in &targets {
         let def = definition(target);
+        rules.offered.insert(def.name.clone());
+        if target.grant.approval == Approval::Always {
+            rules.approval.insert(def.name.clone());
+        }
+        if let Some(max) = target.grant.max_calls_per_run {
+            rules.call_limits.insert(def.name.clone(), max);
+        }
         delegates.insert(def.name.clone(), (target.grant.agent, AtomicU32::new(0)));
         definitions.push(def);
     }
@@ -537,6 +547,7 @@ pub(crate) async fn turn_tools(
         context: context.unwrap_or_else(|| DelegationContext::root(agent, deps.config.delegation)),
         delegates,
         definitions,
+        rules,
     }))
 }
 
@@ -554,6 +565,10 @@ fn text_argument(call: &ToolCall, field: &str) -> Result<Option<String>, ToolErr
 impl ToolInvoker for TurnTools {
     fn definitions(&self) -> Vec<ToolDefinition> {
         self.definitions.clone()
+    }
+
+    fn rules(&self) -> ToolRules {
+        self.rules.clone()
     }
 
     async fn invoke(

@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use brain_agents::AgentError;
 use brain_agents::providers::{ToolCall, ToolDefinition};
 use brain_agents::spec::AgentSpec;
 use brain_agents::tool::{NoTools, ToolError, ToolInvoker, ToolOutput};
+use brain_agents::{AgentError, ToolRules};
 use brain_auth::TenantId;
 use brain_tools::{Capability, CapabilityTool, ConnectorService, Tool};
 
@@ -68,28 +67,31 @@ impl ToolSource for ConnectorTools {
     }
 }
 
-/// One turn's tools: every granted action of every capability, with per-run call limits.
+/// One turn's tools: every granted action of every capability. Per-run limits and approvals
+/// are the turn's [`ToolGate`](brain_agents::ToolGate)'s to enforce; a revoked grant is the
+/// capability's.
 pub struct CapabilityInvoker {
     tools: HashMap<String, Arc<dyn Tool>>,
     definitions: Vec<ToolDefinition>,
-    limits: HashMap<&'static str, (u32, AtomicU32)>,
-    approval: HashMap<&'static str, bool>,
+    rules: ToolRules,
 }
 
 impl CapabilityInvoker {
     pub fn new(service: &Arc<ConnectorService>, capabilities: &[Capability]) -> Self {
         let mut tools = HashMap::new();
         let mut definitions = Vec::new();
-        let mut limits = HashMap::new();
-        let mut approval = HashMap::new();
+        let mut rules = ToolRules::default();
         for cap in capabilities {
             if let Some(max) = cap.max_calls_per_run() {
-                limits.insert(cap.connector(), (max, AtomicU32::new(0)));
+                rules.call_limits.insert(cap.connector().to_owned(), max);
             }
-            approval.insert(cap.connector(), cap.requires_approval());
             for tool in CapabilityTool::all(service, cap) {
                 let spec = tool.spec();
                 let name = spec.function_name();
+                if cap.requires_approval() {
+                    rules.approval.insert(name.clone());
+                }
+                rules.offered.insert(name.clone());
                 definitions.push(ToolDefinition {
                     name: name.clone(),
                     description: spec.description.clone(),
@@ -101,9 +103,13 @@ impl CapabilityInvoker {
         Self {
             tools,
             definitions,
-            limits,
-            approval,
+            rules,
         }
+    }
+
+    /// The definitions and rules of these tools, for plans made outside a turn (tasks).
+    pub fn into_parts(self) -> (Vec<ToolDefinition>, ToolRules) {
+        (self.definitions, self.rules)
     }
 }
 
@@ -127,6 +133,10 @@ impl ToolInvoker for CapabilityInvoker {
         self.definitions.clone()
     }
 
+    fn rules(&self) -> ToolRules {
+        self.rules.clone()
+    }
+
     async fn invoke(
         &self,
         _tenant: TenantId,
@@ -137,16 +147,6 @@ impl ToolInvoker for CapabilityInvoker {
             .tools
             .get(&call.name)
             .ok_or_else(|| ToolError::NotGranted(call.name.clone()))?;
-        let connector = tool.spec().connector;
-        if self.approval.get(connector).copied().unwrap_or(false) {
-            // Chat turns cannot pause for a human; approvals belong to durable tasks.
-            return Err(ToolError::ApprovalRequired(call.name.clone()));
-        }
-        if let Some((max, used)) = self.limits.get(connector)
-            && used.fetch_add(1, Ordering::SeqCst) >= *max
-        {
-            return Err(ToolError::CallLimit(connector.to_owned()));
-        }
         let result = tool
             .call(call.arguments.clone(), Some(idempotency_key))
             .await

@@ -8,13 +8,13 @@ use std::time::Duration;
 use brain_agents::conversation::TurnStore;
 use brain_agents::knowledge::{Citation, Passage, Retriever};
 use brain_agents::prompt::system_prompt;
-use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, ToolDefinition, Usage};
+use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, Usage};
 use brain_agents::spec::{AgentId, ModelRef};
 use brain_agents::tool::{call_label, delegate_target};
 use brain_agents::{AgentError, AgentStore, ProviderRegistry, TurnLimits, check_budgets};
 use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
-use brain_tools::{CapabilityTool, ConnectorService, ToolError};
+use brain_tools::{ConnectorService, ToolError};
 use serde_json::{Value, json};
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
@@ -33,6 +33,7 @@ use super::model::{
 use super::store::{NewTaskRow, TaskStore};
 use crate::crews::CrewStore;
 use crate::rules::{RuleStore, render_args};
+use crate::tools::CapabilityInvoker;
 
 /// What the activities run with. One per worker.
 pub struct TaskActivities {
@@ -351,33 +352,18 @@ impl TaskActivities {
             .get(tenant, AgentId(input.agent_id))
             .await
             .map_err(agent_error)?;
-        check_budgets(self.turns.as_ref(), tenant, &agent)
-            .await
-            .map_err(agent_error)?;
+        // Budgets are checked by every model step (the first comes next), which records the
+        // refusal as a step with its code, as a chat turn reports it.
         let capabilities = self
             .connectors
             .capabilities(tenant, input.agent_id)
             .await
             .map_err(transient)?;
-        let mut tools: Vec<ToolDefinition> = Vec::new();
-        let mut approval = Vec::new();
-        let mut call_limits = std::collections::BTreeMap::new();
-        for cap in &capabilities {
-            if let Some(max) = cap.max_calls_per_run() {
-                call_limits.insert(cap.connector().to_owned(), max);
-            }
-            for tool in CapabilityTool::all(&self.connectors, cap) {
-                let spec = tool.spec();
-                if cap.requires_approval() {
-                    approval.push(spec.function_name());
-                }
-                tools.push(ToolDefinition {
-                    name: spec.function_name(),
-                    description: spec.description.clone(),
-                    parameters: spec.parameters.clone(),
-                });
-            }
-        }
+        let (mut tools, rules) =
+            CapabilityInvoker::new(&self.connectors, &capabilities).into_parts();
+        let mut approval: Vec<String> = rules.approval.into_iter().collect();
+        approval.sort();
+        let mut call_limits = rules.call_limits;
         // Other agents it may ask: its own delegate grants, and whom the run lets it ask.
         let mut run_granted = Vec::new();
         if let Some(runtime) = &self.runtime {
@@ -493,6 +479,7 @@ impl TaskActivities {
             Ok(()) => {}
             Err(refused @ (AgentError::BudgetExhausted | AgentError::TenantBudgetExhausted)) => {
                 step.status = StepStatus::Failed;
+                step.detail["refused"] = json!(refused.code());
                 step.error = Some(refused.to_string());
                 self.record(input.tenant, input.task_id, &step, None)
                     .await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
-use brain_agents::spec::{Approval, NewAgent, ToolGrant};
+use brain_agents::spec::{AgentId, AgentPatch, Approval, Budget, NewAgent, ToolGrant};
 use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 use brain_auth::TenantId;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
@@ -344,6 +344,110 @@ async fn a_task_whose_agent_calls_two_tools_completes_with_its_steps_in_order() 
         actions.last().map(String::as_str),
         Some("task.end"),
         "{actions:?}"
+    );
+}
+
+/// The error code the model was told for each of a chat turn's calls ("" when it ran).
+fn chat_codes(turn: &brain_agents::TurnResult) -> Vec<String> {
+    turn.tool_calls
+        .iter()
+        .map(|c| {
+            let fed: serde_json::Value = serde_json::from_str(&c.result_summary).unwrap();
+            fed["error"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// The refusal code of each of a task's steps of `kind` ("" when it was not refused).
+fn refused_codes(task: &TaskView, kind: &str) -> Vec<String> {
+    task.steps
+        .iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.detail["refused"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_and_durable_tasks_refuse_the_same_calls_and_turns_with_the_same_codes() {
+    let t = Tasks::new().await;
+    mount_create(&t.platform, "contacts", "501", Duration::ZERO).await;
+    let one_call = ToolGrant {
+        max_calls_per_run: Some(1),
+        ..grant(&["create_contact"], Approval::Never)
+    };
+    let agent = t.agent(vec![one_call]).await;
+    let script = || {
+        [
+            ScriptStep::call(
+                "hubspot__create_contact",
+                json!({"email": "ada@example.com"}),
+            ),
+            ScriptStep::call(
+                "hubspot__create_contact",
+                json!({"email": "bob@example.com"}),
+            ),
+            ScriptStep::call("wordpress__create_post", json!({"title": "We grew"})),
+            ScriptStep::reply("Added Ada; the rest was refused."),
+        ]
+    };
+    // Chat on an actor tree whose tools are the same capability handles.
+    let hubspot = connectors_with(&t.db.app, &t.platform.uri(), secrets()).await;
+    let (chat, _) = crate::harness::runtime(
+        &t.db,
+        &t.model,
+        ProviderRegistry::new(),
+        Arc::new(brain_runtime::ConnectorTools::new(hubspot)),
+        crate::harness::fast_config(),
+    )
+    .await;
+    let ask = "Add Ada and Bob, then announce it";
+    t.model.push(script());
+    let turn = chat
+        .chat(t.tenant, AgentId(agent), crate::harness::say(ask))
+        .await
+        .unwrap();
+    let codes = chat_codes(&turn);
+    assert_eq!(codes, ["", "tool_call_limit", "tool_not_granted"]);
+
+    t.model.push(script());
+    let worker = t.worker().await;
+    let id = t.start(agent, ask).await;
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    assert_eq!(refused_codes(&task, "tool"), codes, "{:#?}", task.steps);
+    let received = t.platform.received_requests().await.unwrap();
+    assert_eq!(
+        t.requests_to(&received, "POST", "/crm/v3/objects/contacts"),
+        2,
+        "one contact per run"
+    );
+
+    // Over budget: both have spent more than one token today.
+    let patch = AgentPatch {
+        budget: Some(Budget {
+            max_tokens_per_day: Some(1),
+        }),
+        ..AgentPatch::default()
+    };
+    chat.update_agent(t.tenant, AgentId(agent), patch, None)
+        .await
+        .unwrap();
+    let refused = chat
+        .chat(t.tenant, AgentId(agent), crate::harness::say(ask))
+        .await
+        .unwrap_err();
+    let id = t.start(agent, ask).await;
+    let task = t
+        .wait(id, "the task to fail", |task| task.status == "failed")
+        .await;
+    worker.shutdown().await;
+    assert_eq!(refused.code(), "budget_exhausted");
+    assert_eq!(refused_codes(&task, "llm"), [refused.code()]);
+    assert_eq!(
+        t.model.requests().len(),
+        8,
+        "no refused turn reached the model"
     );
 }
 
