@@ -18,7 +18,7 @@ use crate::knowledge::{Citation, Passage, Retriever};
 use crate::policy::{Refusal, ToolGate, check_budgets};
 use crate::prompt::system_prompt;
 use crate::providers::{
-    ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, Usage,
+    ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, ToolDefinition, Usage,
 };
 use crate::spec::AgentSpec;
 use crate::tool::{ToolError, ToolInvoker, call_label};
@@ -143,14 +143,6 @@ pub struct TurnContext<'a> {
     pub limits: TurnLimits,
 }
 
-/// Tool calls and their outcomes, counted for usage and metrics.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ToolCallCounts {
-    pub ok: u64,
-    pub error: u64,
-    pub rejected: u64,
-}
-
 fn send(events: Option<&UnboundedSender<TurnEvent>>, event: TurnEvent) {
     if let Some(tx) = events {
         // A listener that went away does not stop the turn: it still commits.
@@ -164,225 +156,322 @@ pub async fn run_turn(
     input: TurnInput,
     events: Option<&UnboundedSender<TurnEvent>>,
 ) -> Result<TurnResult, AgentError> {
-    let TurnContext {
-        tenant,
-        agent,
-        provider,
-        tools,
-        retriever,
-        store,
-        limits,
-    } = ctx;
     if input.message.trim().is_empty() {
         return Err(crate::error::FieldError::new("message", "must not be empty").into());
     }
-    check_budgets(store, tenant, agent).await?;
-    let (conversation, history, new_title) = match input.conversation_id {
-        Some(id) => {
-            store.check_conversation(tenant, agent.id, id).await?;
-            let history = store.history(tenant, id, limits.history_messages).await?;
-            (id, history, None)
-        }
-        None => {
-            let title: String = input.message.chars().take(80).collect();
-            (Uuid::now_v7(), Vec::new(), Some(title))
-        }
-    };
-
-    let passages: Vec<Passage> = match retriever {
-        Some(r) if !agent.knowledge_collections.is_empty() && limits.knowledge_passages > 0 => {
+    check_budgets(ctx.store, ctx.tenant, ctx.agent).await?;
+    let (conversation, history, new_title) = open_conversation(&ctx, &input).await?;
+    let passages: Vec<Passage> = match ctx.retriever {
+        Some(r)
+            if !ctx.agent.knowledge_collections.is_empty() && ctx.limits.knowledge_passages > 0 =>
+        {
             crate::knowledge::retrieve(
                 r,
-                tenant,
-                &agent.knowledge_collections,
+                ctx.tenant,
+                &ctx.agent.knowledge_collections,
                 &input.message,
-                limits.knowledge_passages,
+                ctx.limits.knowledge_passages,
             )
             .await?
         }
         _ => Vec::new(),
     };
-
-    let definitions = tools.definitions();
-    let mut gate = ToolGate::new(tools.rules());
-    let window = provider.context_window(agent.model.model());
-    let system_for = |passages: &[Passage]| system_prompt(agent, &definitions, passages);
-    // The system prompt with the passages kept, rebuilt only when fitting drops one.
-    let mut system = (passages.len(), system_for(&passages));
-    // This turn's messages: the user's, then the model's calls and their results.
-    let mut current = vec![ChatMessage::user(input.message.clone())];
-    // What fitting kept (passages, first history message), and how.
-    let mut kept = (passages.len(), 0);
-    let mut prompt_fit: Option<PromptFit> = None;
-
-    let turn_id = Uuid::now_v7();
-    let mut new_messages = vec![NewMessage {
-        role: ChatRole::User,
-        content: input.message.clone(),
-        tool_calls: json!([]),
-        citations: json!([]),
-        usage: None,
-    }];
-    let mut usage = Usage::default();
-    let mut records: Vec<ToolCallRecord> = Vec::new();
-    let mut counts = ToolCallCounts::default();
-    let mut reply = String::new();
-
-    let outcome: Result<(), AgentError> = async {
-        for step in 0..limits.max_steps.max(1) {
-            let last = step + 1 >= limits.max_steps.max(1);
-            if let Some(window) = window {
-                let parts = PromptParts {
-                    window,
-                    reply_tokens: agent.max_tokens as usize,
-                    system: &system_for,
-                    passages: &passages,
-                    history: &history,
-                    current: &current,
-                    tools: &definitions,
-                };
-                let fitted =
-                    fit(&parts, Some(kept)).map_err(|e| ProviderError::ContextTooLong {
-                        needed: e.needed,
-                        budget: e.budget,
-                    })?;
-                kept = (fitted.passages, fitted.history_from);
-                prompt_fit = Some(fitted.fit);
-                if system.0 != kept.0 {
-                    system = (kept.0, system_for(&passages[..kept.0]));
-                }
-            }
-            let mut messages = Vec::with_capacity(history.len() - kept.1 + current.len() + 1);
-            messages.push(ChatMessage::system(system.1.clone()));
-            messages.extend_from_slice(&history[kept.1..]);
-            messages.extend_from_slice(&current);
-            let request = ChatRequest {
-                tenant,
-                model: agent.model.model().to_owned(),
-                messages,
-                tools: if last {
-                    Vec::new()
-                } else {
-                    definitions.clone()
-                },
-                temperature: agent.temperature.get(),
-                max_tokens: agent.max_tokens,
-            };
-            let mut stream = provider.stream(request).await?;
-            let mut content = String::new();
-            let mut calls: Vec<ToolCall> = Vec::new();
-            while let Some(event) = stream.next().await {
-                match event? {
-                    ModelEvent::Token(text) => {
-                        content.push_str(&text);
-                        send(events, TurnEvent::Token { text });
-                    }
-                    ModelEvent::ToolCall(call) => calls.push(call),
-                    ModelEvent::Usage(u) => usage += u,
-                    ModelEvent::Finished(_) => {}
-                }
-            }
-            if calls.is_empty() {
-                reply = content;
-                return Ok(());
-            }
-            let assistant = ChatMessage {
-                role: ChatRole::Assistant,
-                content: content.clone(),
-                tool_calls: calls.clone(),
-                tool_call_id: None,
-            };
-            new_messages.push(NewMessage {
-                role: ChatRole::Assistant,
-                content,
-                tool_calls: serde_json::to_value(&calls).unwrap_or_else(|_| json!([])),
-                citations: json!([]),
-                usage: None,
-            });
-            current.push(assistant);
-            for call in calls {
-                let record = execute(tenant, tools, &mut gate, &call, turn_id, events).await;
-                match record.status {
-                    ToolCallStatus::Ok => counts.ok += 1,
-                    ToolCallStatus::Error => counts.error += 1,
-                    ToolCallStatus::Rejected => counts.rejected += 1,
-                }
-                let fed_back = record.result_summary.clone();
-                new_messages.push(NewMessage {
-                    role: ChatRole::Tool,
-                    content: fed_back.clone(),
-                    tool_calls: json!([{"call_id": call.id, "connector": record.connector,
-                        "action": record.action, "status": record.status}]),
-                    citations: json!([]),
-                    usage: None,
-                });
-                current.push(ChatMessage::tool_result(call.id.clone(), fed_back));
-                records.push(record);
-            }
-        }
-        Ok(())
-    }
-    .await;
-
-    let executed = counts.ok + counts.error;
-    if let Err(e) = outcome {
+    let mut turn = Turn::new(&ctx, &input.message, history, passages);
+    if let Err(e) = turn.steps(events).await {
         // Tokens were spent even though the turn failed; the budget must see them.
-        if usage.total() > 0 || executed > 0 {
-            store
-                .record_usage(tenant, agent.id, usage, executed)
+        if turn.usage.total() > 0 || turn.executed > 0 {
+            ctx.store
+                .record_usage(ctx.tenant, ctx.agent.id, turn.usage, turn.executed)
                 .await?;
         }
         return Err(e);
     }
-
-    // Only what the model was shown is cited.
-    let citations: Vec<Citation> = passages[..kept.0]
-        .iter()
-        .map(|p| p.citation.clone())
-        .collect();
-    let prompt_fit = prompt_fit.filter(PromptFit::trimmed);
-    if let Some(fit) = &prompt_fit {
-        tracing::info!(
-            agent = %agent.id.0,
-            history_dropped = fit.history_dropped,
-            passages_dropped = fit.passages_dropped,
-            window = fit.window,
-            "prompt fitted into the model's context window"
-        );
-    }
+    let citations = turn.cited();
     for c in &citations {
         send(events, TurnEvent::Citation(c.clone()));
     }
-    new_messages.push(NewMessage {
-        role: ChatRole::Assistant,
-        content: reply.clone(),
-        tool_calls: json!([]),
-        citations: serde_json::to_value(&citations).unwrap_or_else(|_| json!([])),
-        usage: Some(usage),
-    });
-    store
-        .commit_turn(
-            tenant,
-            &CommittedTurn {
-                agent: agent.id,
-                conversation,
-                new_conversation_title: new_title,
-                user_id: input.user_id,
-                messages: new_messages,
-                usage,
-                tool_calls: executed,
-                prompt_fit,
+    let (committed, result) = turn.finish(conversation, new_title, input.user_id, citations);
+    ctx.store.commit_turn(ctx.tenant, &committed).await?;
+    Ok(result)
+}
+
+/// The conversation a turn continues (checked to be this agent's) and its recent history,
+/// or a new one titled after the message.
+async fn open_conversation(
+    ctx: &TurnContext<'_>,
+    input: &TurnInput,
+) -> Result<(Uuid, Vec<ChatMessage>, Option<String>), AgentError> {
+    match input.conversation_id {
+        Some(id) => {
+            ctx.store
+                .check_conversation(ctx.tenant, ctx.agent.id, id)
+                .await?;
+            let history = ctx
+                .store
+                .history(ctx.tenant, id, ctx.limits.history_messages)
+                .await?;
+            Ok((id, history, None))
+        }
+        None => {
+            let title: String = input.message.chars().take(80).collect();
+            Ok((Uuid::now_v7(), Vec::new(), Some(title)))
+        }
+    }
+}
+
+/// One turn in progress: what the model is shown, what it did, what it spent.
+struct Turn<'a> {
+    tenant: TenantId,
+    agent: &'a AgentSpec,
+    provider: Arc<dyn LlmProvider>,
+    tools: &'a dyn ToolInvoker,
+    max_steps: usize,
+    definitions: Vec<ToolDefinition>,
+    gate: ToolGate,
+    window: Option<usize>,
+    history: Vec<ChatMessage>,
+    passages: Vec<Passage>,
+    /// The system prompt with the passages kept, rebuilt only when fitting drops one.
+    system: (usize, String),
+    /// This turn's messages: the user's, then the model's calls and their results.
+    current: Vec<ChatMessage>,
+    /// What fitting kept: passages, first history message.
+    kept: (usize, usize),
+    prompt_fit: Option<PromptFit>,
+    turn_id: Uuid,
+    /// What the turn adds to the conversation when it commits.
+    new_messages: Vec<NewMessage>,
+    usage: Usage,
+    records: Vec<ToolCallRecord>,
+    /// Calls that ran (successfully or not); refused ones are not counted.
+    executed: u64,
+    reply: String,
+}
+
+impl<'a> Turn<'a> {
+    fn new(
+        ctx: &TurnContext<'a>,
+        message: &str,
+        history: Vec<ChatMessage>,
+        passages: Vec<Passage>,
+    ) -> Self {
+        let definitions = ctx.tools.definitions();
+        let system = (
+            passages.len(),
+            system_prompt(ctx.agent, &definitions, &passages),
+        );
+        Self {
+            tenant: ctx.tenant,
+            agent: ctx.agent,
+            provider: Arc::clone(&ctx.provider),
+            tools: ctx.tools,
+            max_steps: ctx.limits.max_steps.max(1),
+            gate: ToolGate::new(ctx.tools.rules()),
+            window: ctx.provider.context_window(ctx.agent.model.model()),
+            definitions,
+            history,
+            kept: (passages.len(), 0),
+            passages,
+            system,
+            current: vec![ChatMessage::user(message.to_owned())],
+            prompt_fit: None,
+            turn_id: Uuid::now_v7(),
+            new_messages: vec![NewMessage {
+                role: ChatRole::User,
+                content: message.to_owned(),
+                tool_calls: json!([]),
+                citations: json!([]),
+                usage: None,
+            }],
+            usage: Usage::default(),
+            records: Vec::new(),
+            executed: 0,
+            reply: String::new(),
+        }
+    }
+
+    /// Model call, tool calls, model call, … until the model answers or the last step
+    /// (offered no tools) is taken.
+    async fn steps(
+        &mut self,
+        events: Option<&UnboundedSender<TurnEvent>>,
+    ) -> Result<(), AgentError> {
+        for step in 0..self.max_steps {
+            let request = self.request(step + 1 >= self.max_steps)?;
+            let (content, calls) = self.model_call(request, events).await?;
+            if calls.is_empty() {
+                self.reply = content;
+                return Ok(());
+            }
+            self.new_messages.push(NewMessage {
+                role: ChatRole::Assistant,
+                content: content.clone(),
+                tool_calls: serde_json::to_value(&calls).unwrap_or_else(|_| json!([])),
+                citations: json!([]),
+                usage: None,
+            });
+            self.current.push(ChatMessage {
+                role: ChatRole::Assistant,
+                content,
+                tool_calls: calls.clone(),
+                tool_call_id: None,
+            });
+            for call in calls {
+                self.tool_call(call, events).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next model request, fitted into the model's context window.
+    fn request(&mut self, last: bool) -> Result<ChatRequest, AgentError> {
+        if let Some(window) = self.window {
+            let (agent, definitions) = (self.agent, &self.definitions);
+            let system_for = |passages: &[Passage]| system_prompt(agent, definitions, passages);
+            let parts = PromptParts {
+                window,
+                reply_tokens: self.agent.max_tokens as usize,
+                system: &system_for,
+                passages: &self.passages,
+                history: &self.history,
+                current: &self.current,
+                tools: &self.definitions,
+            };
+            let fitted =
+                fit(&parts, Some(self.kept)).map_err(|e| ProviderError::ContextTooLong {
+                    needed: e.needed,
+                    budget: e.budget,
+                })?;
+            self.kept = (fitted.passages, fitted.history_from);
+            self.prompt_fit = Some(fitted.fit);
+            if self.system.0 != self.kept.0 {
+                let kept = &self.passages[..self.kept.0];
+                self.system = (self.kept.0, system_for(kept));
+            }
+        }
+        let history = &self.history[self.kept.1..];
+        let mut messages = Vec::with_capacity(history.len() + self.current.len() + 1);
+        messages.push(ChatMessage::system(self.system.1.clone()));
+        messages.extend_from_slice(history);
+        messages.extend_from_slice(&self.current);
+        Ok(ChatRequest {
+            tenant: self.tenant,
+            model: self.agent.model.model().to_owned(),
+            messages,
+            tools: if last {
+                Vec::new()
+            } else {
+                self.definitions.clone()
             },
+            temperature: self.agent.temperature.get(),
+            max_tokens: self.agent.max_tokens,
+        })
+    }
+
+    /// Streams one model call: its text (tokens forwarded as they come) and tool calls.
+    async fn model_call(
+        &mut self,
+        request: ChatRequest,
+        events: Option<&UnboundedSender<TurnEvent>>,
+    ) -> Result<(String, Vec<ToolCall>), AgentError> {
+        let mut stream = self.provider.stream(request).await?;
+        let mut content = String::new();
+        let mut calls: Vec<ToolCall> = Vec::new();
+        while let Some(event) = stream.next().await {
+            match event? {
+                ModelEvent::Token(text) => {
+                    content.push_str(&text);
+                    send(events, TurnEvent::Token { text });
+                }
+                ModelEvent::ToolCall(call) => calls.push(call),
+                ModelEvent::Usage(u) => self.usage += u,
+                ModelEvent::Finished(_) => {}
+            }
+        }
+        Ok((content, calls))
+    }
+
+    /// Runs (or refuses) one call and feeds its outcome back to the model.
+    async fn tool_call(&mut self, call: ToolCall, events: Option<&UnboundedSender<TurnEvent>>) {
+        let record = execute(
+            self.tenant,
+            self.tools,
+            &mut self.gate,
+            &call,
+            self.turn_id,
+            events,
         )
-        .await?;
-    Ok(TurnResult {
-        conversation_id: conversation,
-        reply,
-        citations,
-        tool_calls: records,
-        usage,
-        prompt_fit,
-    })
+        .await;
+        if matches!(record.status, ToolCallStatus::Ok | ToolCallStatus::Error) {
+            self.executed += 1;
+        }
+        let fed_back = record.result_summary.clone();
+        self.new_messages.push(NewMessage {
+            role: ChatRole::Tool,
+            content: fed_back.clone(),
+            tool_calls: json!([{"call_id": call.id, "connector": record.connector,
+                "action": record.action, "status": record.status}]),
+            citations: json!([]),
+            usage: None,
+        });
+        self.current
+            .push(ChatMessage::tool_result(call.id, fed_back));
+        self.records.push(record);
+    }
+
+    /// What the turn cites: only the passages the model was shown.
+    fn cited(&self) -> Vec<Citation> {
+        self.passages[..self.kept.0]
+            .iter()
+            .map(|p| p.citation.clone())
+            .collect()
+    }
+
+    /// The finished turn as stored, and as answered.
+    fn finish(
+        mut self,
+        conversation: Uuid,
+        new_conversation_title: Option<String>,
+        user_id: Option<Uuid>,
+        citations: Vec<Citation>,
+    ) -> (CommittedTurn, TurnResult) {
+        let prompt_fit = self.prompt_fit.filter(PromptFit::trimmed);
+        if let Some(fit) = &prompt_fit {
+            tracing::info!(
+                agent = %self.agent.id.0,
+                history_dropped = fit.history_dropped,
+                passages_dropped = fit.passages_dropped,
+                window = fit.window,
+                "prompt fitted into the model's context window"
+            );
+        }
+        self.new_messages.push(NewMessage {
+            role: ChatRole::Assistant,
+            content: self.reply.clone(),
+            tool_calls: json!([]),
+            citations: serde_json::to_value(&citations).unwrap_or_else(|_| json!([])),
+            usage: Some(self.usage),
+        });
+        let committed = CommittedTurn {
+            agent: self.agent.id,
+            conversation,
+            new_conversation_title,
+            user_id,
+            messages: self.new_messages,
+            usage: self.usage,
+            tool_calls: self.executed,
+            prompt_fit,
+        };
+        let result = TurnResult {
+            conversation_id: conversation,
+            reply: self.reply,
+            citations,
+            tool_calls: self.records,
+            usage: self.usage,
+            prompt_fit,
+        };
+        (committed, result)
+    }
 }
 
 /// Runs one tool call the gate admits (or refuses it) and reports it as events.
