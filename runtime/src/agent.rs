@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::delegation::{DelegationContext, turn_tools};
 use crate::deps::RuntimeDeps;
 use crate::error::RuntimeError;
-use crate::metrics::GaugeGuard;
+use crate::metrics::{GaugeGuard, RuntimeMetrics};
 use crate::tenant::TenantMessage;
 
 /// Who hears how a turn ends.
@@ -219,6 +219,66 @@ pub(crate) fn send_counted(
     })
 }
 
+/// A finished turn in the metrics: tokens, and each tool call by connector, action and outcome.
+fn count_turn(metrics: &RuntimeMetrics, result: &TurnResult) {
+    metrics.turns.with_label_values(&["ok"]).inc();
+    metrics
+        .tokens
+        .with_label_values(&["in"])
+        .inc_by(result.usage.prompt_tokens);
+    metrics
+        .tokens
+        .with_label_values(&["out"])
+        .inc_by(result.usage.completion_tokens);
+    for call in &result.tool_calls {
+        let outcome = match call.status {
+            ToolCallStatus::Ok => "ok",
+            ToolCallStatus::Error => "error",
+            ToolCallStatus::Rejected => "rejected",
+        };
+        // Connector and action come from the registry-checked call record, so the label set
+        // stays bounded (13 connectors × their actions); delegations are one label, not one
+        // per target agent.
+        let action = if call.connector == DELEGATE_CONNECTOR {
+            "ask"
+        } else {
+            &call.action
+        };
+        metrics
+            .tool_calls
+            .with_label_values(&[&call.connector, action, outcome])
+            .inc();
+    }
+}
+
+/// What a panic said, if it said it with a string.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// Hands a turn's outcome to whoever asked: the reply port, or the stream's last event.
+fn answer(respond: TurnResponder, result: Result<TurnResult, RuntimeError>) {
+    match respond {
+        TurnResponder::Reply(port) => {
+            let _ = port.send(result);
+        }
+        TurnResponder::Stream(tx) => {
+            let last = match result {
+                Ok(result) => TurnEvent::Done(result),
+                Err(e) => TurnEvent::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                },
+            };
+            let _ = tx.send(last);
+        }
+    }
+}
+
 fn start_turn(
     myself: ActorRef<AgentMessage>,
     state: &mut AgentState,
@@ -268,34 +328,7 @@ fn start_turn(
             .observe(started.elapsed().as_secs_f64());
         let (result, panic) = match outcome {
             Ok(Ok(result)) => {
-                metrics.turns.with_label_values(&["ok"]).inc();
-                metrics
-                    .tokens
-                    .with_label_values(&["in"])
-                    .inc_by(result.usage.prompt_tokens);
-                metrics
-                    .tokens
-                    .with_label_values(&["out"])
-                    .inc_by(result.usage.completion_tokens);
-                for call in &result.tool_calls {
-                    let outcome = match call.status {
-                        ToolCallStatus::Ok => "ok",
-                        ToolCallStatus::Error => "error",
-                        ToolCallStatus::Rejected => "rejected",
-                    };
-                    // Connector and action come from the registry-checked call record, so the
-                    // label set stays bounded (13 connectors × their actions); delegations are
-                    // one label, not one per target agent.
-                    let action = if call.connector == DELEGATE_CONNECTOR {
-                        "ask"
-                    } else {
-                        &call.action
-                    };
-                    metrics
-                        .tool_calls
-                        .with_label_values(&[&call.connector, action, outcome])
-                        .inc();
-                }
+                count_turn(metrics, &result);
                 (Ok(result), None)
             }
             Ok(Err(e)) => {
@@ -304,30 +337,12 @@ fn start_turn(
             }
             Err(payload) => {
                 metrics.turns.with_label_values(&["crashed"]).inc();
-                let message = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "unknown panic".to_owned());
+                let message = panic_message(payload.as_ref());
                 tracing::error!(%tenant, agent = %spec.id, %message, "agent turn panicked");
                 (Err(RuntimeError::TurnCrashed), Some(message))
             }
         };
-        match respond {
-            TurnResponder::Reply(port) => {
-                let _ = port.send(result);
-            }
-            TurnResponder::Stream(tx) => {
-                let last = match result {
-                    Ok(result) => TurnEvent::Done(result),
-                    Err(e) => TurnEvent::Error {
-                        code: e.code().to_owned(),
-                        message: e.to_string(),
-                    },
-                };
-                let _ = tx.send(last);
-            }
-        }
+        answer(respond, result);
         // Counted here, not in the actor: the actor may be gone by now (agent deleted).
         tenant_turns.fetch_sub(1, Ordering::SeqCst);
         deps.metrics.mailbox_depth.inc();

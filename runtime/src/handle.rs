@@ -36,6 +36,8 @@ const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RuntimeHandle {
     root: ActorRef<RuntimeMessage>,
     deps: Arc<RuntimeDeps>,
+    /// The tokio runtime the tree was started on.
+    home: tokio::runtime::Handle,
 }
 
 pub(crate) fn answer<T>(
@@ -56,7 +58,24 @@ impl RuntimeHandle {
         let (root, _) = Actor::spawn(None, RuntimeSupervisor, Arc::clone(&deps))
             .await
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
-        Ok(Self { root, deps })
+        Ok(Self {
+            root,
+            deps,
+            home: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Runs `work` on the tree's own tokio runtime. A caller on another runtime (a task
+    /// worker started on a runtime of its own) must not open the tree's pooled connections
+    /// on its runtime: they would die with it and fail whoever is handed them next.
+    async fn at_home<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, RuntimeError>> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        self.home
+            .spawn(work)
+            .await
+            .map_err(|e| RuntimeError::Unavailable(e.to_string()))?
     }
 
     /// Stops every actor (running turn tasks finish on their own).
@@ -273,16 +292,19 @@ impl RuntimeHandle {
         tenant: TenantId,
         agent: AgentId,
     ) -> Result<Vec<DelegationTool>, RuntimeError> {
-        // 404 for an unknown agent rather than an empty list.
-        self.deps.agents.get(tenant, agent).await?;
-        Ok(self
-            .deps
-            .agents
-            .delegate_targets(tenant, agent)
-            .await?
-            .iter()
-            .map(DelegationTool::from_target)
-            .collect())
+        let deps = Arc::clone(&self.deps);
+        self.at_home(async move {
+            // 404 for an unknown agent rather than an empty list.
+            deps.agents.get(tenant, agent).await?;
+            Ok(deps
+                .agents
+                .delegate_targets(tenant, agent)
+                .await?
+                .iter()
+                .map(DelegationTool::from_target)
+                .collect())
+        })
+        .await
     }
 
     /// `request.from` asks `request.target` outside a chat turn (a durable task's step): the
@@ -292,6 +314,16 @@ impl RuntimeHandle {
     /// (unless `request.approved`), `tool_call_limit` or `delegation_limit`; a failure of the
     /// target's turn is that turn's error.
     pub async fn delegate(
+        &self,
+        tenant: TenantId,
+        request: DelegationRequest,
+    ) -> Result<DelegationOutcome, RuntimeError> {
+        let this = self.clone();
+        self.at_home(async move { this.delegate_here(tenant, request).await })
+            .await
+    }
+
+    async fn delegate_here(
         &self,
         tenant: TenantId,
         request: DelegationRequest,

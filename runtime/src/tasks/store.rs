@@ -8,7 +8,14 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::error::TaskError;
-use super::model::{StepRecord, StepView, TaskKind, TaskStatus, TaskView};
+use super::model::{StepRecord, StepView, TaskKind, TaskOutcome, TaskStatus, TaskView};
+
+/// What [`TaskStore::finish`] found: the task's kind, and whether this finish ended it (a
+/// retried one, after a commit, finds it ended already).
+pub(crate) struct Ended {
+    pub kind: String,
+    pub first: bool,
+}
 
 /// A new task row.
 pub(crate) struct NewTaskRow<'a> {
@@ -400,28 +407,37 @@ impl TaskStore {
         }))
     }
 
-    /// Writes how the task ended; `conn` must be inside `tenant`.
+    /// Writes how the task ended and, the first time it ends, counts it in the day's usage;
+    /// `conn` must be inside the outcome's tenant. `None` if there is no such task.
     pub(crate) async fn finish(
         conn: &mut PgConnection,
-        tenant: TenantId,
-        task: Uuid,
-        status: TaskStatus,
-        output: Option<&Value>,
-        error: Option<&str>,
-        usage: Option<&Value>,
-    ) -> Result<(), TaskError> {
+        outcome: &TaskOutcome,
+    ) -> Result<Option<Ended>, TaskError> {
+        let (tenant, task) = (outcome.tenant, outcome.task_id);
+        let row: Option<(String, Option<Uuid>, String)> = sqlx::query_as(
+            "SELECT kind, agent_id, status FROM tasks WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(task)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((kind, agent_id, previous)) = row else {
+            return Ok(None);
+        };
+        // A retried finish after a commit must not count the task twice.
+        let first = !TaskStatus::parse(&previous).is_some_and(TaskStatus::is_final);
         sqlx::query(
             "UPDATE tasks SET status = $3, output = $4, error = $5, usage = $6, \
              finished_at = now(), updated_at = now(), \
              callback_status = CASE WHEN callback_url IS NOT NULL THEN 'pending' END \
              WHERE tenant_id = $1 AND id = $2",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(task)
-        .bind(status.as_str())
-        .bind(output)
-        .bind(error)
-        .bind(usage)
+        .bind(outcome.status.as_str())
+        .bind(outcome.output.as_ref())
+        .bind(outcome.error.as_deref())
+        .bind(outcome.usage.map(|u| json!(u)))
         .execute(&mut *conn)
         .await?;
         // Steps a cancellation or failure interrupted are not running any more.
@@ -429,11 +445,22 @@ impl TaskStore {
             "UPDATE task_steps SET status = 'cancelled', finished_at = now() \
              WHERE tenant_id = $1 AND task_id = $2 AND status IN ('running', 'awaiting_approval')",
         )
-        .bind(tenant.0)
+        .bind(tenant)
         .bind(task)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        if first {
+            sqlx::query(
+                "INSERT INTO usage (tenant_id, day, agent_id, tasks) \
+                 VALUES ($1, (now() AT TIME ZONE 'utc')::date, $2, 1) \
+                 ON CONFLICT (tenant_id, day, agent_id) DO UPDATE SET tasks = usage.tasks + 1",
+            )
+            .bind(tenant)
+            .bind(agent_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(Some(Ended { kind, first }))
     }
 
     pub(crate) async fn set_callback_status(
