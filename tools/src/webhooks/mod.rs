@@ -51,7 +51,11 @@ use uuid::Uuid;
 
 use crate::ToolError;
 use crate::registry;
-use crate::webhook::{self, REPLAY_WINDOW_SECS, STRIPE_TOLERANCE_SECS};
+use crate::webhook::{self, REPLAY_WINDOW_SECS};
+
+mod inbound;
+
+use inbound::{Delivery, Normalised, Scheme, is_woocommerce_ping, normalise, signed_digest};
 
 const MAX_EVENTS: usize = 50;
 const MAX_EVENT_LEN: usize = 200;
@@ -212,22 +216,6 @@ struct Endpoint {
     secret_ref: String,
     status: String,
     events: Vec<String>,
-}
-
-/// One inbound request, as the verifiers need it.
-struct Delivery<'a> {
-    id: Uuid,
-    request: Option<&'a RequestMeta>,
-    headers: &'a [(String, String)],
-    body: &'a [u8],
-    now: DateTime<Utc>,
-}
-
-/// An event read from a verified delivery, before storage.
-struct Normalised {
-    delivery_id: String,
-    name: String,
-    payload: Value,
 }
 
 pub struct WebhookService {
@@ -464,6 +452,7 @@ impl WebhookService {
         let endpoint = self.lookup(delivery.id).await?;
         let tenant = TenantId(endpoint.tenant_id);
         let connector = endpoint.connector.as_str();
+        let scheme = Scheme::of(connector);
         let accepted = |events, duplicates, ignored| Received {
             tenant,
             webhook_id: delivery.id,
@@ -474,13 +463,13 @@ impl WebhookService {
         };
         // WooCommerce pings a new webhook once, unsigned, and shows an error unless it gets a
         // 200. Acknowledging it changes nothing, so it needs no signature.
-        if connector == "woocommerce" && is_woocommerce_ping(&delivery) {
+        if scheme == Scheme::WooCommerce && is_woocommerce_ping(&delivery) {
             self.observe(connector, Outcome::Ignored, 1);
             return Ok(accepted(Vec::new(), 0, 1));
         }
 
         let secret = self.read_secret(tenant, &endpoint).await?;
-        let verified = self.verify(connector, secret.expose().as_bytes(), &delivery);
+        let verified = self.verify(scheme, secret.expose().as_bytes(), &delivery);
         drop(secret);
         if let Err(e) = verified {
             if let ToolError::InvalidSignature(reason) = &e {
@@ -506,7 +495,7 @@ impl WebhookService {
         // A delivery of one event is also deduplicated on what its signature covers: where
         // that is only the body, the delivery id and topic headers could be changed.
         let signed_sha256 =
-            (wanted.len() == 1 && unwanted.is_empty()).then(|| signed_digest(connector, &delivery));
+            (wanted.len() == 1 && unwanted.is_empty()).then(|| signed_digest(scheme, &delivery));
         let (stored, duplicates) = self
             .store(
                 tenant,
@@ -564,82 +553,6 @@ impl WebhookService {
             .and_then(|mut values| values.remove(SECRET_FIELD));
         // A row without its secret is one being deleted right now.
         secret.ok_or(ToolError::WebhookNotFound)
-    }
-
-    fn verify(
-        &self,
-        connector: &str,
-        secret: &[u8],
-        delivery: &Delivery<'_>,
-    ) -> Result<(), ToolError> {
-        let headers = delivery.headers;
-        let body = delivery.body;
-        match connector {
-            "shopify" => {
-                webhook::verify_shopify(
-                    secret,
-                    body,
-                    signed_header(headers, "x-shopify-hmac-sha256")?,
-                )?;
-                // Shopify sends it with every delivery; without it a captured delivery
-                // could be replayed forever.
-                webhook::check_shopify_triggered_at(
-                    signed_header(headers, "x-shopify-triggered-at")?,
-                    delivery.now,
-                    self.shopify_max_age_secs,
-                )
-            }
-            "woocommerce" => webhook::verify_woocommerce(
-                secret,
-                body,
-                signed_header(headers, "x-wc-webhook-signature")?,
-            ),
-            "stripe" => webhook::verify_stripe(
-                secret,
-                body,
-                signed_header(headers, "stripe-signature")?,
-                delivery.now.timestamp(),
-                STRIPE_TOLERANCE_SECS,
-            ),
-            "hubspot" => {
-                let signature = signed_header(headers, "x-hubspot-signature-v3")?;
-                let timestamp = signed_header(headers, "x-hubspot-request-timestamp")?;
-                let assumed;
-                let request = match delivery.request {
-                    Some(request) => request,
-                    None => {
-                        assumed = RequestMeta {
-                            method: "POST".to_owned(),
-                            uri: self.url(delivery.id).ok_or_else(|| {
-                                ToolError::Internal(
-                                    "HubSpot verification needs the public base URL of /hooks"
-                                        .to_owned(),
-                                )
-                            })?,
-                        };
-                        &assumed
-                    }
-                };
-                webhook::verify_hubspot_v3(
-                    secret,
-                    &request.method,
-                    &request.uri,
-                    body,
-                    signature,
-                    timestamp,
-                    delivery.now.timestamp_millis(),
-                    REPLAY_WINDOW_SECS,
-                )
-            }
-            _ => webhook::verify_generic_timestamped(
-                secret,
-                body,
-                signed_header(headers, webhook::GENERIC_HEADER)?,
-                signed_header(headers, webhook::GENERIC_TIMESTAMP_HEADER)?,
-                delivery.now.timestamp(),
-                REPLAY_WINDOW_SECS,
-            ),
-        }
     }
 
     /// Stores the events not seen before, in one transaction with the webhook's counters.
@@ -815,139 +728,6 @@ fn generate_secret() -> Result<String, ToolError> {
     Ok(format!("{GENERATED_PREFIX}{}", webhook::hex_encode(&bytes)))
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn signed_header<'a>(headers: &'a [(String, String)], name: &str) -> Result<&'a str, ToolError> {
-    header(headers, name)
-        .ok_or_else(|| ToolError::InvalidSignature(format!("header `{name}` is missing")))
-}
-
-/// SHA-256 of what a delivery's signature covers: the body, and for Brain's generic scheme
-/// the signed timestamp before it (identical bodies sent at different times are different
-/// deliveries there).
-fn signed_digest(connector: &str, delivery: &Delivery<'_>) -> ring::digest::Digest {
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    let generic = !matches!(connector, "shopify" | "woocommerce" | "stripe" | "hubspot");
-    if let Some(at) =
-        header(delivery.headers, webhook::GENERIC_TIMESTAMP_HEADER).filter(|_| generic)
-    {
-        digest.update(at.as_bytes());
-        digest.update(b".");
-    }
-    digest.update(delivery.body);
-    digest.finish()
-}
-
-fn malformed(reason: impl Into<String>) -> ToolError {
-    ToolError::MalformedDelivery(reason.into())
-}
-
-fn is_woocommerce_ping(delivery: &Delivery<'_>) -> bool {
-    header(delivery.headers, "x-wc-webhook-signature").is_none()
-        && delivery
-            .body
-            .strip_prefix(b"webhook_id=")
-            .is_some_and(|id| (1..=20).contains(&id.len()) && id.iter().all(u8::is_ascii_digit))
-}
-
-/// The events of a verified delivery, named and identified per the module docs.
-fn normalise(
-    connector: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Result<Vec<Normalised>, ToolError> {
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|_| malformed("the body is not JSON"))?;
-    let from_headers = |topic: &str, ids: &[&str], payload| {
-        let topic = header(headers, topic)
-            .ok_or_else(|| malformed(format!("header `{topic}` is missing")))?;
-        let id = ids
-            .iter()
-            .find_map(|name| header(headers, name))
-            .ok_or_else(|| malformed(format!("header `{}` is missing", ids.join("` or `"))))?;
-        event(connector, topic, id, payload)
-    };
-    match connector {
-        "shopify" => Ok(vec![from_headers(
-            "x-shopify-topic",
-            &["x-shopify-webhook-id", "x-shopify-event-id"],
-            payload,
-        )?]),
-        "woocommerce" => Ok(vec![from_headers(
-            "x-wc-webhook-topic",
-            &["x-wc-webhook-delivery-id"],
-            payload,
-        )?]),
-        "stripe" => {
-            let topic = payload
-                .get("type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("the event has no `type`"))?
-                .to_owned();
-            let id = payload
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("the event has no `id`"))?
-                .to_owned();
-            Ok(vec![event(connector, &topic, &id, payload)?])
-        }
-        "hubspot" => {
-            let Value::Array(items) = payload else {
-                return Err(malformed("HubSpot deliveries are a JSON array of events"));
-            };
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let topic = item
-                        .get("subscriptionType")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| malformed(format!("event {i} has no `subscriptionType`")))?
-                        .to_owned();
-                    let id = match item.get("eventId") {
-                        Some(Value::Number(n)) => n.to_string(),
-                        Some(Value::String(s)) => s.clone(),
-                        _ => return Err(malformed(format!("event {i} has no `eventId`"))),
-                    };
-                    event(connector, &topic, &id, item)
-                })
-                .collect()
-        }
-        _ => Ok(vec![from_headers(
-            "x-brain-event",
-            &["x-brain-delivery"],
-            payload,
-        )?]),
-    }
-}
-
-fn event(
-    connector: &str,
-    topic: &str,
-    delivery_id: &str,
-    payload: Value,
-) -> Result<Normalised, ToolError> {
-    check_topic(topic).map_err(|reason| malformed(format!("the event name {reason}")))?;
-    let id_ok = !delivery_id.trim().is_empty()
-        && delivery_id.len() <= MAX_DELIVERY_ID_LEN
-        && !delivery_id.chars().any(char::is_control);
-    if !id_ok {
-        return Err(malformed(format!(
-            "the delivery id must be 1 to {MAX_DELIVERY_ID_LEN} printable characters"
-        )));
-    }
-    Ok(Normalised {
-        delivery_id: delivery_id.to_owned(),
-        name: format!("{connector}.{topic}"),
-        payload,
-    })
-}
-
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -1016,31 +796,5 @@ mod tests {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
-    }
-
-    #[test]
-    fn woocommerce_pings_are_recognised_only_unsigned() {
-        let headers = vec![];
-        let ping = Delivery {
-            id: Uuid::nil(),
-            request: None,
-            headers: &headers,
-            body: b"webhook_id=42",
-            now: Utc::now(),
-        };
-        assert!(is_woocommerce_ping(&ping));
-        let signed = vec![("x-wc-webhook-signature".to_owned(), "x".to_owned())];
-        assert!(!is_woocommerce_ping(&Delivery {
-            headers: &signed,
-            ..ping
-        }));
-        let headers = vec![];
-        assert!(!is_woocommerce_ping(&Delivery {
-            id: Uuid::nil(),
-            request: None,
-            headers: &headers,
-            body: b"webhook_id=42&x=1",
-            now: Utc::now(),
-        }));
     }
 }
