@@ -2,7 +2,7 @@
 //! the event's fields, and steps (connector actions, agent tasks, approvals) whose arguments
 //! are templates over the event and earlier steps' outputs.
 //!
-//! `model` holds the rule and its validation, `cron` and `template` the syntax checks and
+//! `model` holds the rule, `validate` its validation, `cron` and `template` the syntax checks and
 //! rendering the validation relies on, `condition` the evaluation of conditions against an
 //! event, and `store` the tenant-scoped Postgres access.
 
@@ -12,6 +12,7 @@ pub mod error;
 pub mod model;
 pub mod store;
 pub mod template;
+mod validate;
 
 pub use condition::{lookup, matches};
 pub use cron::validate_cron;
