@@ -290,6 +290,14 @@ async fn checked_hop(
     supervisor: &ActorRef<TenantMessage>,
     hop: &Hop<'_>,
 ) -> Result<DelegationOutcome, HopError> {
+    let slug = admit(deps, hop).await?;
+    ask(deps, supervisor, hop, slug).await
+}
+
+/// The checks of a hop, in order: a grant (read fresh, or the run's), no cycle, depth,
+/// approval, the grant's per-run limit, the root turn's budget of delegated calls. The
+/// target's slug if they pass.
+async fn admit(deps: &RuntimeDeps, hop: &Hop<'_>) -> Result<String, HopError> {
     let refused = |e: ToolError| Err(HopError::Refused(e));
     let Some(caller) = hop.context.caller() else {
         return refused(ToolError::NotGranted(hop.label.clone()));
@@ -338,7 +346,16 @@ async fn checked_hop(
     if spent.is_err() {
         return refused(ToolError::DelegationLimit(hop.context.max_calls));
     }
+    Ok(slug)
+}
 
+/// Sends an admitted hop's question to the target's actor and waits for its turn.
+async fn ask(
+    deps: &RuntimeDeps,
+    supervisor: &ActorRef<TenantMessage>,
+    hop: &Hop<'_>,
+    slug: String,
+) -> Result<DelegationOutcome, HopError> {
     let failed = |error: RuntimeError| HopError::Failed {
         agent: slug.clone(),
         error,

@@ -260,20 +260,8 @@ impl Transport {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let mut builder = self
-                .client
-                .request(req.method.clone(), &req.url)
-                .headers(req.headers.clone());
-            if !req.query.is_empty() {
-                builder = builder.query(&req.query);
-            }
-            builder = match &req.body {
-                Body::Empty => builder,
-                Body::Json(v) => builder.json(v),
-                Body::Form(pairs) => builder.form(pairs),
-            };
             let last = attempt >= self.retry.max_attempts;
-            let response = match builder.send().await {
+            let response = match self.request(&req).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     if let Some(e) = egress::refusal(&e) {
@@ -314,44 +302,70 @@ impl Transport {
                 connector: connector.to_owned(),
                 reason: redact.clean(&e.without_url().to_string()),
             })?;
-            let body: Value = if bytes.is_empty() {
-                Value::Null
-            } else {
-                match serde_json::from_slice(&bytes) {
-                    Ok(v) => v,
-                    Err(_) if !status.is_success() && req.tenant_site => {
-                        Value::String("the site's answer is not JSON (not shown)".to_owned())
-                    }
-                    Err(_) if !status.is_success() => {
-                        Value::String(String::from_utf8_lossy(&bytes).chars().take(300).collect())
-                    }
-                    Err(e) => {
-                        return Err(ToolError::BadResponse {
-                            connector: connector.to_owned(),
-                            reason: format!("not JSON ({e})"),
-                        });
-                    }
-                }
-            };
-            if status.is_success() {
-                return Ok(Reply { body });
-            }
-            // Meta's Graph API reports an invalid or expired token as 400 with error code 190.
-            let graph_token_error =
-                body.pointer("/error/code").and_then(Value::as_i64) == Some(190);
-            if status == StatusCode::UNAUTHORIZED || graph_token_error {
-                return Err(ToolError::Unauthorized {
-                    connector: connector.to_owned(),
-                    status: status.as_u16(),
-                });
-            }
-            return Err(ToolError::Platform {
-                connector: connector.to_owned(),
-                status: status.as_u16(),
-                message: redact.clean(&platform_message(&body)),
-            });
+            return answer(connector, &req, status, &bytes, redact);
         }
     }
+
+    /// One attempt's request.
+    fn request(&self, req: &Req) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .client
+            .request(req.method.clone(), &req.url)
+            .headers(req.headers.clone());
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        match &req.body {
+            Body::Empty => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(pairs) => builder.form(pairs),
+        }
+    }
+}
+
+/// What a platform's final answer means: its JSON body, or the error its status says.
+fn answer(
+    connector: &str,
+    req: &Req,
+    status: StatusCode,
+    bytes: &[u8],
+    redact: &Redactor,
+) -> Result<Reply, ToolError> {
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(_) if !status.is_success() && req.tenant_site => {
+                Value::String("the site's answer is not JSON (not shown)".to_owned())
+            }
+            Err(_) if !status.is_success() => {
+                Value::String(String::from_utf8_lossy(bytes).chars().take(300).collect())
+            }
+            Err(e) => {
+                return Err(ToolError::BadResponse {
+                    connector: connector.to_owned(),
+                    reason: format!("not JSON ({e})"),
+                });
+            }
+        }
+    };
+    if status.is_success() {
+        return Ok(Reply { body });
+    }
+    // Meta's Graph API reports an invalid or expired token as 400 with error code 190.
+    let graph_token_error = body.pointer("/error/code").and_then(Value::as_i64) == Some(190);
+    if status == StatusCode::UNAUTHORIZED || graph_token_error {
+        return Err(ToolError::Unauthorized {
+            connector: connector.to_owned(),
+            status: status.as_u16(),
+        });
+    }
+    Err(ToolError::Platform {
+        connector: connector.to_owned(),
+        status: status.as_u16(),
+        message: redact.clean(&platform_message(&body)),
+    })
 }
 
 /// The path of a URL without its query, for logs.
