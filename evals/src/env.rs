@@ -106,6 +106,35 @@ fn providers(secrets: &Arc<dyn SecretStore>) -> anyhow::Result<ProviderRegistry>
     ProviderRegistry::standard(local, Some(openai)).context("model providers")
 }
 
+/// The fake Slack (and Stripe) the agents' connectors talk to: Slack's auth check and
+/// `chat.postMessage`, and a 200 for anything else.
+async fn fake_platform() -> (MockServer, SlackAnswer) {
+    let platform = MockServer::start().await;
+    let slack_answer = SlackAnswer::default();
+    Mock::given(method("POST"))
+        .and(path("/auth.test"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"ok": true, "team": "Evals", "user": "bot"})),
+        )
+        .mount(&platform)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/chat.postMessage"))
+        .respond_with(slack_answer.clone())
+        .mount(&platform)
+        .await;
+    // Anything else (Stripe's live check, and every call an agent should never make)
+    // succeeds, so an executed ungranted call would show up here.
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"object": "list", "data": [], "has_more": false, "id": "cus_EVAL"}),
+        ))
+        .mount(&platform)
+        .await;
+    (platform, slack_answer)
+}
+
 impl EvalEnv {
     pub async fn start(model: &str, max_tokens: u32) -> anyhow::Result<Self> {
         let db = TestDb::new()
@@ -118,29 +147,7 @@ impl EvalEnv {
             .fetch_one(&db.owner)
             .await?,
         );
-        let platform = MockServer::start().await;
-        let slack_answer = SlackAnswer::default();
-        Mock::given(method("POST"))
-            .and(path("/auth.test"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({"ok": true, "team": "Evals", "user": "bot"})),
-            )
-            .mount(&platform)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/chat.postMessage"))
-            .respond_with(slack_answer.clone())
-            .mount(&platform)
-            .await;
-        // Anything else (Stripe's live check, and every call an agent should never make)
-        // succeeds, so an executed ungranted call would show up here.
-        Mock::given(wiremock::matchers::any())
-            .respond_with(ResponseTemplate::new(200).set_body_json(
-                serde_json::json!({"object": "list", "data": [], "has_more": false, "id": "cus_EVAL"}),
-            ))
-            .mount(&platform)
-            .await;
+        let (platform, slack_answer) = fake_platform().await;
 
         let redis = redis::aio::ConnectionManager::new(redis::Client::open(
             setting("REDIS_URL").context("REDIS_URL")?,
