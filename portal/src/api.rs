@@ -14,7 +14,8 @@ use serde_json::Value;
 use crate::model::Outcome;
 use crate::server::PortalConfig;
 
-/// The portal's shared server state, put into every request's extensions.
+/// The portal's shared server state: the plain routes' axum state, and put into every
+/// request's extensions for the Leptos server functions (which cannot take axum state).
 pub struct Portal {
     pub config: PortalConfig,
     pub http: reqwest::Client,

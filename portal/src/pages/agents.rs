@@ -76,92 +76,99 @@ pub fn AgentsPage() -> impl IntoView {
                             <div class="grid cards">
                                 {agents
                                     .into_iter()
-                                    .map(|a| {
-                                        view! {
-                                            <article class="card agent-card">
-                                                <header class="widget-head">
-                                                    <h2>
-                                                        <a href=format!("/dashboard/agents/{}", a.id)>{a.name.clone()}</a>
-                                                    </h2>
-                                                    <Badge status=a.status.clone()/>
-                                                </header>
-                                                <p>{a.role.clone()}</p>
-                                                <p class="muted">{a.goal.clone()}</p>
-                                                <dl class="facts">
-                                                    <dt>"Model"</dt>
-                                                    <dd>{a.model.clone()}</dd>
-                                                    <dt>"Temperature"</dt>
-                                                    <dd>{format!("{:.1}", a.temperature)}</dd>
-                                                    <dt>"Tools"</dt>
-                                                    <dd>
-                                                        {if a.tools.is_empty() {
-                                                            "none".to_owned()
-                                                        } else {
-                                                            a.tools.iter().map(|g| g.connector.clone()).collect::<Vec<_>>().join(", ")
-                                                        }}
-                                                    </dd>
-                                                </dl>
-                                                <p class="card-actions">
-                                                    <a class="button" href=format!("/dashboard/agents/{}", a.id)>
-                                                        "Settings"
-                                                    </a>
-                                                    {chat
-                                                        .then(|| {
-                                                            view! {
-                                                                <a class="button primary" href=format!("/dashboard/chat/{}", a.id)>
-                                                                    "Chat"
-                                                                </a>
-                                                            }
-                                                        })}
-                                                </p>
-                                            </article>
-                                        }
-                                    })
+                                    .map(|a| agent_card(a, chat))
                                     .collect_view()}
                             </div>
-                            {me
-                                .can_edit_agents()
-                                .then(|| {
-                                    view! {
-                                        <section class="card narrow" aria-labelledby="new-agent-h">
-                                            <h2 id="new-agent-h">"New agent"</h2>
-                                            <ActionForm action=create>
-                                                <CsrfField/>
-                                                <div class="field">
-                                                    <label for="new-name">"Name"</label>
-                                                    <input id="new-name" name="name" required/>
-                                                    <FieldError outcome field="name"/>
-                                                </div>
-                                                <div class="field">
-                                                    <label for="new-role">"Role"</label>
-                                                    <input id="new-role" name="role" required placeholder="e.g. Content writer"/>
-                                                    <FieldError outcome field="role"/>
-                                                </div>
-                                                <div class="field">
-                                                    <label for="new-goal">"Goal"</label>
-                                                    <input id="new-goal" name="goal" required/>
-                                                    <FieldError outcome field="goal"/>
-                                                </div>
-                                                <div class="field">
-                                                    <label for="new-model">"Model"</label>
-                                                    <select id="new-model" name="model">
-                                                        {MODELS
-                                                            .iter()
-                                                            .map(|m| view! { <option value=*m>{*m}</option> })
-                                                            .collect_view()}
-                                                    </select>
-                                                </div>
-                                                <OutcomeNote outcome/>
-                                                <button type="submit" class="primary">"Create agent"</button>
-                                            </ActionForm>
-                                        </section>
-                                    }
-                                })}
+                            {me.can_edit_agents().then(|| new_agent_form(create, outcome))}
                         }
                             .into_any()
                     }
                 }
             })}
         </Transition>
+    }
+}
+
+/// One agent: what it is for, its model and tools, and links to its settings and a chat.
+fn agent_card(a: Agent, chat: bool) -> impl IntoView {
+    view! {
+        <article class="card agent-card">
+            <header class="widget-head">
+                <h2>
+                    <a href=format!("/dashboard/agents/{}", a.id)>{a.name.clone()}</a>
+                </h2>
+                <Badge status=a.status.clone()/>
+            </header>
+            <p>{a.role.clone()}</p>
+            <p class="muted">{a.goal.clone()}</p>
+            <dl class="facts">
+                <dt>"Model"</dt>
+                <dd>{a.model.clone()}</dd>
+                <dt>"Temperature"</dt>
+                <dd>{format!("{:.1}", a.temperature)}</dd>
+                <dt>"Tools"</dt>
+                <dd>
+                    {if a.tools.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        a.tools.iter().map(|g| g.connector.clone()).collect::<Vec<_>>().join(", ")
+                    }}
+                </dd>
+            </dl>
+            <p class="card-actions">
+                <a class="button" href=format!("/dashboard/agents/{}", a.id)>
+                    "Settings"
+                </a>
+                {chat
+                    .then(|| {
+                        view! {
+                            <a class="button primary" href=format!("/dashboard/chat/{}", a.id)>
+                                "Chat"
+                            </a>
+                        }
+                    })}
+            </p>
+        </article>
+    }
+}
+
+/// Adds an agent: name, role, goal and model (the rest is set on the agent's page).
+fn new_agent_form(
+    create: ServerAction<CreateAgent>,
+    outcome: Signal<Option<Result<Outcome, ServerFnError>>>,
+) -> impl IntoView {
+    view! {
+        <section class="card narrow" aria-labelledby="new-agent-h">
+            <h2 id="new-agent-h">"New agent"</h2>
+            <ActionForm action=create>
+                <CsrfField/>
+                <div class="field">
+                    <label for="new-name">"Name"</label>
+                    <input id="new-name" name="name" required/>
+                    <FieldError outcome field="name"/>
+                </div>
+                <div class="field">
+                    <label for="new-role">"Role"</label>
+                    <input id="new-role" name="role" required placeholder="e.g. Content writer"/>
+                    <FieldError outcome field="role"/>
+                </div>
+                <div class="field">
+                    <label for="new-goal">"Goal"</label>
+                    <input id="new-goal" name="goal" required/>
+                    <FieldError outcome field="goal"/>
+                </div>
+                <div class="field">
+                    <label for="new-model">"Model"</label>
+                    <select id="new-model" name="model">
+                        {MODELS
+                            .iter()
+                            .map(|m| view! { <option value=*m>{*m}</option> })
+                            .collect_view()}
+                    </select>
+                </div>
+                <OutcomeNote outcome/>
+                <button type="submit" class="primary">"Create agent"</button>
+            </ActionForm>
+        </section>
     }
 }

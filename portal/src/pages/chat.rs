@@ -82,6 +82,19 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
+/// The chat page's own state: the turns streamed since it loaded, the conversation they
+/// continue, the message being typed, and whether a reply is on its way.
+#[derive(Clone, Copy)]
+struct Composer {
+    set_live: WriteSignal<Vec<LiveTurn>>,
+    conversation_id: ReadSignal<String>,
+    set_conversation_id: WriteSignal<String>,
+    draft: ReadSignal<String>,
+    set_draft: WriteSignal<String>,
+    busy: ReadSignal<bool>,
+    set_busy: WriteSignal<bool>,
+}
+
 #[component]
 fn ChatView(data: ChatData, conversation: String) -> impl IntoView {
     let ChatData {
@@ -94,77 +107,20 @@ fn ChatView(data: ChatData, conversation: String) -> impl IntoView {
     let (conversation_id, set_conversation_id) = signal(conversation.clone());
     let (draft, set_draft) = signal(String::new());
     let (busy, set_busy) = signal(false);
-    let agent_id = agent.id.clone();
-    let on_submit = {
-        let agent_id = agent_id.clone();
-        move |ev: leptos::ev::SubmitEvent| {
-            let message = draft.get_untracked().trim().to_owned();
-            if message.is_empty() || busy.get_untracked() {
-                ev.prevent_default();
-                return;
-            }
-            #[cfg(feature = "hydrate")]
-            {
-                ev.prevent_default();
-                set_busy.set(true);
-                set_draft.set(String::new());
-                set_live.update(|l| {
-                    l.push(LiveTurn {
-                        user: message.clone(),
-                        ..LiveTurn::default()
-                    })
-                });
-                let agent = agent_id.clone();
-                let conversation = conversation_id.get_untracked();
-                leptos::task::spawn_local(async move {
-                    let update = move |f: &dyn Fn(&mut LiveTurn)| {
-                        set_live.update(|l| {
-                            if let Some(turn) = l.last_mut() {
-                                f(turn);
-                            }
-                        })
-                    };
-                    let outcome = stream::turn(&agent, &message, &conversation, |event, data| {
-                        apply_event(event, &data, &update, &set_conversation_id)
-                    })
-                    .await;
-                    if let Err(e) = outcome {
-                        update(&|t: &mut LiveTurn| {
-                            t.error = Some(e.clone());
-                            t.done = true;
-                        });
-                    }
-                    set_busy.set(false);
-                });
-            }
-            #[cfg(not(feature = "hydrate"))]
-            {
-                let _ = (&agent_id, message, set_live, set_busy, set_conversation_id);
-            }
-        }
+    let composer = Composer {
+        set_live,
+        conversation_id,
+        set_conversation_id,
+        draft,
+        set_draft,
+        busy,
+        set_busy,
     };
+    let agent_id = agent.id.clone();
     let history = messages.into_iter().map(message_view).collect_view();
     let list = conversations
         .into_iter()
-        .map(|c| {
-            let current = c.id == conversation;
-            let title = c
-                .title
-                .clone()
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| format!("Conversation of {}", short_time(&c.created_at)));
-            view! {
-                <li>
-                    <a
-                        href=format!("/dashboard/chat/{}?c={}", agent_id, c.id)
-                        aria-current=current.then_some("page")
-                    >
-                        <span class="title">{title}</span>
-                        <span class="muted small">{short_time(&c.updated_at)}</span>
-                    </a>
-                </li>
-            }
-        })
+        .map(|c| conversation_link(c, &conversation, &agent_id))
         .collect_view();
     let can_chat = me.can_chat();
     view! {
@@ -183,36 +139,134 @@ fn ChatView(data: ChatData, conversation: String) -> impl IntoView {
                     {move || live.get().into_iter().map(live_view).collect_view()}
                 </ol>
                 {if can_chat {
-                    view! {
-                        <form
-                            class="composer"
-                            method="post"
-                            action=format!("/dashboard/chat/{agent_id}/send")
-                            on:submit=on_submit
-                        >
-                            <crate::app::CsrfField/>
-                            <input type="hidden" name="conversation_id" value=move || conversation_id.get()/>
-                            <label for="message" class="visually-hidden">"Message"</label>
-                            <textarea
-                                id="message"
-                                name="message"
-                                rows="3"
-                                required
-                                placeholder=format!("Message {}", agent.name)
-                                prop:value=move || draft.get()
-                                on:input=move |ev| set_draft.set(event_target_value(&ev))
-                            ></textarea>
-                            <button id="send" type="submit" class="primary" disabled=move || busy.get()>
-                                {move || if busy.get() { "Answering…" } else { "Send" }}
-                            </button>
-                        </form>
-                    }
-                        .into_any()
+                    composer_form(composer, &agent_id, &agent.name).into_any()
                 } else {
                     view! { <p class="muted">"Your role can read conversations but not chat."</p> }.into_any()
                 }}
             </section>
         </div>
+    }
+}
+
+/// One of the agent's conversations in the side list; `current` is the one on the page.
+fn conversation_link(c: Conversation, current: &str, agent_id: &str) -> impl IntoView + use<> {
+    let current = c.id == current;
+    let title = c
+        .title
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("Conversation of {}", short_time(&c.created_at)));
+    view! {
+        <li>
+            <a
+                href=format!("/dashboard/chat/{}?c={}", agent_id, c.id)
+                aria-current=current.then_some("page")
+            >
+                <span class="title">{title}</span>
+                <span class="muted small">{short_time(&c.updated_at)}</span>
+            </a>
+        </li>
+    }
+}
+
+/// The message form. It posts to the portal's `/send` route, which works without
+/// JavaScript; once hydrated the reply streams in place instead.
+fn composer_form(composer: Composer, agent_id: &str, agent_name: &str) -> impl IntoView + use<> {
+    let on_submit = send_turn(composer, agent_id.to_owned());
+    let Composer {
+        conversation_id,
+        draft,
+        set_draft,
+        busy,
+        ..
+    } = composer;
+    view! {
+        <form
+            class="composer"
+            method="post"
+            action=format!("/dashboard/chat/{agent_id}/send")
+            on:submit=on_submit
+        >
+            <crate::app::CsrfField/>
+            <input type="hidden" name="conversation_id" value=move || conversation_id.get()/>
+            <label for="message" class="visually-hidden">"Message"</label>
+            <textarea
+                id="message"
+                name="message"
+                rows="3"
+                required
+                placeholder=format!("Message {}", agent_name)
+                prop:value=move || draft.get()
+                on:input=move |ev| set_draft.set(event_target_value(&ev))
+            ></textarea>
+            <button id="send" type="submit" class="primary" disabled=move || busy.get()>
+                {move || if busy.get() { "Answering…" } else { "Send" }}
+            </button>
+        </form>
+    }
+}
+
+/// The composer's submit: refused while empty or answering; once hydrated, the turn is
+/// streamed from the portal's relay into the page instead of the form being posted.
+fn send_turn(composer: Composer, agent_id: String) -> impl Fn(leptos::ev::SubmitEvent) + 'static {
+    move |ev: leptos::ev::SubmitEvent| {
+        let message = composer.draft.get_untracked().trim().to_owned();
+        if message.is_empty() || composer.busy.get_untracked() {
+            ev.prevent_default();
+            return;
+        }
+        #[cfg(feature = "hydrate")]
+        {
+            let Composer {
+                set_live,
+                conversation_id,
+                set_conversation_id,
+                set_draft,
+                set_busy,
+                ..
+            } = composer;
+            ev.prevent_default();
+            set_busy.set(true);
+            set_draft.set(String::new());
+            set_live.update(|l| {
+                l.push(LiveTurn {
+                    user: message.clone(),
+                    ..LiveTurn::default()
+                })
+            });
+            let agent = agent_id.clone();
+            let conversation = conversation_id.get_untracked();
+            leptos::task::spawn_local(async move {
+                let update = move |f: &dyn Fn(&mut LiveTurn)| {
+                    set_live.update(|l| {
+                        if let Some(turn) = l.last_mut() {
+                            f(turn);
+                        }
+                    })
+                };
+                let outcome = stream::turn(&agent, &message, &conversation, |event, data| {
+                    apply_event(event, &data, &update, &set_conversation_id)
+                })
+                .await;
+                if let Err(e) = outcome {
+                    update(&|t: &mut LiveTurn| {
+                        t.error = Some(e.clone());
+                        t.done = true;
+                    });
+                }
+                set_busy.set(false);
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let Composer {
+                set_live,
+                set_busy,
+                set_conversation_id,
+                ..
+            } = composer;
+            let _ = (&agent_id, message, set_live, set_busy, set_conversation_id);
+        }
     }
 }
 

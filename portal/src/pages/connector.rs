@@ -9,7 +9,7 @@ use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{Badge, CsrfField, LoadError, OutcomeNote, PageHeader, short_time};
-use crate::model::{Connector, Me, Outcome};
+use crate::model::{ActionDef, AuthField, Connector, Me, Outcome};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectorData {
@@ -130,86 +130,19 @@ fn ConnectorView(
     let ConnectorData { me, connector: c } = data;
     let manage = me.can_manage();
     let connected = c.status == "connected";
-    let connect_outcome = Signal::derive(move || connect.value().get());
-    let command_outcome = Signal::derive(move || command.value().get());
     let fields = c
         .auth_schema
         .iter()
         .map(|f| {
-            let id = format!("cred-{}", f.field);
-            let name = format!("creds[{}]", f.field);
             let stored = c.fields.get(&f.field).cloned().unwrap_or_default();
-            let required = f.required && !(connected && f.kind == "secret");
-            let input = match f.kind.as_str() {
-                "select" => view! {
-                    <select id=id.clone() name=name disabled=!manage>
-                        {f.options
-                            .clone()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|o| {
-                                let selected = o == stored;
-                                view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
-                            })
-                            .collect_view()}
-                    </select>
-                }
-                .into_any(),
-                // Cleared after every submit: a typed secret does not linger in the page.
-                "secret" => view! {
-                    <input
-                        id=id.clone()
-                        name=name
-                        prop:value=move || {
-                            connect.version().get();
-                            String::new()
-                        }
-                        type="password"
-                        autocomplete="off"
-                        required=required
-                        disabled=!manage
-                        placeholder=if connected { "•••••••• stored in the vault — type to replace" } else { "" }
-                    />
-                }
-                .into_any(),
-                kind => {
-                    let kind = if kind == "url" { "url" } else { "text" };
-                    view! {
-                        <input id=id.clone() name=name type=kind value=stored required=required disabled=!manage autocomplete="off"/>
-                    }
-                    .into_any()
-                }
-            };
-            view! {
-                <div class="field">
-                    <label for=id>
-                        {f.label.clone()}
-                        {f.required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
-                    </label>
-                    {input}
-                    {f.help.clone().map(|h| view! { <p class="hint">{h}</p> })}
-                </div>
-            }
+            credential_field(f, stored, connected, manage, connect)
         })
         .collect_view();
-    let actions = c
-        .actions
-        .iter()
-        .map(|a| {
-            view! {
-                <li>
-                    <code>{a.name.clone()}</code>
-                    {a.side_effect.then(|| view! { " " <span class="tag">"writes"</span> })}
-                    <span class="muted">{format!(" — {}", a.description)}</span>
-                </li>
-            }
-        })
-        .collect_view();
+    let actions = c.actions.iter().map(action_item).collect_view();
     let checked = c
         .last_checked_at
         .clone()
         .map(|t| format!("Last checked {}", short_time(&t)));
-    let (connect_id, command_id) = (c.id.clone(), c.id.clone());
     view! {
         <PageHeader title=c.name.clone() subtitle=c.description.clone()/>
         <div class="grid two wide-left">
@@ -222,36 +155,7 @@ fn ConnectorView(
                 </p>
                 {c.last_error.clone().map(|e| view! { <p class="note error">{e}</p> })}
                 {if manage {
-                    view! {
-                        <ActionForm action=connect>
-                            <CsrfField/>
-                            <input type="hidden" name="id" value=connect_id/>
-                            {fields}
-                            <OutcomeNote outcome=connect_outcome/>
-                            <button id="connect" type="submit" class="primary" disabled=move || connect.pending().get()>
-                                {if connected { "Save and reconnect" } else { "Connect" }}
-                            </button>
-                        </ActionForm>
-                        {connected
-                            .then(|| {
-                                view! {
-                                    <ActionForm action=command>
-                                        <CsrfField/>
-                                        <input type="hidden" name="id" value=command_id/>
-                                        <div class="button-row">
-                                            <button id="test" type="submit" name="command" value="test">"Test connection"</button>
-                                            <button id="disconnect" type="submit" name="command" value="disconnect" class="danger">
-                                                "Disconnect"
-                                            </button>
-                                        </div>
-                                    </ActionForm>
-                                }
-                            })}
-                        <div class="test-outcome">
-                            <OutcomeNote outcome=command_outcome/>
-                        </div>
-                    }
-                        .into_any()
+                    connection_forms(c.id.clone(), connected, fields, connect, command).into_any()
                 } else {
                     view! {
                         <form aria-label="Connection (read only)">{fields}</form>
@@ -266,6 +170,123 @@ fn ConnectorView(
                 <h3>"Readable data"</h3>
                 <p class="muted">{c.resources.join(", ")}</p>
             </section>
+        </div>
+    }
+}
+
+/// One field of the connection form, as the connector's `auth_schema` describes it;
+/// `stored` is its saved value (never a secret's).
+fn credential_field(
+    f: &AuthField,
+    stored: String,
+    connected: bool,
+    manage: bool,
+    connect: ServerAction<Connect>,
+) -> impl IntoView + use<> {
+    let id = format!("cred-{}", f.field);
+    let name = format!("creds[{}]", f.field);
+    let required = f.required && !(connected && f.kind == "secret");
+    let input = match f.kind.as_str() {
+        "select" => view! {
+            <select id=id.clone() name=name disabled=!manage>
+                {f.options
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|o| {
+                        let selected = o == stored;
+                        view! { <option value=o.clone() selected=selected>{o.clone()}</option> }
+                    })
+                    .collect_view()}
+            </select>
+        }
+        .into_any(),
+        // Cleared after every submit: a typed secret does not linger in the page.
+        "secret" => view! {
+            <input
+                id=id.clone()
+                name=name
+                prop:value=move || {
+                    connect.version().get();
+                    String::new()
+                }
+                type="password"
+                autocomplete="off"
+                required=required
+                disabled=!manage
+                placeholder=if connected { "•••••••• stored in the vault — type to replace" } else { "" }
+            />
+        }
+        .into_any(),
+        kind => {
+            let kind = if kind == "url" { "url" } else { "text" };
+            view! {
+                <input id=id.clone() name=name type=kind value=stored required=required disabled=!manage autocomplete="off"/>
+            }
+            .into_any()
+        }
+    };
+    view! {
+        <div class="field">
+            <label for=id>
+                {f.label.clone()}
+                {f.required.then(|| view! { <span class="required" aria-hidden="true">" *"</span> })}
+            </label>
+            {input}
+            {f.help.clone().map(|h| view! { <p class="hint">{h}</p> })}
+        </div>
+    }
+}
+
+/// One action the connector offers agents, marked when it writes.
+fn action_item(a: &ActionDef) -> impl IntoView + use<> {
+    view! {
+        <li>
+            <code>{a.name.clone()}</code>
+            {a.side_effect.then(|| view! { " " <span class="tag">"writes"</span> })}
+            <span class="muted">{format!(" — {}", a.description)}</span>
+        </li>
+    }
+}
+
+/// Connect (with the credential `fields`), and Test / Disconnect once connected.
+fn connection_forms(
+    id: String,
+    connected: bool,
+    fields: impl IntoView + 'static,
+    connect: ServerAction<Connect>,
+    command: ServerAction<ConnectorCommand>,
+) -> impl IntoView {
+    let connect_outcome = Signal::derive(move || connect.value().get());
+    let command_outcome = Signal::derive(move || command.value().get());
+    let (connect_id, command_id) = (id.clone(), id);
+    view! {
+        <ActionForm action=connect>
+            <CsrfField/>
+            <input type="hidden" name="id" value=connect_id/>
+            {fields}
+            <OutcomeNote outcome=connect_outcome/>
+            <button id="connect" type="submit" class="primary" disabled=move || connect.pending().get()>
+                {if connected { "Save and reconnect" } else { "Connect" }}
+            </button>
+        </ActionForm>
+        {connected
+            .then(|| {
+                view! {
+                    <ActionForm action=command>
+                        <CsrfField/>
+                        <input type="hidden" name="id" value=command_id/>
+                        <div class="button-row">
+                            <button id="test" type="submit" name="command" value="test">"Test connection"</button>
+                            <button id="disconnect" type="submit" name="command" value="disconnect" class="danger">
+                                "Disconnect"
+                            </button>
+                        </div>
+                    </ActionForm>
+                }
+            })}
+        <div class="test-outcome">
+            <OutcomeNote outcome=command_outcome/>
         </div>
     }
 }

@@ -141,93 +141,14 @@ fn CrewView(
         crew.members.len(),
         crew.version
     );
-    let run_outcome = Signal::derive(move || run.value().get());
-    let delete_outcome = Signal::derive(move || delete.value().get());
-    let crew_id = crew.id.clone();
-    let run_form = me.can_run().then(|| {
-        let crew_id = crew_id.clone();
-        view! {
-            <section class="card" aria-labelledby="run-h">
-                <h2 id="run-h">"Run this crew"</h2>
-                <ActionForm action=run>
-                    <CsrfField/>
-                    <input type="hidden" name="crew" value=crew_id/>
-                    <div class="field">
-                        <label for="run-input">"What should the crew work on?"</label>
-                        <textarea
-                            id="run-input"
-                            name="input"
-                            rows="3"
-                            required
-                            placeholder="e.g. Launch the spring sale"
-                        ></textarea>
-                    </div>
-                    <div class="run-outcome">
-                        <OutcomeNote outcome=run_outcome/>
-                    </div>
-                    <button
-                        id="run-crew"
-                        type="submit"
-                        class="primary"
-                        disabled=move || run.pending().get()
-                    >
-                        "Run crew"
-                    </button>
-                </ActionForm>
-            </section>
-        }
-    });
-    let runs_list = if runs.is_empty() {
-        view! { <p class="muted">"No runs yet."</p> }.into_any()
-    } else {
-        view! {
-            <ol class="plain runs">
-                {runs
-                    .into_iter()
-                    .map(|t| {
-                        let input: String = t.input_text().chars().take(90).collect();
-                        view! {
-                            <li class="run" data-run=t.task_id.clone()>
-                                <a href=format!("/dashboard/tasks/{}", t.task_id)>{input}</a>
-                                <span class="run-meta">
-                                    <Badge status=t.status.clone()/>
-                                    <span class="muted small">{short_time(&t.created_at)}</span>
-                                </span>
-                            </li>
-                        }
-                    })
-                    .collect_view()}
-            </ol>
-        }
-        .into_any()
-    };
+    let run_section = me.can_run().then(|| run_form(run, crew.id.clone()));
     let members_named = crew
         .members
         .iter()
         .map(|m| agent_name(&agents, m))
         .collect::<Vec<_>>()
         .join(", ");
-    let delete_form = edit.then(|| {
-        let id = crew.id.clone();
-        view! {
-            <section class="card narrow" aria-labelledby="delete-h">
-                <h2 id="delete-h">"Delete this crew"</h2>
-                <p class="muted small">"Its past runs stay listed among the tasks."</p>
-                <ActionForm action=delete>
-                    <CsrfField/>
-                    <input type="hidden" name="id" value=id/>
-                    <p class="remove-task">
-                        <input type="checkbox" id="confirm-delete" name="confirm" required/>
-                        <label for="confirm-delete">"Yes, delete this crew"</label>
-                    </p>
-                    <OutcomeNote outcome=delete_outcome/>
-                    <button id="delete-crew" type="submit" class="danger">
-                        "Delete crew"
-                    </button>
-                </ActionForm>
-            </section>
-        }
-    });
+    let delete_section = edit.then(|| delete_form(delete, crew.id.clone()));
     view! {
         <PageHeader title=crew.name.clone() subtitle=subtitle>
             <a class="button" href="/dashboard/crews">
@@ -241,13 +162,98 @@ fn CrewView(
                 <CrewEditor crew=crew.clone() agents=agents.clone() edit save failed/>
             </section>
             <div>
-                {run_form}
+                {run_section}
                 <section class="card" aria-labelledby="runs-h">
                     <h2 id="runs-h">"Recent runs"</h2>
-                    {runs_list}
+                    {runs_list(runs)}
                 </section>
             </div>
         </div>
-        {delete_form}
+        {delete_section}
+    }
+}
+
+/// Starts a run of the crew (the server function then opens the run's page).
+fn run_form(run: ServerAction<RunCrew>, crew_id: String) -> impl IntoView {
+    let run_outcome = Signal::derive(move || run.value().get());
+    view! {
+        <section class="card" aria-labelledby="run-h">
+            <h2 id="run-h">"Run this crew"</h2>
+            <ActionForm action=run>
+                <CsrfField/>
+                <input type="hidden" name="crew" value=crew_id/>
+                <div class="field">
+                    <label for="run-input">"What should the crew work on?"</label>
+                    <textarea
+                        id="run-input"
+                        name="input"
+                        rows="3"
+                        required
+                        placeholder="e.g. Launch the spring sale"
+                    ></textarea>
+                </div>
+                <div class="run-outcome">
+                    <OutcomeNote outcome=run_outcome/>
+                </div>
+                <button
+                    id="run-crew"
+                    type="submit"
+                    class="primary"
+                    disabled=move || run.pending().get()
+                >
+                    "Run crew"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// The crew's latest runs, each linking to its page.
+fn runs_list(runs: Vec<Task>) -> AnyView {
+    if runs.is_empty() {
+        return view! { <p class="muted">"No runs yet."</p> }.into_any();
+    }
+    view! {
+        <ol class="plain runs">
+            {runs
+                .into_iter()
+                .map(|t| {
+                    let input: String = t.input_text().chars().take(90).collect();
+                    view! {
+                        <li class="run" data-run=t.task_id.clone()>
+                            <a href=format!("/dashboard/tasks/{}", t.task_id)>{input}</a>
+                            <span class="run-meta">
+                                <Badge status=t.status.clone()/>
+                                <span class="muted small">{short_time(&t.created_at)}</span>
+                            </span>
+                        </li>
+                    }
+                })
+                .collect_view()}
+        </ol>
+    }
+    .into_any()
+}
+
+/// Deletes the crew, once the user ticked that they mean it.
+fn delete_form(delete: ServerAction<DeleteCrew>, id: String) -> impl IntoView {
+    let delete_outcome = Signal::derive(move || delete.value().get());
+    view! {
+        <section class="card narrow" aria-labelledby="delete-h">
+            <h2 id="delete-h">"Delete this crew"</h2>
+            <p class="muted small">"Its past runs stay listed among the tasks."</p>
+            <ActionForm action=delete>
+                <CsrfField/>
+                <input type="hidden" name="id" value=id/>
+                <p class="remove-task">
+                    <input type="checkbox" id="confirm-delete" name="confirm" required/>
+                    <label for="confirm-delete">"Yes, delete this crew"</label>
+                </p>
+                <OutcomeNote outcome=delete_outcome/>
+                <button id="delete-crew" type="submit" class="danger">
+                    "Delete crew"
+                </button>
+            </ActionForm>
+        </section>
     }
 }

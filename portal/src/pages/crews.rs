@@ -456,142 +456,9 @@ pub fn CrewEditor(
     let outcome = Signal::derive(move || save.value().get().or_else(|| failed.get().map(Ok)));
     let creating = crew.id.is_empty();
     let prefix = if creating { "new-crew" } else { "crew" };
-    // Members first, in the crew's order (a sequential crew hands out tasks in it), then the
-    // other agents.
-    let mut listed: Vec<Agent> = crew
-        .members
-        .iter()
-        .filter_map(|m| agents.iter().find(|a| &a.id == m).cloned())
-        .collect();
-    listed.extend(
-        agents
-            .iter()
-            .filter(|a| !crew.members.contains(&a.id))
-            .cloned(),
-    );
-    let members = listed
-        .iter()
-        .enumerate()
-        .map(|(pos, a)| {
-            let input_id = format!("{prefix}-member-{}", a.id);
-            let checked = crew.members.contains(&a.id);
-            view! {
-                <li>
-                    <input
-                        type="checkbox"
-                        id=input_id.clone()
-                        name=format!("members[m{pos}]")
-                        value=a.id.clone()
-                        checked=checked
-                        disabled=!edit
-                    />
-                    <label for=input_id>
-                        {a.name.clone()}
-                        " "
-                        <span class="muted small">{a.role.clone()}</span>
-                    </label>
-                </li>
-            }
-        })
-        .collect_view();
-    let manager = crew.manager_agent_id.clone().unwrap_or_default();
-    let managers = agents
-        .iter()
-        .map(|a| {
-            let selected = a.id == manager;
-            view! {
-                <option value=a.id.clone() selected=selected>
-                    {a.name.clone()}
-                </option>
-            }
-        })
-        .collect_view();
-    let hierarchical = crew.process == "hierarchical";
-    let saved_rows = crew.tasks.len();
-    let rows = crew
-        .tasks
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, t)| {
-            view! { <TaskRow index=i task=Some(t) agents=agents.clone() edit outcome/> }
-        })
-        .collect_view();
     // Blank rows after the saved ones: one without JavaScript, more with "Add a task".
     let (blank, set_blank) = signal(if edit { 1usize } else { 0 });
-    let blank_agents = agents.clone();
-    let blank_rows = move || {
-        (saved_rows..saved_rows + blank.get())
-            .map(|i| {
-                view! { <TaskRow index=i task=None agents=blank_agents.clone() edit outcome/> }
-            })
-            .collect_view()
-    };
-    let (name_id, process_id, manager_id) = (
-        format!("{prefix}-name"),
-        format!("{prefix}-process"),
-        format!("{prefix}-manager"),
-    );
-    let fields = view! {
-        <input type="hidden" name="id" value=crew.id.clone()/>
-        <input type="hidden" name="version" value=crew.version.to_string()/>
-        <div class="field">
-            <label for=name_id.clone()>"Name"</label>
-            <input
-                id=name_id
-                name="name"
-                value=crew.name.clone()
-                required
-                disabled=!edit
-                aria-describedby="name-error"
-                placeholder="e.g. Launch crew"
-            />
-            <FieldError outcome field="name"/>
-        </div>
-        <fieldset class="members">
-            <legend>"Members"</legend>
-            <ul class="plain checks">{members}</ul>
-            <FieldError outcome field="members"/>
-        </fieldset>
-        <div class="field-row">
-            <div class="field">
-                <label for=process_id.clone()>"Process"</label>
-                <select id=process_id name="process" disabled=!edit>
-                    <option value="sequential" selected=!hierarchical>
-                        "Sequential"
-                    </option>
-                    <option value="hierarchical" selected=hierarchical>
-                        "Hierarchical"
-                    </option>
-                </select>
-                <p class="hint">
-                    "Sequential: the tasks in order, each seeing the earlier results. Hierarchical: a manager hands them out."
-                </p>
-            </div>
-            <div class="field">
-                <label for=manager_id.clone()>"Manager"</label>
-                <select
-                    id=manager_id
-                    name="manager"
-                    disabled=!edit
-                    aria-describedby="manager_agent_id-error"
-                >
-                    <option value="" selected=manager.is_empty()>
-                        "No manager"
-                    </option>
-                    {managers}
-                </select>
-                <p class="hint">"Only a hierarchical crew has one; it is not a member."</p>
-                <FieldError outcome field="manager_agent_id"/>
-            </div>
-        </div>
-        <h3>"Tasks"</h3>
-        <p class="hint">
-            "A blank row is left out. Tasks without an agent go round the members in order."
-        </p>
-        <ol class="plain crew-tasks">{rows} {blank_rows}</ol>
-        <FieldError outcome field="tasks"/>
-    };
+    let fields = crew_fields(&crew, &agents, prefix, edit, outcome, blank);
     if !edit {
         return view! {
             <form aria-label="Crew (read only)">
@@ -625,6 +492,167 @@ pub fn CrewEditor(
         </ActionForm>
     }
     .into_any()
+}
+
+/// The editor's fields, the same in the form that saves and in the read-only one; `blank`
+/// counts the blank task rows after the saved ones.
+fn crew_fields(
+    crew: &Crew,
+    agents: &[Agent],
+    prefix: &str,
+    edit: bool,
+    outcome: Signal<Option<Result<Outcome, ServerFnError>>>,
+    blank: ReadSignal<usize>,
+) -> impl IntoView + use<> {
+    let members = member_checks(crew, agents, prefix, edit);
+    let process = process_fields(crew, agents, prefix, edit, outcome);
+    let rows = crew
+        .tasks
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, t)| {
+            view! { <TaskRow index=i task=Some(t) agents=agents.to_vec() edit outcome/> }
+        })
+        .collect_view();
+    let saved_rows = crew.tasks.len();
+    let blank_agents = agents.to_vec();
+    let blank_rows = move || {
+        (saved_rows..saved_rows + blank.get())
+            .map(|i| {
+                view! { <TaskRow index=i task=None agents=blank_agents.clone() edit outcome/> }
+            })
+            .collect_view()
+    };
+    let name_id = format!("{prefix}-name");
+    view! {
+        <input type="hidden" name="id" value=crew.id.clone()/>
+        <input type="hidden" name="version" value=crew.version.to_string()/>
+        <div class="field">
+            <label for=name_id.clone()>"Name"</label>
+            <input
+                id=name_id
+                name="name"
+                value=crew.name.clone()
+                required
+                disabled=!edit
+                aria-describedby="name-error"
+                placeholder="e.g. Launch crew"
+            />
+            <FieldError outcome field="name"/>
+        </div>
+        <fieldset class="members">
+            <legend>"Members"</legend>
+            <ul class="plain checks">{members}</ul>
+            <FieldError outcome field="members"/>
+        </fieldset>
+        {process}
+        <h3>"Tasks"</h3>
+        <p class="hint">
+            "A blank row is left out. Tasks without an agent go round the members in order."
+        </p>
+        <ol class="plain crew-tasks">{rows} {blank_rows}</ol>
+        <FieldError outcome field="tasks"/>
+    }
+}
+
+/// A checkbox per agent: the crew's members first, in the crew's order (a sequential crew
+/// hands out tasks in it), then the other agents.
+fn member_checks(crew: &Crew, agents: &[Agent], prefix: &str, edit: bool) -> impl IntoView + use<> {
+    let mut listed: Vec<Agent> = crew
+        .members
+        .iter()
+        .filter_map(|m| agents.iter().find(|a| &a.id == m).cloned())
+        .collect();
+    listed.extend(
+        agents
+            .iter()
+            .filter(|a| !crew.members.contains(&a.id))
+            .cloned(),
+    );
+    listed
+        .iter()
+        .enumerate()
+        .map(|(pos, a)| {
+            let input_id = format!("{prefix}-member-{}", a.id);
+            let checked = crew.members.contains(&a.id);
+            view! {
+                <li>
+                    <input
+                        type="checkbox"
+                        id=input_id.clone()
+                        name=format!("members[m{pos}]")
+                        value=a.id.clone()
+                        checked=checked
+                        disabled=!edit
+                    />
+                    <label for=input_id>
+                        {a.name.clone()}
+                        " "
+                        <span class="muted small">{a.role.clone()}</span>
+                    </label>
+                </li>
+            }
+        })
+        .collect_view()
+}
+
+/// The process menu and the manager menu, side by side.
+fn process_fields(
+    crew: &Crew,
+    agents: &[Agent],
+    prefix: &str,
+    edit: bool,
+    outcome: Signal<Option<Result<Outcome, ServerFnError>>>,
+) -> impl IntoView + use<> {
+    let manager = crew.manager_agent_id.clone().unwrap_or_default();
+    let managers = agents
+        .iter()
+        .map(|a| {
+            let selected = a.id == manager;
+            view! {
+                <option value=a.id.clone() selected=selected>
+                    {a.name.clone()}
+                </option>
+            }
+        })
+        .collect_view();
+    let hierarchical = crew.process == "hierarchical";
+    let (process_id, manager_id) = (format!("{prefix}-process"), format!("{prefix}-manager"));
+    view! {
+        <div class="field-row">
+            <div class="field">
+                <label for=process_id.clone()>"Process"</label>
+                <select id=process_id name="process" disabled=!edit>
+                    <option value="sequential" selected=!hierarchical>
+                        "Sequential"
+                    </option>
+                    <option value="hierarchical" selected=hierarchical>
+                        "Hierarchical"
+                    </option>
+                </select>
+                <p class="hint">
+                    "Sequential: the tasks in order, each seeing the earlier results. Hierarchical: a manager hands them out."
+                </p>
+            </div>
+            <div class="field">
+                <label for=manager_id.clone()>"Manager"</label>
+                <select
+                    id=manager_id
+                    name="manager"
+                    disabled=!edit
+                    aria-describedby="manager_agent_id-error"
+                >
+                    <option value="" selected=manager.is_empty()>
+                        "No manager"
+                    </option>
+                    {managers}
+                </select>
+                <p class="hint">"Only a hierarchical crew has one; it is not a member."</p>
+                <FieldError outcome field="manager_agent_id"/>
+            </div>
+        </div>
+    }
 }
 
 #[cfg(test)]

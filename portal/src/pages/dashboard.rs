@@ -270,7 +270,6 @@ fn OverviewView(overview: OverviewData) -> impl IntoView {
     let (connected, idle): (Vec<Widget>, Vec<Widget>) = widgets
         .into_iter()
         .partition(|w| w.status != "disconnected");
-    let all_ok = readiness.iter().all(|(_, s)| s == "ok");
     view! {
         <section aria-labelledby="business-h">
             <h2 id="business-h">"Business data"</h2>
@@ -280,122 +279,144 @@ fn OverviewView(overview: OverviewData) -> impl IntoView {
                     .map(|w| view! { <WidgetCard widget=w/> })
                     .collect_view()}
             </div>
-            {(!idle.is_empty())
-                .then(|| {
-                    view! {
-                        <div class="card idle-widgets">
-                            <h3>"More charts when you connect"</h3>
-                            <ul class="plain">
-                                {idle
-                                    .into_iter()
-                                    .map(|w| {
-                                        let href = format!("/dashboard/connectors/{}", w.connector);
-                                        view! {
-                                            <li class="widget-disconnected" data-connector=w.connector.clone()>
-                                                <strong>{w.title.clone()}</strong>
-                                                " — "
-                                                {format!("{} is not connected. ", w.connector_name)}
-                                                <a href=href>{format!("Connect {}", w.connector_name)}</a>
-                                            </li>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </ul>
-                        </div>
-                    }
-                })}
+            {(!idle.is_empty()).then(|| idle_widgets(idle))}
         </section>
         <div class="grid two">
-            <section class="card" aria-labelledby="agents-h">
-                <h2 id="agents-h">"Agents"</h2>
-                {if agents.is_empty() {
-                    view! { <p class="muted">"No agents yet."</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="plain list">
-                            {agents
-                                .into_iter()
-                                .map(|a| {
-                                    view! {
-                                        <li>
-                                            <a href=format!("/dashboard/agents/{}", a.id)>{a.name.clone()}</a>
-                                            <span class="muted">{format!(" · {} · {}", a.role, a.model)}</span>
-                                            " "
-                                            <Badge status=a.status.clone()/>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                        </ul>
-                    }
-                        .into_any()
-                }}
-                <p>
-                    <a href="/dashboard/agents">"All agents →"</a>
-                </p>
-            </section>
-            <section class="card" aria-labelledby="tasks-h">
-                <h2 id="tasks-h">"Recent tasks"</h2>
-                {if tasks.is_empty() {
-                    view! { <p class="muted">"No tasks yet."</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="plain list">
-                            {tasks
-                                .into_iter()
-                                .map(|t| {
-                                    let input = t
-                                        .input
-                                        .as_str()
-                                        .map(str::to_owned)
-                                        .or_else(|| t.input.get("input").and_then(|v| v.as_str()).map(str::to_owned))
-                                        .unwrap_or_else(|| t.kind.clone());
-                                    view! {
-                                        <li>
-                                            <Badge status=t.status.clone()/>
-                                            " "
-                                            <span>{input.chars().take(60).collect::<String>()}</span>
-                                            <span class="muted">{format!(" · {}", short_time(&t.created_at))}</span>
-                                        </li>
-                                    }
-                                })
-                                .collect_view()}
-                        </ul>
-                    }
-                        .into_any()
-                }}
-                <p>
-                    <a href="/dashboard/tasks">"All tasks →"</a>
-                </p>
-            </section>
-            <section class="card" aria-labelledby="health-h">
-                <h2 id="health-h">"Health"</h2>
-                <p>
-                    {if all_ok {
-                        view! { <Badge status="ok".to_owned()/> " All systems ready" }.into_any()
-                    } else {
-                        view! { <Badge status="degraded".to_owned()/> " Some dependencies are failing" }.into_any()
-                    }}
-                </p>
-                <ul class="plain inline">
-                    {readiness
-                        .into_iter()
-                        .map(|(name, status)| {
-                            view! {
-                                <li>
-                                    {name}
-                                    ": "
-                                    <Badge status=status/>
-                                </li>
-                            }
-                        })
-                        .collect_view()}
-                </ul>
-                <p>
-                    <a href="/dashboard/health">"Details →"</a>
-                </p>
-            </section>
+            {agents_card(agents)}
+            {tasks_card(tasks)}
+            {health_card(readiness)}
         </div>
+    }
+}
+
+/// The charts a connection away, each with a link to connect its platform.
+fn idle_widgets(idle: Vec<Widget>) -> impl IntoView {
+    view! {
+        <div class="card idle-widgets">
+            <h3>"More charts when you connect"</h3>
+            <ul class="plain">
+                {idle
+                    .into_iter()
+                    .map(|w| {
+                        let href = format!("/dashboard/connectors/{}", w.connector);
+                        view! {
+                            <li class="widget-disconnected" data-connector=w.connector.clone()>
+                                <strong>{w.title.clone()}</strong>
+                                " — "
+                                {format!("{} is not connected. ", w.connector_name)}
+                                <a href=href>{format!("Connect {}", w.connector_name)}</a>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        </div>
+    }
+}
+
+fn agents_card(agents: Vec<Agent>) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="agents-h">
+            <h2 id="agents-h">"Agents"</h2>
+            {if agents.is_empty() {
+                view! { <p class="muted">"No agents yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="plain list">
+                        {agents
+                            .into_iter()
+                            .map(|a| {
+                                view! {
+                                    <li>
+                                        <a href=format!("/dashboard/agents/{}", a.id)>{a.name.clone()}</a>
+                                        <span class="muted">{format!(" · {} · {}", a.role, a.model)}</span>
+                                        " "
+                                        <Badge status=a.status.clone()/>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                }
+                    .into_any()
+            }}
+            <p>
+                <a href="/dashboard/agents">"All agents →"</a>
+            </p>
+        </section>
+    }
+}
+
+fn tasks_card(tasks: Vec<Task>) -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="tasks-h">
+            <h2 id="tasks-h">"Recent tasks"</h2>
+            {if tasks.is_empty() {
+                view! { <p class="muted">"No tasks yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="plain list">
+                        {tasks
+                            .into_iter()
+                            .map(|t| {
+                                let input = t
+                                    .input
+                                    .as_str()
+                                    .map(str::to_owned)
+                                    .or_else(|| t.input.get("input").and_then(|v| v.as_str()).map(str::to_owned))
+                                    .unwrap_or_else(|| t.kind.clone());
+                                view! {
+                                    <li>
+                                        <Badge status=t.status.clone()/>
+                                        " "
+                                        <span>{input.chars().take(60).collect::<String>()}</span>
+                                        <span class="muted">{format!(" · {}", short_time(&t.created_at))}</span>
+                                    </li>
+                                }
+                            })
+                            .collect_view()}
+                    </ul>
+                }
+                    .into_any()
+            }}
+            <p>
+                <a href="/dashboard/tasks">"All tasks →"</a>
+            </p>
+        </section>
+    }
+}
+
+/// The gateway's readiness: one verdict, then each dependency.
+fn health_card(readiness: Vec<(String, String)>) -> impl IntoView {
+    let all_ok = readiness.iter().all(|(_, s)| s == "ok");
+    view! {
+        <section class="card" aria-labelledby="health-h">
+            <h2 id="health-h">"Health"</h2>
+            <p>
+                {if all_ok {
+                    view! { <Badge status="ok".to_owned()/> " All systems ready" }.into_any()
+                } else {
+                    view! { <Badge status="degraded".to_owned()/> " Some dependencies are failing" }.into_any()
+                }}
+            </p>
+            <ul class="plain inline">
+                {readiness
+                    .into_iter()
+                    .map(|(name, status)| {
+                        view! {
+                            <li>
+                                {name}
+                                ": "
+                                <Badge status=status/>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+            <p>
+                <a href="/dashboard/health">"Details →"</a>
+            </p>
+        </section>
     }
 }
 

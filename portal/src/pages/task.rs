@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{Badge, CsrfField, LoadError, OutcomeNote, PageHeader, short_time};
 use crate::model::{LiveRun, Me, Step, Task};
-use crate::pages::tasks::{CancelTask, Decide};
+use crate::pages::tasks::{CancelTask, Decide, decision_form};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskData {
@@ -76,40 +76,13 @@ fn TaskView(
         agents,
         crew,
     } = data;
-    let name_of = {
-        let agents = agents.clone();
-        move |id: &str| {
-            agents
-                .iter()
-                .find(|(a, _)| a == id)
-                .map_or_else(|| "an agent".to_owned(), |(_, n)| n.clone())
-        }
-    };
-    let title = match (task.kind.as_str(), &crew, &task.agent_id) {
-        ("crew", Some((_, name)), _) => format!("Run of {name}"),
-        ("crew", None, _) => "Crew run".to_owned(),
-        (_, _, Some(agent)) => format!("Task of {}", name_of(agent)),
-        _ => "Rule run".to_owned(),
-    };
+    let title = run_title(&task, crew.as_ref(), &agents);
     let subtitle = format!(
         "{} task · started {}",
         task.kind,
         short_time(&task.created_at)
     );
-    let back = match &crew {
-        Some((id, name)) => view! {
-            <a class="button" href=format!("/dashboard/crews/{id}")>
-                {format!("Back to {name}")}
-            </a>
-        }
-        .into_any(),
-        None => view! {
-            <a class="button" href="/dashboard/tasks">
-                "All tasks"
-            </a>
-        }
-        .into_any(),
-    };
+    let back = back_link(crew.as_ref());
     let part_of = task.parent_task_id.clone().map(|parent| {
         view! {
             <p class="muted small">
@@ -131,25 +104,99 @@ fn TaskView(
     let cancel_outcome = Signal::derive(move || cancel.value().get());
     let decide_outcome = Signal::derive(move || decide.value().get());
     let status = move || live.with(|l| l.task.status.clone());
-    let cancel_form = {
-        let task_id = task_id.clone();
-        move || {
-            let active = live.with(|l| !l.task.is_final());
-            (invoke && active).then(|| {
-                let task_id = task_id.clone();
-                view! {
-                    <ActionForm action=cancel>
-                        <CsrfField/>
-                        <input type="hidden" name="task" value=task_id/>
-                        <button type="submit" class="link danger">
-                            "Cancel this run"
-                        </button>
-                    </ActionForm>
-                }
-            })
+    view! {
+        <PageHeader title=title subtitle=subtitle>
+            {back}
+        </PageHeader>
+        // Without JavaScript, the page looks again every few seconds until the task ends.
+        {(!ended_at_load)
+            .then(|| view! { <noscript inner_html=r#"<meta http-equiv="refresh" content="3">"#></noscript> })}
+        <section class="card run" aria-labelledby="run-h">
+            <header class="widget-head">
+                <h2 id="run-h">"Progress"</h2>
+                <p class="run-status" data-status=status role="status" aria-live="polite">
+                    {move || view! { <Badge status=status()/> }}
+                </p>
+            </header>
+            <p class="task-input">{input}</p>
+            {part_of}
+            {waiting_member(live)}
+            <div class="decision-outcome">
+                <OutcomeNote outcome=decide_outcome/>
+            </div>
+            {run_steps(live, approve, decide)}
+            <OutcomeNote outcome=cancel_outcome/>
+            {cancel_form(live, invoke, cancel, task_id)}
+        </section>
+        {run_result(live)}
+    }
+}
+
+/// The page's title: whose run it is.
+fn run_title(task: &Task, crew: Option<&(String, String)>, agents: &[(String, String)]) -> String {
+    match (task.kind.as_str(), crew, &task.agent_id) {
+        ("crew", Some((_, name)), _) => format!("Run of {name}"),
+        ("crew", None, _) => "Crew run".to_owned(),
+        (_, _, Some(agent)) => format!(
+            "Task of {}",
+            agents
+                .iter()
+                .find(|(a, _)| a == agent)
+                .map_or_else(|| "an agent".to_owned(), |(_, n)| n.clone())
+        ),
+        _ => "Rule run".to_owned(),
+    }
+}
+
+/// Back to the crew a run belongs to, else to all tasks.
+fn back_link(crew: Option<&(String, String)>) -> AnyView {
+    match crew {
+        Some((id, name)) => view! {
+            <a class="button" href=format!("/dashboard/crews/{id}")>
+                {format!("Back to {name}")}
+            </a>
         }
-    };
-    let steps = move || {
+        .into_any(),
+        None => view! {
+            <a class="button" href="/dashboard/tasks">
+                "All tasks"
+            </a>
+        }
+        .into_any(),
+    }
+}
+
+/// Cancel, while the run is still going and the user may run tasks.
+fn cancel_form(
+    live: RwSignal<LiveRun>,
+    invoke: bool,
+    cancel: ServerAction<CancelTask>,
+    task_id: String,
+) -> impl IntoView {
+    move || {
+        let active = live.with(|l| !l.task.is_final());
+        (invoke && active).then(|| {
+            let task_id = task_id.clone();
+            view! {
+                <ActionForm action=cancel>
+                    <CsrfField/>
+                    <input type="hidden" name="task" value=task_id/>
+                    <button type="submit" class="link danger">
+                        "Cancel this run"
+                    </button>
+                </ActionForm>
+            }
+        })
+    }
+}
+
+/// The run's steps as they come: the members' turns of a crew run, else the task's steps.
+fn run_steps(
+    live: RwSignal<LiveRun>,
+    approve: bool,
+    decide: ServerAction<Decide>,
+) -> impl IntoView {
+    move || {
         let LiveRun { task, members } = live.get();
         if task.kind == "crew" {
             let turns = task
@@ -173,8 +220,12 @@ fn TaskView(
                 .collect_view();
             view! { <ol class="steps plain">{rows}</ol> }.into_any()
         }
-    };
-    let result = move || {
+    }
+}
+
+/// The run's answer and error, once there are any.
+fn run_result(live: RwSignal<LiveRun>) -> impl IntoView {
+    move || {
         live.with(|l| {
             let reply = l.task.reply();
             let error = l.task.error.clone();
@@ -193,8 +244,12 @@ fn TaskView(
                 {error.map(|e| view! { <p class="note error">{e}</p> })}
             }
         })
-    };
-    let waiting_member = move || {
+    }
+}
+
+/// A crew run waiting for a person: the approval is made on the member's own task.
+fn waiting_member(live: RwSignal<LiveRun>) -> impl IntoView {
+    move || {
         live.with(|l| l.task.kind == "crew" && l.task.status == "awaiting_approval")
             .then(|| {
                 view! {
@@ -203,32 +258,6 @@ fn TaskView(
                     </p>
                 }
             })
-    };
-    view! {
-        <PageHeader title=title subtitle=subtitle>
-            {back}
-        </PageHeader>
-        // Without JavaScript, the page looks again every few seconds until the task ends.
-        {(!ended_at_load)
-            .then(|| view! { <noscript inner_html=r#"<meta http-equiv="refresh" content="3">"#></noscript> })}
-        <section class="card run" aria-labelledby="run-h">
-            <header class="widget-head">
-                <h2 id="run-h">"Progress"</h2>
-                <p class="run-status" data-status=status role="status" aria-live="polite">
-                    {move || view! { <Badge status=status()/> }}
-                </p>
-            </header>
-            <p class="task-input">{input}</p>
-            {part_of}
-            {waiting_member}
-            <div class="decision-outcome">
-                <OutcomeNote outcome=decide_outcome/>
-            </div>
-            {steps}
-            <OutcomeNote outcome=cancel_outcome/>
-            {cancel_form}
-        </section>
-        {result}
     }
 }
 
@@ -304,27 +333,8 @@ fn step_row(
         .then(|| step.call_id.clone())
         .flatten()
         .map(|call_id| {
-            let task = task_id.to_owned();
             let note_id = format!("note-{call_id}");
-            view! {
-                <ActionForm action=decide>
-                    <CsrfField/>
-                    <input type="hidden" name="task" value=task/>
-                    <input type="hidden" name="call_id" value=call_id/>
-                    <div class="field inline">
-                        <label for=note_id.clone()>"Note"</label>
-                        <input id=note_id name="note" placeholder="optional"/>
-                    </div>
-                    <div class="button-row">
-                        <button type="submit" name="decision" value="approve" class="primary approve">
-                            "Approve"
-                        </button>
-                        <button type="submit" name="decision" value="reject" class="danger reject">
-                            "Reject"
-                        </button>
-                    </div>
-                </ActionForm>
-            }
+            decision_form(decide, task_id.to_owned(), call_id, note_id)
         });
     view! {
         <li class="step" data-status=step.status.clone()>
