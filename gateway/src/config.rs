@@ -291,6 +291,43 @@ impl Config {
     /// Checks the shape of every setting that is present; presence is checked by the
     /// `require_*` accessors of the components that need it.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_stores()?;
+        self.validate_counts()?;
+        self.connector_endpoints()?;
+        if !(512..=32_768).contains(&self.local_context) {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_LOCAL_CONTEXT",
+                reason: "must be between 512 and 32768 tokens".to_owned(),
+            });
+        }
+        axum::http::HeaderValue::from_str(&self.portal_origin).map_err(|e| {
+            ConfigError::Invalid {
+                setting: "BRAIN_PORTAL_ORIGIN",
+                reason: e.to_string(),
+            }
+        })?;
+        reqwest::Url::parse(&self.auth_url).map_err(|e| ConfigError::Invalid {
+            setting: "BRAIN_AUTH_URL",
+            reason: e.to_string(),
+        })?;
+        self.egress()?;
+        self.trusted_proxies()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid {
+            setting: "BRAIN_LOG",
+            reason: e.to_string(),
+        })?;
+        let distinct = [self.gateway_addr, self.auth_addr, self.portal_addr];
+        if distinct[0] == distinct[1] || distinct[0] == distinct[2] || distinct[1] == distinct[2] {
+            return Err(ConfigError::Invalid {
+                setting: "BRAIN_GATEWAY_ADDR/BRAIN_AUTH_ADDR/BRAIN_PORTAL_ADDR",
+                reason: "the three services need three different addresses".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Postgres, Redis, Vault and Temporal addresses, where given.
+    fn validate_stores(&self) -> Result<(), ConfigError> {
         for (setting, url) in [
             ("DATABASE_URL", &self.database_url),
             ("BRAIN_MIGRATE_DATABASE_URL", &self.migrate_database_url),
@@ -349,7 +386,12 @@ impl Config {
                 });
             }
         }
-        self.connector_endpoints()?;
+        Ok(())
+    }
+
+    /// Sizes, durations and counts that must be at least 1, each named on its own.
+    fn validate_counts(&self) -> Result<(), ConfigError> {
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         for (setting, value) in [
             ("BRAIN_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("BRAIN_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
@@ -358,6 +400,22 @@ impl Config {
                 "BRAIN_HOOK_FAILURE_WINDOW_SECS",
                 self.hook_failure_window_secs,
             ),
+            ("BRAIN_MAX_BODY_BYTES", as_u64(self.max_body_bytes)),
+            ("BRAIN_MAX_UPLOAD_BYTES", as_u64(self.max_upload_bytes)),
+            ("BRAIN_REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
+            (
+                "BRAIN_MAX_STREAMS_PER_TENANT",
+                as_u64(self.max_streams_per_tenant),
+            ),
+            ("BRAIN_STREAM_MAX_SECS", self.stream_max_secs),
+            ("BRAIN_INGEST_CONCURRENCY", as_u64(self.ingest_concurrency)),
+            ("BRAIN_INGEST_PER_TENANT", as_u64(self.ingest_per_tenant)),
+            (
+                "BRAIN_DATABASE_MAX_CONNECTIONS",
+                u64::from(self.database_max_connections),
+            ),
+            ("BRAIN_LOCAL_THREADS", as_u64(self.local_threads)),
+            ("BRAIN_READINESS_TIMEOUT_SECS", self.readiness_timeout_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -365,68 +423,6 @@ impl Config {
                     reason: "must be at least 1".to_owned(),
                 });
             }
-        }
-        if self.max_body_bytes == 0
-            || self.max_upload_bytes == 0
-            || self.request_timeout_secs == 0
-            || self.max_streams_per_tenant == 0
-            || self.stream_max_secs == 0
-            || self.ingest_concurrency == 0
-            || self.ingest_per_tenant == 0
-        {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_MAX_BODY_BYTES/BRAIN_MAX_UPLOAD_BYTES/BRAIN_REQUEST_TIMEOUT_SECS/\
-                          BRAIN_MAX_STREAMS_PER_TENANT/BRAIN_STREAM_MAX_SECS/\
-                          BRAIN_INGEST_CONCURRENCY/BRAIN_INGEST_PER_TENANT",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        axum::http::HeaderValue::from_str(&self.portal_origin).map_err(|e| {
-            ConfigError::Invalid {
-                setting: "BRAIN_PORTAL_ORIGIN",
-                reason: e.to_string(),
-            }
-        })?;
-        reqwest::Url::parse(&self.auth_url).map_err(|e| ConfigError::Invalid {
-            setting: "BRAIN_AUTH_URL",
-            reason: e.to_string(),
-        })?;
-        self.egress()?;
-        self.trusted_proxies()?;
-        if self.database_max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_DATABASE_MAX_CONNECTIONS",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        if self.local_threads == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_LOCAL_THREADS",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        if !(512..=32_768).contains(&self.local_context) {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_LOCAL_CONTEXT",
-                reason: "must be between 512 and 32768 tokens".to_owned(),
-            });
-        }
-        if self.readiness_timeout_secs == 0 {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_READINESS_TIMEOUT_SECS",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| ConfigError::Invalid {
-            setting: "BRAIN_LOG",
-            reason: e.to_string(),
-        })?;
-        let distinct = [self.gateway_addr, self.auth_addr, self.portal_addr];
-        if distinct[0] == distinct[1] || distinct[0] == distinct[2] || distinct[1] == distinct[2] {
-            return Err(ConfigError::Invalid {
-                setting: "BRAIN_GATEWAY_ADDR/BRAIN_AUTH_ADDR/BRAIN_PORTAL_ADDR",
-                reason: "the three services need three different addresses".to_owned(),
-            });
         }
         Ok(())
     }

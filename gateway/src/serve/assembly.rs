@@ -10,6 +10,7 @@ use axum::Router;
 use axum::routing::get;
 
 use brain_auth::Authenticator;
+use brain_auth::client_ip::TrustedProxies;
 use brain_auth::keys::KeyRing;
 use brain_auth::ratelimit::{RateLimiter, RateLimits};
 use brain_auth::refresh::RefreshStore;
@@ -146,6 +147,104 @@ fn temporal_settings(config: &Config) -> anyhow::Result<brain_runtime::tasks::Te
 /// `signing_keys`, this process loads (or creates) the token signing keys and verifies tokens
 /// with them; without, it verifies against the auth service's JWKS at `BRAIN_AUTH_URL`.
 pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
+    let Stores {
+        db,
+        redis_client,
+        redis,
+        vault,
+        secrets,
+    } = stores(config).await?;
+    let egress = config.egress()?;
+    let trusted_proxies = config.trusted_proxies()?;
+    let (authenticator, auth) = authentication(
+        config,
+        (&db, &redis, vault),
+        &egress,
+        &trusted_proxies,
+        signing_keys,
+    )
+    .await?;
+    let hook_guard = Arc::new(crate::hook_guard::HookGuard::new(
+        redis.clone(),
+        crate::hook_guard::HookLimits {
+            per_address: config.hook_failures_per_address,
+            per_webhook: config.hook_failures_per_webhook,
+            window_secs: config.hook_failure_window_secs,
+        },
+        trusted_proxies,
+    ));
+    let endpoints = config
+        .connector_endpoints()?
+        .into_iter()
+        .fold(brain_tools::Endpoints::default(), |e, (key, url)| {
+            e.with(&key, url)
+        });
+    let connectors = Arc::new(brain_tools::ConnectorService::new(
+        db.clone(),
+        redis.clone(),
+        secrets.clone(),
+        brain_tools::ServiceConfig {
+            endpoints,
+            egress,
+            ..brain_tools::ServiceConfig::default()
+        },
+    )?);
+    let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
+    let registry = crate::metrics::service_registry("gateway")?;
+    knowledge.register_metrics(&registry)?;
+    let runtime =
+        Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
+    let webhooks = Arc::new(
+        brain_tools::webhooks::WebhookService::new(db.clone(), secrets.clone())
+            .with_metrics(brain_tools::webhooks::WebhookMetrics::new(&registry)?)
+            .with_public_base_url(config.public_gateway_url.trim_end_matches('/')),
+    );
+    let tasks = Arc::new(brain_runtime::tasks::TaskService::new(
+        db.clone(),
+        runtime.deps().agents.clone(),
+        secrets.clone(),
+        connectors.egress().clone(),
+        temporal_settings(config)?,
+        brain_runtime::tasks::StepTimeouts::default(),
+    )?);
+    let task_metrics = brain_runtime::tasks::TaskMetrics::new(&registry)?;
+    let redis_for_events = redis.clone();
+    let state = AppState {
+        runtime,
+        registry,
+        db,
+        redis,
+        secrets,
+        authenticator,
+        connectors,
+        knowledge,
+        tasks,
+        webhooks,
+        hook_guard,
+        events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
+        streams: crate::streams::StreamLimits::new(
+            config.max_streams_per_tenant,
+            Duration::from_secs(config.stream_max_secs),
+        ),
+    };
+    Ok(App {
+        state,
+        auth,
+        task_metrics,
+    })
+}
+
+/// What every service stores in: Postgres, Redis and Vault (and Vault behind the secret
+/// cache, for everything but the signing keys).
+struct Stores {
+    db: sqlx::PgPool,
+    redis_client: redis::Client,
+    redis: redis::aio::ConnectionManager,
+    vault: Arc<dyn SecretStore>,
+    secrets: Arc<dyn SecretStore>,
+}
+
+async fn stores(config: &Config) -> anyhow::Result<Stores> {
     let db_options: sqlx::postgres::PgConnectOptions = config
         .require_database_url()?
         .parse()
@@ -171,6 +270,28 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             Duration::from_secs(secs),
         )),
     };
+    Ok(Stores {
+        db,
+        redis_client,
+        redis,
+        vault,
+        secrets,
+    })
+}
+
+/// Who calls: the authenticator every API request goes through and, with `signing_keys`,
+/// the auth service's own state (issuing and refreshing tokens, login throttling, SSO).
+async fn authentication(
+    config: &Config,
+    (db, redis, vault): (
+        &sqlx::PgPool,
+        &redis::aio::ConnectionManager,
+        Arc<dyn SecretStore>,
+    ),
+    egress: &brain_auth::egress::EgressPolicy,
+    trusted_proxies: &TrustedProxies,
+    signing_keys: bool,
+) -> anyhow::Result<(Arc<Authenticator>, Option<AuthState>)> {
     let tokens = TokenSettings {
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_issuer.clone(),
@@ -218,24 +339,13 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             (name.to_owned(), provider)
         })
         .collect();
-    let egress = config.egress()?;
     let sso = Arc::new(Sso::new(
         sso_providers,
         &config.public_auth_url,
-        &egress,
+        egress,
         redis.clone(),
         db.clone(),
     )?);
-    let trusted_proxies = config.trusted_proxies()?;
-    let hook_guard = Arc::new(crate::hook_guard::HookGuard::new(
-        redis.clone(),
-        crate::hook_guard::HookLimits {
-            per_address: config.hook_failures_per_address,
-            per_webhook: config.hook_failures_per_webhook,
-            window_secs: config.hook_failure_window_secs,
-        },
-        trusted_proxies.clone(),
-    ));
     let auth = auth_parts.map(|keys| AuthState {
         db: db.clone(),
         issuer: Arc::new(TokenIssuer::new(keys.clone(), tokens.clone())),
@@ -254,67 +364,9 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         )),
         authenticator: authenticator.clone(),
         sso,
-        trusted_proxies,
+        trusted_proxies: trusted_proxies.clone(),
     });
-    let endpoints = config
-        .connector_endpoints()?
-        .into_iter()
-        .fold(brain_tools::Endpoints::default(), |e, (key, url)| {
-            e.with(&key, url)
-        });
-    let connectors = Arc::new(brain_tools::ConnectorService::new(
-        db.clone(),
-        redis.clone(),
-        secrets.clone(),
-        brain_tools::ServiceConfig {
-            endpoints,
-            egress: egress.clone(),
-            ..brain_tools::ServiceConfig::default()
-        },
-    )?);
-    let knowledge = Arc::new(crate::knowledge::service(config, db.clone())?);
-    let registry = crate::metrics::service_registry("gateway")?;
-    knowledge.register_metrics(&registry)?;
-    let runtime =
-        Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
-    let webhooks = Arc::new(
-        brain_tools::webhooks::WebhookService::new(db.clone(), secrets.clone())
-            .with_metrics(brain_tools::webhooks::WebhookMetrics::new(&registry)?)
-            .with_public_base_url(config.public_gateway_url.trim_end_matches('/')),
-    );
-    let tasks = Arc::new(brain_runtime::tasks::TaskService::new(
-        db.clone(),
-        runtime.deps().agents.clone(),
-        secrets.clone(),
-        connectors.egress().clone(),
-        temporal_settings(config)?,
-        brain_runtime::tasks::StepTimeouts::default(),
-    )?);
-    let task_metrics = brain_runtime::tasks::TaskMetrics::new(&registry)?;
-    let redis_for_events = redis.clone();
-    let state = AppState {
-        runtime,
-        registry,
-        db,
-        redis,
-        secrets,
-        authenticator,
-        connectors,
-        knowledge,
-        tasks,
-        webhooks,
-        hook_guard,
-        events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
-        streams: crate::streams::StreamLimits::new(
-            config.max_streams_per_tenant,
-            Duration::from_secs(config.stream_max_secs),
-        ),
-    };
-    Ok(App {
-        state,
-        auth,
-        task_metrics,
-    })
+    Ok((authenticator, auth))
 }
 
 /// The agent runtime with the production providers: the local model when `BRAIN_LOCAL_MODEL`
