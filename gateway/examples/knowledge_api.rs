@@ -62,6 +62,68 @@ async fn json_call(
     Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A signed-up user of the running Brain and the collection the benchmark fills.
+struct Session {
+    http: reqwest::Client,
+    gateway: String,
+    token: String,
+    tenant: String,
+    collection: String,
+}
+
+impl Session {
+    /// Signs up a new tenant and creates its "Manuals" collection.
+    async fn start(gateway: String, auth: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::new();
+        let email = format!("bench-{}@brain.test", uuid::Uuid::new_v4().simple());
+        let signup = json_call(
+            &http,
+            reqwest::Method::POST,
+            format!("{auth}/v1/auth/signup"),
+            None,
+            Some(json!({"tenant_name": "Knowledge Bench", "email": email,
+                        "password": "correct horse battery staple"})),
+        )
+        .await?;
+        let token = signup["access_token"]
+            .as_str()
+            .context("no token")?
+            .to_owned();
+        let tenant = signup["tenant"]["id"]
+            .as_str()
+            .context("no tenant")?
+            .to_owned();
+        let collection = json_call(
+            &http,
+            reqwest::Method::POST,
+            format!("{gateway}/v1/knowledge/collections"),
+            Some(&token),
+            Some(json!({"name": "Manuals"})),
+        )
+        .await?;
+        let collection = collection["id"]
+            .as_str()
+            .context("no collection")?
+            .to_owned();
+        Ok(Session {
+            http,
+            gateway,
+            token,
+            tenant,
+            collection,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        json_call(&self.http, method, url, Some(&self.token), body).await
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     brain_gateway::install_crypto_provider();
@@ -69,111 +131,112 @@ async fn main() -> anyhow::Result<()> {
     let auth = env("BRAIN_BENCH_AUTH")?;
     let pdfs = env("BRAIN_BENCH_PDFS")?;
     let owner_db = env("BRAIN_BENCH_OWNER_DB")?;
-    let http = reqwest::Client::new();
-    let email = format!("bench-{}@brain.test", uuid::Uuid::new_v4().simple());
-    let signup = json_call(
-        &http,
-        reqwest::Method::POST,
-        format!("{auth}/v1/auth/signup"),
-        None,
-        Some(json!({"tenant_name": "Knowledge Bench", "email": email,
-                    "password": "correct horse battery staple"})),
-    )
-    .await?;
-    let token = signup["access_token"]
-        .as_str()
-        .context("no token")?
-        .to_owned();
-    let tenant = signup["tenant"]["id"]
-        .as_str()
-        .context("no tenant")?
-        .to_owned();
-    let collection = json_call(
-        &http,
-        reqwest::Method::POST,
-        format!("{gateway}/v1/knowledge/collections"),
-        Some(&token),
-        Some(json!({"name": "Manuals"})),
-    )
-    .await?;
-    let collection = collection["id"]
-        .as_str()
-        .context("no collection")?
-        .to_owned();
+    let session = Session::start(gateway, &auth).await?;
 
     println!("== upload → ready through the API (real PDFs, default embedding model)");
     for path in pdfs.split(':').filter(|p| !p.is_empty()) {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        let name = std::path::Path::new(path)
-            .file_name()
-            .map_or_else(|| "manual.pdf".into(), |n| n.to_string_lossy().into_owned());
-        let boundary = format!("bench{}", uuid::Uuid::new_v4().simple());
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
-             filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n"
+        upload_until_ready(&session, path).await?;
+    }
+    seed_chunks(&session, &owner_db).await?;
+    search(&session).await
+}
+
+/// Uploads the PDF at `path`, waits until it is `ready` and prints how fast that was.
+async fn upload_until_ready(session: &Session, path: &str) -> anyhow::Result<()> {
+    let Session {
+        http,
+        gateway,
+        token,
+        collection,
+        ..
+    } = session;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| "manual.pdf".into(), |n| n.to_string_lossy().into_owned());
+    let boundary = format!("bench{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"{name}\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let started = Instant::now();
+    let response = http
+        .post(format!(
+            "{gateway}/v1/knowledge/collections/{collection}/documents"
+        ))
+        .bearer_auth(token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
         )
-        .into_bytes();
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let started = Instant::now();
-        let response = http
-            .post(format!(
-                "{gateway}/v1/knowledge/collections/{collection}/documents"
-            ))
-            .bearer_auth(&token)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(body)
-            .send()
-            .await?;
-        if response.status() != reqwest::StatusCode::ACCEPTED {
-            bail!(
-                "upload of {name}: {} {}",
-                response.status(),
-                response.text().await?
-            );
-        }
-        let accepted: Value = response.json().await?;
-        let document = accepted["document_id"].as_str().context("no document id")?;
-        let doc = loop {
-            let doc = json_call(
-                &http,
+        .body(body)
+        .send()
+        .await?;
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        bail!(
+            "upload of {name}: {} {}",
+            response.status(),
+            response.text().await?
+        );
+    }
+    let accepted: Value = response.json().await?;
+    let document = accepted["document_id"].as_str().context("no document id")?;
+    let doc = wait_ready(session, &name, document, started).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let pages = doc["pages"].as_f64().unwrap_or(0.0);
+    println!(
+        "{name}: {pages} pages, {} chunks, ready in {secs:.2} s = {:.1} pages/s (goal ≥ 10)",
+        doc["chunks"],
+        pages / secs
+    );
+    Ok(())
+}
+
+/// Polls the document until it is `ready` (its JSON), fails, or 600 s have passed since
+/// `started`.
+async fn wait_ready(
+    session: &Session,
+    name: &str,
+    document: &str,
+    started: Instant,
+) -> anyhow::Result<Value> {
+    let gateway = &session.gateway;
+    loop {
+        let doc = session
+            .call(
                 reqwest::Method::GET,
                 format!("{gateway}/v1/knowledge/documents/{document}"),
-                Some(&token),
                 None,
             )
             .await?;
-            match doc["status"].as_str() {
-                Some("ready") => break doc,
-                Some("failed") => bail!("{name} failed: {doc}"),
-                _ if started.elapsed() > Duration::from_secs(600) => bail!("{name} never ready"),
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
-        let secs = started.elapsed().as_secs_f64();
-        let pages = doc["pages"].as_f64().unwrap_or(0.0);
-        println!(
-            "{name}: {pages} pages, {} chunks, ready in {secs:.2} s = {:.1} pages/s (goal ≥ 10)",
-            doc["chunks"],
-            pages / secs
-        );
+        match doc["status"].as_str() {
+            Some("ready") => return Ok(doc),
+            Some("failed") => bail!("{name} failed: {doc}"),
+            _ if started.elapsed() > Duration::from_secs(600) => bail!("{name} never ready"),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
+}
 
-    // Grow the collection to 10k chunks: the real chunks' texts and vectors, copied with a
-    // little noise on the vectors so the index has distinct points to search.
-    // One connection inside the tenant: row-level security applies to the owner too.
+/// Grows the collection to 10k chunks: the real chunks' texts and vectors, copied with a
+/// little noise on the vectors so the index has distinct points to search.
+async fn seed_chunks(session: &Session, owner_db: &str) -> anyhow::Result<()> {
     use sqlx::Connection;
-    let mut pool = sqlx::PgConnection::connect(&owner_db).await?;
+    let Session {
+        tenant, collection, ..
+    } = session;
+    // One connection inside the tenant: row-level security applies to the owner too.
+    let mut pool = sqlx::PgConnection::connect(owner_db).await?;
     sqlx::query("SELECT set_config('app.tenant_id', $1, false)")
-        .bind(&tenant)
+        .bind(tenant)
         .execute(&mut pool)
         .await?;
     let have: i64 =
         sqlx::query_scalar("SELECT count(*) FROM chunks WHERE collection_id = $1::uuid")
-            .bind(&collection)
+            .bind(collection)
             .fetch_one(&mut pool)
             .await?;
     if have == 0 {
@@ -187,8 +250,8 @@ async fn main() -> anyhow::Result<()> {
          repeat('0', 64), 'ready', 1, 1, $4)",
     )
     .bind(seeded)
-    .bind(&tenant)
-    .bind(&collection)
+    .bind(tenant)
+    .bind(collection)
     .bind(i32::try_from(SEARCH_CHUNKS - have).unwrap_or(i32::MAX))
     .execute(&mut pool)
     .await?;
@@ -204,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
                        AND document_id <> $1 ORDER BY id OFFSET (n % $4) LIMIT 1) c ON true",
     )
     .bind(seeded)
-    .bind(&collection)
+    .bind(collection)
     .bind(SEARCH_CHUNKS - have)
     .bind(have)
     .execute(&mut pool)
@@ -214,31 +277,34 @@ async fn main() -> anyhow::Result<()> {
         "seeded the collection to {SEARCH_CHUNKS} chunks in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
 
+/// Search latency through the API at `SEARCH_CHUNKS` chunks, after a few warm-up queries.
+async fn search(session: &Session) -> anyhow::Result<()> {
     println!("== search through the API at {SEARCH_CHUNKS} chunks (query embedding + hybrid)");
+    let (gateway, collection) = (&session.gateway, &session.collection);
     let url = format!("{gateway}/v1/knowledge/collections/{collection}/search");
     for question in QUESTIONS.iter().take(3) {
-        json_call(
-            &http,
-            reqwest::Method::POST,
-            url.clone(),
-            Some(&token),
-            Some(json!({"query": question, "k": 5})),
-        )
-        .await?;
+        session
+            .call(
+                reqwest::Method::POST,
+                url.clone(),
+                Some(json!({"query": question, "k": 5})),
+            )
+            .await?;
     }
     let mut latencies = Vec::with_capacity(SEARCHES);
     for i in 0..SEARCHES {
         let question = format!("{} ({i})", QUESTIONS[i % QUESTIONS.len()]);
         let started = Instant::now();
-        let hits = json_call(
-            &http,
-            reqwest::Method::POST,
-            url.clone(),
-            Some(&token),
-            Some(json!({"query": question, "k": 5})),
-        )
-        .await?;
+        let hits = session
+            .call(
+                reqwest::Method::POST,
+                url.clone(),
+                Some(json!({"query": question, "k": 5})),
+            )
+            .await?;
         latencies.push(started.elapsed());
         if hits["hits"].as_array().is_none_or(Vec::is_empty) {
             bail!("no hits for {question}: {hits}");

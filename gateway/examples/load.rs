@@ -35,24 +35,54 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[index] as f64 / 1000.0
 }
 
+/// What xtask sets (see the module comment).
+struct Settings {
+    gateway: String,
+    auth: String,
+    pid: u32,
+    secs: u64,
+    concurrency: usize,
+    key_rate: u64,
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        let settings = Settings {
+            gateway: setting("BRAIN_LOAD_GATEWAY", None)?,
+            auth: setting("BRAIN_LOAD_AUTH", None)?,
+            pid: setting("BRAIN_LOAD_PID", None)?,
+            secs: setting("BRAIN_LOAD_SECS", Some(60))?,
+            concurrency: setting("BRAIN_LOAD_CONCURRENCY", Some(32))?,
+            key_rate: setting("BRAIN_LOAD_KEY_RATE", None)?,
+        };
+        for url in [&settings.gateway, &settings.auth] {
+            if !(url.starts_with("http://127.") || url.starts_with("http://localhost")) {
+                bail!("load is only ever sent to loopback, not {url}");
+            }
+        }
+        Ok(settings)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     brain_gateway::install_crypto_provider();
-    let gateway: String = setting("BRAIN_LOAD_GATEWAY", None)?;
-    let auth: String = setting("BRAIN_LOAD_AUTH", None)?;
-    let pid: u32 = setting("BRAIN_LOAD_PID", None)?;
-    let secs: u64 = setting("BRAIN_LOAD_SECS", Some(60))?;
-    let concurrency: usize = setting("BRAIN_LOAD_CONCURRENCY", Some(32))?;
-    let key_rate: u64 = setting("BRAIN_LOAD_KEY_RATE", None)?;
-    for url in [&gateway, &auth] {
-        if !(url.starts_with("http://127.") || url.starts_with("http://localhost")) {
-            bail!("load is only ever sent to loopback, not {url}");
-        }
-    }
+    let settings = Settings::from_env()?;
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency * 2)
+        .pool_max_idle_per_host(settings.concurrency * 2)
         .build()?;
+    let (token, key) = credentials(&http, &settings).await?;
+    let url = format!("{}/v1/usage", settings.gateway);
+    sustained_load(&http, &settings, &url, &token).await?;
+    check_key_limit(&http, &url, &key, settings.key_rate).await
+}
 
+/// A new tenant's access token (JWT), and an API key it creates.
+async fn credentials(
+    http: &reqwest::Client,
+    settings: &Settings,
+) -> anyhow::Result<(String, String)> {
+    let (auth, gateway) = (&settings.auth, &settings.gateway);
     let email = format!("load-{}@load.test", uuid::Uuid::new_v4().simple());
     let signup: Value = http
         .post(format!("{auth}/v1/auth/signup"))
@@ -76,31 +106,23 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
     let key = key["key"].as_str().context("no api key")?.to_owned();
+    Ok((token, key))
+}
 
-    // Phase 1: sustained authenticated load (JWT, tenant-scoped query) for `secs`.
-    let rss_start = rss_kib(pid);
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let url = format!("{gateway}/v1/usage");
+/// Phase 1: sustained authenticated load (JWT, tenant-scoped query) for `settings.secs`.
+async fn sustained_load(
+    http: &reqwest::Client,
+    settings: &Settings,
+    url: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    let concurrency = settings.concurrency;
+    let rss_start = rss_kib(settings.pid);
+    let deadline = Instant::now() + Duration::from_secs(settings.secs);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        let (http, url, token) = (http.clone(), url.clone(), token.clone());
-        workers.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            // Bounded in count too: at most 1M requests per worker.
-            while Instant::now() < deadline && latencies.len() < 1_000_000 {
-                let started = Instant::now();
-                match http.get(&url).bearer_auth(&token).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        latencies
-                            .push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (latencies, errors)
-        });
+        let (http, url, token) = (http.clone(), url.to_owned(), token.to_owned());
+        workers.spawn(load_worker(http, url, token, deadline));
     }
     let started = Instant::now();
     let mut latencies = Vec::new();
@@ -111,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let rss_end = rss_kib(pid);
+    let rss_end = rss_kib(settings.pid);
     latencies.sort_unstable();
     println!("load: GET /v1/usage with a JWT, {concurrency} connections, {elapsed:.0} s");
     println!("  requests ok     {:>10}", latencies.len());
@@ -133,15 +155,47 @@ async fn main() -> anyhow::Result<()> {
         rss_start.map_or("?".into(), |v| v.to_string()),
         rss_end.map_or("?".into(), |v| v.to_string())
     );
+    Ok(())
+}
 
-    // Phase 2: the per-key limiter admits exactly its rate (plus what refills meanwhile).
+/// One connection's requests until `deadline`: latencies of the successes (µs) and the
+/// number of errors.
+async fn load_worker(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    deadline: Instant,
+) -> (Vec<u64>, u64) {
+    let mut latencies = Vec::new();
+    let mut errors = 0u64;
+    // Bounded in count too: at most 1M requests per worker.
+    while Instant::now() < deadline && latencies.len() < 1_000_000 {
+        let started = Instant::now();
+        match http.get(&url).bearer_auth(&token).send().await {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.bytes().await;
+                latencies.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            _ => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+/// Phase 2: the per-key limiter admits exactly its rate (plus what refills meanwhile).
+async fn check_key_limit(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    key_rate: u64,
+) -> anyhow::Result<()> {
     let attempts = key_rate * 2;
     let started = Instant::now();
     let (mut ok, mut limited, mut other) = (0u64, 0u64, 0u64);
     for _ in 0..attempts {
         match http
-            .get(&url)
-            .bearer_auth(&key)
+            .get(url)
+            .bearer_auth(key)
             .send()
             .await
             .map(|r| r.status().as_u16())

@@ -10,10 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brain_auth::TenantId;
-use brain_knowledge::chunk::Chunker;
+use brain_knowledge::chunk::{ChunkDraft, Chunker};
 use brain_knowledge::extract::{ExtractLimits, extract_pdf, extract_text};
 use brain_knowledge::store::{Store, insert_chunks};
 use brain_knowledge::{CollectionId, DocumentId, LocalEmbedder, MediaKind};
+use brain_migrations::testing::TestDb;
 use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 
@@ -287,13 +288,28 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let limits = ExtractLimits::default();
     let chunker = Chunker::new(MediaKind::Pdf, 1000, 100)?;
+    let chunks = extraction(&dir, &limits, &chunker)?;
+    // One generator for the chunking texts and, after them, the short sentences embedded.
+    let mut rng = Rng(42);
+    chunking(&dir, &limits, &chunker, &mut rng)?;
+    embeddings(&limits, &chunker, &chunks, &mut rng)?;
 
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(vector_bench())?;
+    Ok(())
+}
+
+/// Extraction + chunking of the generated 500-page PDF against the Python baselines; returns
+/// the chunks.
+fn extraction(dir: &Path, limits: &ExtractLimits, chunker: &Chunker) -> Result<Vec<ChunkDraft>> {
     println!("== extraction + chunking, generated 500-page PDF");
     let pdf = generate_pdf(500)?;
     let pdf_path = dir.join("knowledge-500.pdf");
     std::fs::write(&pdf_path, &pdf)?;
     let (took, chunks) = best(3, || {
-        let doc = extract_pdf(&pdf, &limits)?;
+        let doc = extract_pdf(&pdf, limits)?;
         Ok(chunker.chunk_all(&doc.sections))
     })?;
     let rust_pps = 500.0 / took.as_secs_f64();
@@ -315,18 +331,21 @@ fn main() -> Result<()> {
         }
         None => println!("python baselines: not available (set BRAIN_BENCH_PYTHONPATH)"),
     }
+    Ok(chunks)
+}
 
+/// Chunking MB/s at three sizes, against one whole-string split and the Python splitter.
+fn chunking(dir: &Path, limits: &ExtractLimits, chunker: &Chunker, rng: &mut Rng) -> Result<()> {
     println!("\n== chunking (1000 chars, overlap 100)");
-    let mut rng = Rng(42);
     for (label, size) in [
         ("100 KB", 100 * 1024),
         ("1 MB", 1024 * 1024),
         ("20 MB", 20 * 1024 * 1024),
     ] {
-        let text = prose(&mut rng, size);
+        let text = prose(rng, size);
         let runs = if size > 10_000_000 { 1 } else { 3 };
         let (took, n) = best(runs, || {
-            let doc = extract_text(text.as_bytes(), &limits)?;
+            let doc = extract_text(text.as_bytes(), limits)?;
             Ok(chunker.chunk_all(&doc.sections).len())
         })?;
         let mbs = text.len() as f64 / 1e6 / took.as_secs_f64();
@@ -358,32 +377,21 @@ fn main() -> Result<()> {
         }
         println!("{line}");
     }
+    Ok(())
+}
 
+/// Local embeddings/s on real chunks against sentence-transformers, then on short sentences.
+fn embeddings(
+    limits: &ExtractLimits,
+    chunker: &Chunker,
+    chunks: &[ChunkDraft],
+    rng: &mut Rng,
+) -> Result<()> {
     println!("\n== local embeddings (all-MiniLM-L6-v2, batch 32, every core on both sides)");
     let dir = std::env::var_os("BRAIN_EMBED_MODEL_DIR")
         .ok_or("BRAIN_EMBED_MODEL_DIR is not set; run through `cargo xtask bench knowledge`")?;
     let model = LocalEmbedder::load(Path::new(&dir))?;
-    // The chunks of a real manual (`cargo xtask` fetches it), else the generated PDF's.
-    let real = std::env::var("BRAIN_BENCH_PDFS")
-        .ok()
-        .and_then(|paths| std::env::split_paths(&paths).next())
-        .map(|path| -> Result<(String, Vec<String>)> {
-            let doc = extract_pdf(&std::fs::read(&path)?, &limits)?;
-            let chunks = chunker.chunk_all(&doc.sections);
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            Ok((
-                name.unwrap_or_default(),
-                chunks.into_iter().map(|c| c.text).collect(),
-            ))
-        })
-        .transpose()?;
-    let (source, owned): (String, Vec<String>) = match real {
-        Some((name, texts)) => (format!("the chunks of {name}"), texts),
-        None => (
-            "generated ~1000-char chunks".to_owned(),
-            chunks.iter().take(256).map(|c| c.text.clone()).collect(),
-        ),
-    };
+    let (source, owned) = embedding_texts(limits, chunker, chunks)?;
     let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
     model.embed_blocking(&texts[..texts.len().min(32)])?;
     let (took, _) = best(2, || Ok(model.embed_blocking(&texts)?))?;
@@ -400,27 +408,106 @@ fn main() -> Result<()> {
         ),
         None => println!("python sentence-transformers: not available (set BRAIN_BENCH_ST_PATH)"),
     }
-    let short: Vec<String> = (0..256).map(|_| sentence(&mut rng)).collect();
+    let short: Vec<String> = (0..256).map(|_| sentence(rng)).collect();
     let short: Vec<&str> = short.iter().map(String::as_str).collect();
     let (took, _) = best(1, || Ok(model.embed_blocking(&short)?))?;
     println!(
         "brain encoder: {:.1} embeddings/s (short sentences)",
         256.0 / took.as_secs_f64()
     );
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(vector_bench())?;
     Ok(())
 }
 
+/// The texts to embed and where they come from: the chunks of a real manual (`cargo xtask`
+/// fetches it), else the generated PDF's.
+fn embedding_texts(
+    limits: &ExtractLimits,
+    chunker: &Chunker,
+    chunks: &[ChunkDraft],
+) -> Result<(String, Vec<String>)> {
+    let real = std::env::var("BRAIN_BENCH_PDFS")
+        .ok()
+        .and_then(|paths| std::env::split_paths(&paths).next())
+        .map(|path| -> Result<(String, Vec<String>)> {
+            let doc = extract_pdf(&std::fs::read(&path)?, limits)?;
+            let chunks = chunker.chunk_all(&doc.sections);
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            Ok((
+                name.unwrap_or_default(),
+                chunks.into_iter().map(|c| c.text).collect(),
+            ))
+        })
+        .transpose()?;
+    Ok(match real {
+        Some((name, texts)) => (format!("the chunks of {name}"), texts),
+        None => (
+            "generated ~1000-char chunks".to_owned(),
+            chunks.iter().take(256).map(|c| c.text.clone()).collect(),
+        ),
+    })
+}
+
+/// One tenant's collection and document, where its chunks go.
+type Owner = (TenantId, CollectionId, DocumentId);
+
+/// Clustered vectors (topics), as real chunk embeddings are; uniform random vectors in
+/// 384 dimensions are an unrealistically hard case for any ANN index.
+struct Topics {
+    centroids: Vec<Vec<f32>>,
+}
+
+impl Topics {
+    fn new(rng: &mut Rng) -> Self {
+        let centroids = (0..500)
+            .map(|_| (0..384).map(|_| rng.unit()).collect())
+            .collect();
+        Self { centroids }
+    }
+
+    /// A unit vector near one of the topics.
+    fn sample(&self, rng: &mut Rng) -> Vec<f32> {
+        let c = &self.centroids[rng.below(self.centroids.len())];
+        let v: Vec<f32> = c.iter().map(|x| x + 0.6 * rng.unit()).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+/// Searches timed against the exact scan.
+const QUERIES: usize = 200;
+
 async fn vector_bench() -> Result<()> {
     const TOTAL: usize = 100_000;
-    const TARGET: usize = TOTAL / 10;
-    const QUERIES: usize = 200;
     println!("\n== pgvector: {TOTAL} chunks, the searched tenant owns 10 %");
-    let db = brain_migrations::testing::TestDb::new().await?;
+    let db = TestDb::new().await?;
+    let tenants = seed_tenants(&db).await?;
+    let mut rng = Rng(7);
+    let topics = Topics::new(&mut rng);
+    sqlx::query("DROP INDEX chunks_embedding_hnsw")
+        .execute(&db.owner)
+        .await?;
+    let load = Instant::now();
+    let mut conn = db.owner_connection().await?;
+    load_chunks(&mut conn, TOTAL, &tenants, &topics, &mut rng).await?;
+    println!(
+        "load (UNNEST batches, no index): {:.1} s",
+        load.elapsed().as_secs_f64()
+    );
+    let build = Instant::now();
+    build_index(&mut conn).await?;
+    println!(
+        "HNSW build after load: {:.1} s",
+        build.elapsed().as_secs_f64()
+    );
+
+    let (tenant, collection, _) = tenants[0];
+    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| topics.sample(&mut rng)).collect();
+    search_quality(&Store::new(db.app.clone()), tenant, collection, &queries).await?;
+    print_plan(&db, tenant, collection, &queries[0]).await
+}
+
+/// Two tenants, each with a collection and a ready document.
+async fn seed_tenants(db: &TestDb) -> Result<Vec<Owner>> {
     let mut tenants = Vec::new();
     for slug in ["bench-a", "bench-b"] {
         let tenant: uuid::Uuid =
@@ -450,30 +537,25 @@ async fn vector_bench() -> Result<()> {
             DocumentId(document),
         ));
     }
-    // Clustered vectors (topics), as real chunk embeddings are; uniform random vectors in
-    // 384 dimensions are an unrealistically hard case for any ANN index.
-    let mut rng = Rng(7);
-    let centroids: Vec<Vec<f32>> = (0..500)
-        .map(|_| (0..384).map(|_| rng.unit()).collect())
-        .collect();
-    let sample = |rng: &mut Rng| -> Vec<f32> {
-        let c = &centroids[rng.below(centroids.len())];
-        let v: Vec<f32> = c.iter().map(|x| x + 0.6 * rng.unit()).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    };
-    sqlx::query("DROP INDEX chunks_embedding_hnsw")
-        .execute(&db.owner)
-        .await?;
-    let load = Instant::now();
-    let mut conn = db.owner_connection().await?;
+    Ok(tenants)
+}
+
+/// `total` chunks in batches of 1000: the first tenant gets the first 10 %.
+async fn load_chunks(
+    conn: &mut sqlx::PgConnection,
+    total: usize,
+    tenants: &[Owner],
+    topics: &Topics,
+    rng: &mut Rng,
+) -> Result<()> {
+    let target = total / 10;
     let mut ordinal = 0u32;
-    for i in (0..TOTAL).step_by(1000) {
-        let (tenant, collection, document) = if i < TARGET { tenants[0] } else { tenants[1] };
+    for i in (0..total).step_by(1000) {
+        let (tenant, collection, document) = if i < target { tenants[0] } else { tenants[1] };
         let drafts: Vec<_> = (0..1000)
             .map(|_| {
                 ordinal += 1;
-                brain_knowledge::chunk::ChunkDraft {
+                ChunkDraft {
                     ordinal,
                     page_start: 1,
                     page_end: 1,
@@ -481,36 +563,37 @@ async fn vector_bench() -> Result<()> {
                 }
             })
             .collect();
-        let vectors: Vec<Vec<f32>> = (0..1000).map(|_| sample(&mut rng)).collect();
-        insert_chunks(&mut conn, tenant, collection, document, &drafts, vectors).await?;
+        let vectors: Vec<Vec<f32>> = (0..1000).map(|_| topics.sample(rng)).collect();
+        insert_chunks(conn, tenant, collection, document, &drafts, vectors).await?;
     }
-    println!(
-        "load (UNNEST batches, no index): {:.1} s",
-        load.elapsed().as_secs_f64()
-    );
-    let build = Instant::now();
+    Ok(())
+}
+
+async fn build_index(conn: &mut sqlx::PgConnection) -> Result<()> {
     sqlx::query("SET maintenance_work_mem = '1GB'")
-        .execute(&mut conn)
+        .execute(&mut *conn)
         .await?;
     sqlx::query(
         "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)",
     )
-    .execute(&mut conn)
+    .execute(&mut *conn)
     .await?;
-    sqlx::query("ANALYZE chunks").execute(&mut conn).await?;
-    println!(
-        "HNSW build after load: {:.1} s",
-        build.elapsed().as_secs_f64()
-    );
+    sqlx::query("ANALYZE chunks").execute(&mut *conn).await?;
+    Ok(())
+}
 
-    let store = Store::new(db.app.clone());
-    let (tenant, collection, _) = tenants[0];
-    let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| sample(&mut rng)).collect();
+/// Recall@10 of the indexed search against the exact scan, and both latencies.
+async fn search_quality(
+    store: &Store,
+    tenant: TenantId,
+    collection: CollectionId,
+    queries: &[Vec<f32>],
+) -> Result<()> {
     for q in queries.iter().take(5) {
         store.search_vector(tenant, &[collection], q, 10).await?; // warm-up
     }
     let (mut approx_t, mut exact_t, mut recall, mut short) = (Vec::new(), Vec::new(), 0.0, 0);
-    for q in &queries {
+    for q in queries {
         let start = Instant::now();
         let approx = store.search_vector(tenant, &[collection], q, 10).await?;
         approx_t.push(start.elapsed());
@@ -542,8 +625,17 @@ async fn vector_bench() -> Result<()> {
         ms(percentile(&exact_t, 0.99)),
         ms(percentile(&exact_t, 0.5)) / ms(percentile(&approx_t, 0.5)),
     );
-    // Which plan the filtered query gets matters (HNSW + iterative scan vs. the tenant
-    // index + sort); print it rather than guess.
+    Ok(())
+}
+
+/// Which plan the filtered query gets matters (HNSW + iterative scan vs. the tenant index +
+/// sort); print it rather than guess.
+async fn print_plan(
+    db: &TestDb,
+    tenant: TenantId,
+    collection: CollectionId,
+    query: &[f32],
+) -> Result<()> {
     let mut tx = db.app.begin().await?;
     brain_migrations::set_tenant(&mut tx, tenant).await?;
     sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -555,22 +647,25 @@ async fn vector_bench() -> Result<()> {
     )
     .bind(tenant.0)
     .bind(vec![collection.0])
-    .bind(pgvector::Vector::from(queries[0].clone()))
+    .bind(pgvector::Vector::from(query.to_vec()))
     .fetch_all(&mut *tx)
     .await?;
-    // The query vector's 384 numbers say nothing about the plan.
-    let elide = |line: &str| match (line.find("'["), line.find("]'")) {
-        (Some(start), Some(end)) if start < end => {
-            format!("{}'[…]'{}", &line[..start], &line[end + 2..])
-        }
-        _ => line.to_owned(),
-    };
     println!(
         "plan: {}",
         plan.iter()
-            .map(|l| elide(l.trim()))
+            .map(|l| elide_vector(l.trim()))
             .collect::<Vec<_>>()
             .join(" / ")
     );
     Ok(())
+}
+
+/// The plan line without the query vector's 384 numbers, which say nothing about the plan.
+fn elide_vector(line: &str) -> String {
+    match (line.find("'["), line.find("]'")) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}'[…]'{}", &line[..start], &line[end + 2..])
+        }
+        _ => line.to_owned(),
+    }
 }

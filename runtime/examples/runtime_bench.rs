@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use brain_agents::ProviderError;
 use brain_agents::conversation::MemoryTurnStore;
 use brain_agents::prompt::system_prompt;
-use brain_agents::providers::local::{LocalConfig, LocalProvider, chatml_prompt, requantized_path};
 use brain_agents::providers::scripted::{ScriptStep, ScriptedProvider};
 use brain_agents::providers::{
     ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ModelStream,
-    ToolCall, ToolDefinition,
+    ToolCall,
 };
 use brain_agents::spec::{AgentSpec, Approval, DelegateGrant, NewAgent};
 use brain_agents::tool::NoTools;
@@ -37,6 +36,11 @@ use brain_runtime::{
     DelegationRequest, NoToolSource, RuntimeConfig, RuntimeDeps, RuntimeHandle, RuntimeMetrics,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+// A module beside this file rather than `examples/local_model.rs`, which Cargo would take
+// for an example of its own.
+#[path = "runtime_bench/local_model.rs"]
+mod local_model;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,7 +62,7 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("local") {
-        rt.block_on(local_model());
+        rt.block_on(local_model::run());
         return;
     }
     rt.block_on(async {
@@ -66,7 +70,7 @@ fn main() {
         delegation().await;
         memory();
         spawn_rate().await;
-        local_model().await;
+        local_model::run().await;
     });
 }
 
@@ -119,6 +123,46 @@ fn deps(db: &TestDb, turns: Arc<dyn TurnStore>, model: Arc<dyn LlmProvider>) -> 
     }
 }
 
+/// Times `runs` calls of `one`, keeping those after the first `warmup`.
+async fn timed(runs: usize, warmup: usize, mut one: impl AsyncFnMut()) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(runs.saturating_sub(warmup));
+    for i in 0..runs {
+        let started = Instant::now();
+        one().await;
+        if i >= warmup {
+            samples.push(started.elapsed());
+        }
+    }
+    samples
+}
+
+fn hello() -> TurnInput {
+    TurnInput {
+        message: "hello".into(),
+        ..TurnInput::default()
+    }
+}
+
+/// Turns of a new agent `name` through the tree (handle → RuntimeSupervisor →
+/// TenantSupervisor → AgentActor → task), with `turns` as the turn store.
+async fn tree_turns(
+    db: &TestDb,
+    t: TenantId,
+    model: Arc<dyn LlmProvider>,
+    turns: Arc<dyn TurnStore>,
+    name: &str,
+    (runs, warmup): (usize, usize),
+) -> Vec<Duration> {
+    let handle = RuntimeHandle::start(deps(db, turns, model)).await.unwrap();
+    let agent = handle.create_agent(t, agent_input(name)).await.unwrap();
+    let samples = timed(runs, warmup, async || {
+        handle.chat(t, agent.id, hello()).await.unwrap();
+    })
+    .await;
+    handle.shutdown().await;
+    samples
+}
+
 async fn turn_overhead() {
     const N: usize = 5_000;
     const WARMUP: usize = 500;
@@ -136,107 +180,59 @@ async fn turn_overhead() {
         tenant: t,
         model: "default".into(),
         messages: vec![
-            ChatMessage::system(brain_agents::prompt::system_prompt(&agent_spec, &[], &[])),
+            ChatMessage::system(system_prompt(&agent_spec, &[], &[])),
             ChatMessage::user("hello"),
         ],
         tools: vec![],
         temperature: 0.7,
         max_tokens: 16,
     };
-    let mut direct = Vec::with_capacity(N);
-    for i in 0..(N + WARMUP) {
-        let started = Instant::now();
+    let direct = timed(N + WARMUP, WARMUP, async || {
         model.complete(request.clone()).await.unwrap();
-        if i >= WARMUP {
-            direct.push(started.elapsed());
-        }
-    }
+    })
+    .await;
 
     // The turn loop alone (prompt, stream handling, in-memory persistence), no actors.
     let memory = MemoryTurnStore::default();
-    let mut looped = Vec::with_capacity(N);
-    for i in 0..(N + WARMUP) {
-        let started = Instant::now();
-        run_turn(
-            TurnContext {
-                tenant: t,
-                agent: &agent_spec,
-                provider: model.clone(),
-                tools: &NoTools,
-                retriever: None,
-                store: &memory,
-                limits: TurnLimits::default(),
-            },
-            TurnInput {
-                message: "hello".into(),
-                ..TurnInput::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
-        if i >= WARMUP {
-            looped.push(started.elapsed());
-        }
-    }
+    let looped = timed(N + WARMUP, WARMUP, async || {
+        let context = TurnContext {
+            tenant: t,
+            agent: &agent_spec,
+            provider: model.clone(),
+            tools: &NoTools,
+            retriever: None,
+            store: &memory,
+            limits: TurnLimits::default(),
+        };
+        run_turn(context, hello(), None).await.unwrap();
+    })
+    .await;
 
-    // Through the tree: handle → RuntimeSupervisor → TenantSupervisor → AgentActor → task.
-    let handle = RuntimeHandle::start(deps(
+    // Through the tree, with turns in memory.
+    let in_memory = Arc::new(MemoryTurnStore::default());
+    let tree = tree_turns(
         &db,
-        Arc::new(MemoryTurnStore::default()),
+        t,
         model.clone(),
-    ))
-    .await
-    .unwrap();
-    let agent = handle.create_agent(t, agent_input("Tree")).await.unwrap();
-    let mut tree = Vec::with_capacity(N);
-    for i in 0..(N + WARMUP) {
-        let started = Instant::now();
-        handle
-            .chat(
-                t,
-                agent.id,
-                TurnInput {
-                    message: "hello".into(),
-                    ..TurnInput::default()
-                },
-            )
-            .await
-            .unwrap();
-        if i >= WARMUP {
-            tree.push(started.elapsed());
-        }
-    }
-    handle.shutdown().await;
+        in_memory,
+        "Tree",
+        (N + WARMUP, WARMUP),
+    )
+    .await;
 
     // The same with the turn committed to Postgres (what production does).
-    let pg = RuntimeHandle::start(deps(
-        &db,
-        Arc::new(PgTurnStore::new(db.app.clone())),
-        model.clone(),
-    ))
-    .await
-    .unwrap();
-    let pg_agent = pg.create_agent(t, agent_input("Persisted")).await.unwrap();
-    let mut persisted = Vec::new();
-    for i in 0..600 {
-        let started = Instant::now();
-        pg.chat(
-            t,
-            pg_agent.id,
-            TurnInput {
-                message: "hello".into(),
-                ..TurnInput::default()
-            },
-        )
-        .await
-        .unwrap();
-        if i >= 100 {
-            persisted.push(started.elapsed());
-        }
-    }
-    pg.shutdown().await;
+    let pg = Arc::new(PgTurnStore::new(db.app.clone()));
+    let persisted = tree_turns(&db, t, model.clone(), pg, "Persisted", (600, 100)).await;
 
+    print_turn_overhead(direct, looped, tree, persisted);
+}
+
+fn print_turn_overhead(
+    direct: Vec<Duration>,
+    looped: Vec<Duration>,
+    tree: Vec<Duration>,
+    persisted: Vec<Duration>,
+) {
     let (d50, d99) = summary(direct);
     let (l50, l99) = summary(looped);
     let (t50, t99) = summary(tree);
@@ -336,16 +332,12 @@ async fn delegation() {
         max_calls_per_run: None,
     }];
     let caller = handle.create_agent(t, caller_input).await.unwrap();
-    let input = || TurnInput {
-        message: "hello".into(),
-        ..TurnInput::default()
-    };
 
     // Interleaved, so drift (autovacuum, the audit table growing) hits all three alike.
     let (mut turns, mut asks, mut delegating) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..(N + WARMUP) {
         let s = Instant::now();
-        handle.chat(t, single.id, input()).await.unwrap();
+        handle.chat(t, single.id, hello()).await.unwrap();
         let turn = s.elapsed();
         let s = Instant::now();
         handle
@@ -354,7 +346,7 @@ async fn delegation() {
             .unwrap();
         let ask = s.elapsed();
         let s = Instant::now();
-        let result = handle.chat(t, caller.id, input()).await.unwrap();
+        let result = handle.chat(t, caller.id, hello()).await.unwrap();
         let whole = s.elapsed();
         assert_eq!(result.tool_calls.len(), 1);
         if i >= WARMUP {
@@ -419,15 +411,14 @@ fn spec(tenant: TenantId, i: usize) -> AgentSpec {
     )
 }
 
-/// Runs in a child process: spawns `n` idle actors of `kind` and reports RSS per actor.
-async fn memory_child(kind: &str, n: usize) -> usize {
-    // Deps whose pools never connect: idle agents do no IO.
+/// Deps whose pools never connect: idle agents do no IO.
+fn unconnected_deps() -> Arc<RuntimeDeps> {
     let url = "postgres://nobody@127.0.0.1:1/none";
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy(url)
         .unwrap();
     let registry = prometheus::Registry::new();
-    let deps = Arc::new(RuntimeDeps {
+    Arc::new(RuntimeDeps {
         agents: AgentStore::new(pool.clone()),
         turns: Arc::new(MemoryTurnStore::default()),
         conversations: PgTurnStore::new(pool),
@@ -436,7 +427,35 @@ async fn memory_child(kind: &str, n: usize) -> usize {
         retriever: None,
         metrics: RuntimeMetrics::new(&registry).unwrap(),
         config: RuntimeConfig::default(),
-    });
+    })
+}
+
+/// An `AgentActor` outside the tree (no tenant supervisor).
+async fn spawn_agent(
+    tenant: TenantId,
+    spec: AgentSpec,
+    deps: &Arc<RuntimeDeps>,
+    turns: &Arc<AtomicUsize>,
+) -> ActorRef<<AgentActor as Actor>::Msg> {
+    let (actor, _) = Actor::spawn(
+        None,
+        AgentActor,
+        AgentArgs {
+            tenant,
+            spec,
+            deps: Arc::clone(deps),
+            tenant_turns: Arc::clone(turns),
+            tenant_supervisor: None,
+        },
+    )
+    .await
+    .unwrap();
+    actor
+}
+
+/// Runs in a child process: spawns `n` idle actors of `kind` and reports RSS per actor.
+async fn memory_child(kind: &str, n: usize) -> usize {
+    let deps = unconnected_deps();
     let tenant = TenantId::new();
     let turns = Arc::new(AtomicUsize::new(0));
     let mut refs = Vec::with_capacity(n);
@@ -445,20 +464,7 @@ async fn memory_child(kind: &str, n: usize) -> usize {
     if kind == "agent" {
         // The spec is built inside the measurement: an idle agent costs its spec too.
         for i in 0..n {
-            let spec = spec(tenant, i);
-            let (actor, _) = Actor::spawn(
-                None,
-                AgentActor,
-                AgentArgs {
-                    tenant,
-                    spec,
-                    deps: Arc::clone(&deps),
-                    tenant_turns: Arc::clone(&turns),
-                    tenant_supervisor: None,
-                },
-            )
-            .await
-            .unwrap();
+            let actor = spawn_agent(tenant, spec(tenant, i), &deps, &turns).await;
             refs.push(actor.get_cell());
         }
     } else {
@@ -502,41 +508,21 @@ fn memory() {
 
 async fn spawn_rate() {
     println!("== agent spawn rate ==");
+    actor_spawn_rates().await;
+    lazy_activation().await;
+}
+
+/// `AgentActor` spawns per second against bare ractor actors.
+async fn actor_spawn_rates() {
     const N: usize = 20_000;
-    let registry = prometheus::Registry::new();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-        .unwrap();
-    let deps = Arc::new(RuntimeDeps {
-        agents: AgentStore::new(pool.clone()),
-        turns: Arc::new(MemoryTurnStore::default()),
-        conversations: PgTurnStore::new(pool),
-        providers: ProviderRegistry::new(),
-        tools: Arc::new(NoToolSource),
-        retriever: None,
-        metrics: RuntimeMetrics::new(&registry).unwrap(),
-        config: RuntimeConfig::default(),
-    });
+    let deps = unconnected_deps();
     let tenant = TenantId::new();
     let turns = Arc::new(AtomicUsize::new(0));
     let specs: Vec<AgentSpec> = (0..N).map(|i| spec(tenant, i)).collect();
     let started = Instant::now();
     let mut refs = Vec::with_capacity(N);
     for spec in specs {
-        let (a, _) = Actor::spawn(
-            None,
-            AgentActor,
-            AgentArgs {
-                tenant,
-                spec,
-                deps: Arc::clone(&deps),
-                tenant_turns: Arc::clone(&turns),
-                tenant_supervisor: None,
-            },
-        )
-        .await
-        .unwrap();
-        refs.push(a);
+        refs.push(spawn_agent(tenant, spec, &deps, &turns).await);
     }
     let agents_per_s = N as f64 / started.elapsed().as_secs_f64();
     for a in &refs {
@@ -555,14 +541,18 @@ async fn spawn_rate() {
         "  AgentActor spawns {agents_per_s:>10.0}/s   bare ractor actor (baseline) {bare_per_s:>10.0}/s   ratio {:.2}",
         agents_per_s / bare_per_s
     );
+}
 
-    // Lazy activation through the tree: the first turn loads the spec and spawns the actor.
+/// Lazy activation through the tree: the first turn loads the spec and spawns the actor.
+async fn lazy_activation() {
     const M: usize = 500;
     let db = TestDb::new().await.unwrap();
-    let t = tenant_row(&db).await;
+    let t = tenant(&db).await;
     let model: Arc<dyn LlmProvider> =
         Arc::new(ScriptedProvider::repeating(ScriptStep::reply("ok")));
-    let handle = RuntimeHandle::start(deps_for(&db, model)).await.unwrap();
+    let handle = RuntimeHandle::start(deps(&db, Arc::new(MemoryTurnStore::default()), model))
+        .await
+        .unwrap();
     let mut ids = Vec::with_capacity(M);
     for i in 0..M {
         ids.push(
@@ -573,20 +563,16 @@ async fn spawn_rate() {
                 .id,
         );
     }
-    let input = || TurnInput {
-        message: "hello".into(),
-        ..TurnInput::default()
-    };
     let mut cold = Vec::with_capacity(M);
     for id in &ids {
         let s = Instant::now();
-        handle.chat(t, *id, input()).await.unwrap();
+        handle.chat(t, *id, hello()).await.unwrap();
         cold.push(s.elapsed());
     }
     let mut warm = Vec::with_capacity(M);
     for id in &ids {
         let s = Instant::now();
-        handle.chat(t, *id, input()).await.unwrap();
+        handle.chat(t, *id, hello()).await.unwrap();
         warm.push(s.elapsed());
     }
     handle.shutdown().await;
@@ -600,300 +586,4 @@ async fn spawn_rate() {
         us(w99),
         us(c50.saturating_sub(w50))
     );
-}
-
-async fn tenant_row(db: &TestDb) -> TenantId {
-    tenant(db).await
-}
-
-fn deps_for(db: &TestDb, model: Arc<dyn LlmProvider>) -> RuntimeDeps {
-    deps(db, Arc::new(MemoryTurnStore::default()), model)
-}
-
-/// Runs of the local-model comparison; medians are printed.
-const LOCAL_RUNS: usize = 3;
-/// Tokens decoded per turn.
-const LOCAL_DECODE: u32 = 64;
-
-/// Turn 1 of a realistic agent conversation: the runtime's system prompt for a marketing
-/// agent (role, goal, backstory) with two tools, and a request. `session` varies the first
-/// line so that each run's first turn starts from a cold cache.
-fn agent_turn(session: usize) -> (Vec<ChatMessage>, Vec<ToolDefinition>) {
-    let tools = vec![
-        ToolDefinition {
-            name: "wordpress__create_post".into(),
-            description: "Create a draft post on the bakery's WordPress site.".into(),
-            parameters: serde_json::json!({
-                "type": "object",
-                "properties": {
-                    "title": {"type": "string", "description": "Post title"},
-                    "content": {"type": "string", "description": "Post body, HTML allowed"}
-                },
-                "required": ["title", "content"]
-            }),
-        },
-        ToolDefinition {
-            name: "knowledge__search".into(),
-            description: "Search the bakery's uploaded documents (menus, price lists, recipes)."
-                .into(),
-            parameters: serde_json::json!({
-                "type": "object",
-                "properties": {"query": {"type": "string"}},
-                "required": ["query"]
-            }),
-        },
-    ];
-    let agent = AgentSpec::unsaved(
-        TenantId::new(),
-        NewAgent {
-            name: "Ada".into(),
-            role: "the marketing assistant of Crumb & Co., a neighbourhood bakery".into(),
-            goal: "write friendly, accurate posts and newsletters that bring people into the \
-                   shop, and keep every claim true to the bakery's own documents"
-                .into(),
-            backstory: format!(
-                "Session {session}. Crumb & Co. has baked in the same street since 1987: \
-                 sourdough from a forty-year-old starter and seasonal tarts. The owners \
-                 prefer a warm, plain tone, short paragraphs and a practical detail (hours, \
-                 price). Never promise allergen-free products. When unsure about a fact, \
-                 search the documents first."
-            ),
-            model: Some("local:default".into()),
-            ..NewAgent::default()
-        }
-        .validate("local:default")
-        .unwrap(),
-    );
-    let messages = vec![
-        ChatMessage::system(system_prompt(&agent, &tools, &[])),
-        ChatMessage::user(
-            "Write the opening paragraph of a blog post announcing our spring sourdough \
-             workshop: Saturday mornings in April, 9 to 12, 45 euros, six places, flour and \
-             an apron included.",
-        ),
-    ];
-    (messages, tools)
-}
-
-/// One side's numbers for one run.
-#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
-struct LocalRun {
-    prompt_tokens: f64,
-    pp_secs: f64,
-    ttft_secs: f64,
-    decode_tokens: f64,
-    decode_secs: f64,
-    turn2_prompt_tokens: f64,
-    turn2_reused: f64,
-    turn2_ttft_secs: f64,
-}
-
-impl LocalRun {
-    fn pp(&self) -> f64 {
-        self.prompt_tokens / self.pp_secs
-    }
-    fn decode(&self) -> f64 {
-        self.decode_tokens / self.decode_secs
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The median of one number over the runs.
-fn med(runs: &[LocalRun], f: impl Fn(&LocalRun) -> f64) -> f64 {
-    median(runs.iter().map(f).collect())
-}
-
-async fn local_model() {
-    println!(
-        "== local model (Qwen2.5-Coder-0.5B-Instruct) vs llama.cpp: same GGUF, same threads, \
-         greedy, an agent's turn and its follow-up =="
-    );
-    let Some(model) = std::env::var_os("BRAIN_LOCAL_MODEL") else {
-        println!("  BRAIN_LOCAL_MODEL is not set; run through `cargo xtask bench runtime`");
-        return;
-    };
-    let model = std::path::PathBuf::from(model);
-    let threads = std::env::var("BRAIN_LOCAL_THREADS")
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let provider = LocalProvider::new(LocalConfig {
-        threads,
-        ..LocalConfig::new(&model)
-    });
-    let (load, rss_before) = (Instant::now(), rss());
-    provider.warm_up().await.unwrap();
-    let (load, model_rss) = (load.elapsed(), rss().saturating_sub(rss_before));
-
-    let mut ours = Vec::new();
-    let mut prompts = Vec::new();
-    for session in 0..LOCAL_RUNS {
-        let (mut messages, tools) = agent_turn(session);
-        let request = |messages: &[ChatMessage]| ChatRequest {
-            tenant: TenantId::new(),
-            model: "default".into(),
-            messages: messages.to_vec(),
-            tools: tools.clone(),
-            temperature: 0.0,
-            max_tokens: LOCAL_DECODE,
-        };
-        let first_prompt = chatml_prompt(&messages, &tools);
-        let reply = provider.complete(request(&messages)).await.unwrap();
-        let first = provider.last_generation().unwrap();
-        messages.push(ChatMessage {
-            role: ChatRole::Assistant,
-            content: reply.content,
-            tool_calls: reply.tool_calls,
-            tool_call_id: None,
-        });
-        messages.push(ChatMessage::user(
-            "Good. Now two lines for the newsletter that point to the post.",
-        ));
-        let second_prompt = chatml_prompt(&messages, &tools);
-        provider.complete(request(&messages)).await.unwrap();
-        let second = provider.last_generation().unwrap();
-        ours.push(LocalRun {
-            prompt_tokens: first.prefilled_tokens() as f64,
-            pp_secs: first.prefill.as_secs_f64(),
-            ttft_secs: first.time_to_first_token.as_secs_f64(),
-            decode_tokens: first.decode_steps as f64,
-            decode_secs: first.decode.as_secs_f64(),
-            turn2_prompt_tokens: second.prompt_tokens as f64,
-            turn2_reused: second.reused_tokens as f64,
-            turn2_ttft_secs: second.time_to_first_token.as_secs_f64(),
-        });
-        prompts.push(serde_json::json!({"turn1": first_prompt, "turn2": second_prompt}));
-    }
-    drop(provider);
-    let baseline = llama_cpp(&model, threads, &prompts);
-
-    let ours_file = requantized_path(&model);
-    let file = |p: &std::path::Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    println!(
-        "  threads {threads} on both sides; prompt {:.0} tokens; up to {LOCAL_DECODE} new tokens; median of {LOCAL_RUNS} runs; our load {:.1} s, {} MB",
-        med(&ours, |r| r.prompt_tokens),
-        load.as_secs_f64(),
-        model_rss >> 20
-    );
-    let row = |name: &str, runs: &[LocalRun], weights: &str| {
-        println!(
-            "  {name:<10} pp {:>6.1} tok/s   decode {:>5.1} tok/s ({:.0} steps)   TTFT {:>6.0} ms   turn 2 TTFT {:>5.0} ms ({:.0} of {:.0} prompt tokens reused, {:.1}× faster)   [{weights}]",
-            med(runs, LocalRun::pp),
-            med(runs, LocalRun::decode),
-            med(runs, |r| r.decode_tokens),
-            med(runs, |r| r.ttft_secs) * 1e3,
-            med(runs, |r| r.turn2_ttft_secs) * 1e3,
-            med(runs, |r| r.turn2_reused),
-            med(runs, |r| r.turn2_prompt_tokens),
-            med(runs, |r| r.ttft_secs / r.turn2_ttft_secs),
-        );
-    };
-    row("ours", &ours, &format!("{} (Q8_0 copy)", file(&ours_file)));
-    match baseline {
-        Ok(llama) => {
-            row(
-                "llama.cpp",
-                &llama,
-                &format!("{} (as shipped)", file(&model)),
-            );
-            println!(
-                "  ours / llama.cpp: pp {:.2}×   decode {:.2}× (goal ≥ 0.7×)   TTFT {:.2}× (llama.cpp's TTFT / ours)",
-                med(&ours, LocalRun::pp) / med(&llama, LocalRun::pp),
-                med(&ours, LocalRun::decode) / med(&llama, LocalRun::decode),
-                med(&llama, |r| r.ttft_secs) / med(&ours, |r| r.ttft_secs),
-            );
-        }
-        Err(e) => println!("  llama.cpp baseline unavailable: {e}"),
-    }
-    println!(
-        "  warm prefix: turn 2 reaches its first token {:.1}× sooner than turn 1 (goal ≥ 3×)",
-        med(&ours, |r| r.ttft_secs / r.turn2_ttft_secs)
-    );
-}
-
-/// llama.cpp (`llama-cpp-python`) on the same prompts: a cold turn 1 measured like ours,
-/// then turn 2 reusing its cache's common prefix, as llama-cpp-python's `generate` does.
-const LLAMA_SCRIPT: &str = r#"
-import json, sys, time
-from llama_cpp import Llama
-
-job = json.load(sys.stdin)
-llm = Llama(model_path=job["model"], n_threads=job["threads"], n_threads_batch=job["threads"],
-            n_ctx=2048, verbose=False)
-
-def greedy():
-    return llm.sample(temp=0.0, top_k=1)
-
-def run(turn1, turn2):
-    llm.reset()
-    start = time.perf_counter()
-    tokens = llm.tokenize(turn1.encode(), add_bos=False, special=True)
-    pp_start = time.perf_counter()
-    llm.eval(tokens)
-    pp = time.perf_counter() - pp_start
-    token = greedy()
-    ttft = time.perf_counter() - start
-    steps, decode_start = 0, time.perf_counter()
-    for _ in range(job["decode"] - 1):
-        llm.eval([token])
-        steps += 1
-        token = greedy()
-    decode = time.perf_counter() - decode_start
-    start = time.perf_counter()
-    tokens2 = llm.tokenize(turn2.encode(), add_bos=False, special=True)
-    cached = list(llm.input_ids[: llm.n_tokens])
-    keep = 0
-    while keep < min(len(cached), len(tokens2) - 1) and cached[keep] == tokens2[keep]:
-        keep += 1
-    llm.n_tokens = keep
-    llm.eval(tokens2[keep:])
-    greedy()
-    ttft2 = time.perf_counter() - start
-    return {"prompt_tokens": len(tokens), "pp_secs": pp, "ttft_secs": ttft,
-            "decode_tokens": steps, "decode_secs": decode,
-            "turn2_prompt_tokens": len(tokens2), "turn2_reused": keep, "turn2_ttft_secs": ttft2}
-
-print(json.dumps([run(p["turn1"], p["turn2"]) for p in job["prompts"]]))
-"#;
-
-fn llama_cpp(
-    model: &std::path::Path,
-    threads: usize,
-    prompts: &[serde_json::Value],
-) -> Result<Vec<LocalRun>, String> {
-    use std::io::Write;
-    let python_path = std::env::var("BRAIN_BENCH_LLAMA_PYTHONPATH").map_err(
-        |_| "BRAIN_BENCH_LLAMA_PYTHONPATH is not set (`cargo xtask bench runtime` installs it)",
-    )?;
-    let job = serde_json::json!({
-        "model": model, "threads": threads, "decode": LOCAL_DECODE, "prompts": prompts,
-    });
-    let mut child = std::process::Command::new(
-        std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned()),
-    )
-    .args(["-c", LLAMA_SCRIPT])
-    .env("PYTHONPATH", python_path)
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .map_err(|e| format!("running python: {e}"))?;
-    child
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(job.to_string().as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("the llama.cpp script failed ({})", out.status));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("reading its output: {e}"))
 }

@@ -180,77 +180,36 @@ async fn bench() {
 
     let empty = measure(|i| run_baseline(&client, &queue, EmptyWorkflow::run, "empty", i)).await;
     let one = measure(|i| run_baseline(&client, &queue, OneActivityWorkflow::run, "one", i)).await;
+    let agent_task = measure_agent_task(address).await;
 
-    // A real agent task: Postgres, the task row and steps, a scripted model with no latency.
+    println!(
+        "Temporal dev server, one worker, {LATENCY_SAMPLES} sequential runs for latency, \
+         {THROUGHPUT_TASKS} concurrent for throughput"
+    );
+    print("empty workflow (baseline)", &empty, &empty);
+    print("one no-op activity", &one, &empty);
+    print(
+        "agent task (begin + model + finish, Postgres)",
+        &agent_task,
+        &empty,
+    );
+}
+
+/// A real agent task: Postgres, the task row and steps, a scripted model with no latency.
+async fn measure_agent_task(address: String) -> Stats {
     let db = TestDb::new().await.unwrap();
-    let tenant = TenantId(
-        sqlx::query_scalar(
-            "INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id",
-        )
-        .fetch_one(&db.owner)
-        .await
-        .unwrap(),
-    );
-    let secrets: Arc<dyn SecretStore> = Arc::new(
-        VaultSecretStore::new(
-            &setting("VAULT_ADDR").unwrap(),
-            &setting("VAULT_TOKEN").unwrap(),
-            "secret",
-        )
-        .unwrap(),
-    );
-    let redis = redis::aio::ConnectionManager::new(
-        redis::Client::open(setting("REDIS_URL").unwrap()).unwrap(),
-    )
-    .await
-    .unwrap();
+    let tenant = bench_tenant(&db).await;
+    let secrets = vault();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect_with(db.app_options())
         .await
         .unwrap();
-    let model = ScriptedProvider::repeating(ScriptStep::reply("Done."));
     let agents = AgentStore::new(pool.clone());
-    let agent = agents
-        .create(
-            tenant,
-            NewAgent {
-                name: "Bench".into(),
-                role: "a benchmark".into(),
-                goal: "answer at once".into(),
-                model: Some("scripted:default".into()),
-                ..NewAgent::default()
-            },
-        )
-        .await
-        .unwrap()
-        .id
-        .0;
+    let agent = bench_agent(&agents, tenant).await;
     let mut settings = TemporalSettings::new(address);
     settings.task_queue = format!("bench-tasks-{}", Uuid::new_v4().simple());
-    let connectors = Arc::new(
-        ConnectorService::new(
-            pool.clone(),
-            redis,
-            secrets.clone(),
-            ServiceConfig::default(),
-        )
-        .unwrap(),
-    );
-    let activities = TaskActivities::new(TaskDeps {
-        db: pool.clone(),
-        agents: agents.clone(),
-        turns: Arc::new(PgTurnStore::new(pool.clone())),
-        providers: ProviderRegistry::new().with("scripted", Arc::new(model)),
-        connectors,
-        retriever: None,
-        secrets: secrets.clone(),
-        limits: TurnLimits::default(),
-        metrics: None,
-        events: None,
-        runtime: None,
-    })
-    .unwrap();
+    let activities = task_activities(&pool, &agents, &secrets).await;
     let worker = TaskWorker::start(settings.clone(), activities)
         .await
         .unwrap();
@@ -264,7 +223,7 @@ async fn bench() {
     )
     .unwrap();
     let task_client = connect(&settings).await.unwrap();
-    let agent_task = measure(|_| async {
+    let stats = measure(|_| async {
         let started = service
             .start_agent_task(
                 tenant,
@@ -288,16 +247,83 @@ async fn bench() {
     })
     .await;
     worker.shutdown().await;
+    stats
+}
 
-    println!(
-        "Temporal dev server, one worker, {LATENCY_SAMPLES} sequential runs for latency, \
-         {THROUGHPUT_TASKS} concurrent for throughput"
+async fn bench_tenant(db: &TestDb) -> TenantId {
+    TenantId(
+        sqlx::query_scalar(
+            "INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench') RETURNING id",
+        )
+        .fetch_one(&db.owner)
+        .await
+        .unwrap(),
+    )
+}
+
+fn vault() -> Arc<dyn SecretStore> {
+    Arc::new(
+        VaultSecretStore::new(
+            &setting("VAULT_ADDR").unwrap(),
+            &setting("VAULT_TOKEN").unwrap(),
+            "secret",
+        )
+        .unwrap(),
+    )
+}
+
+/// The agent the tasks run: a scripted model that answers at once.
+async fn bench_agent(agents: &AgentStore, tenant: TenantId) -> Uuid {
+    agents
+        .create(
+            tenant,
+            NewAgent {
+                name: "Bench".into(),
+                role: "a benchmark".into(),
+                goal: "answer at once".into(),
+                model: Some("scripted:default".into()),
+                ..NewAgent::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id
+        .0
+}
+
+/// The task activities as Brain builds them, with the scripted model as the only provider.
+async fn task_activities(
+    pool: &sqlx::PgPool,
+    agents: &AgentStore,
+    secrets: &Arc<dyn SecretStore>,
+) -> TaskActivities {
+    let redis = redis::aio::ConnectionManager::new(
+        redis::Client::open(setting("REDIS_URL").unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let model = ScriptedProvider::repeating(ScriptStep::reply("Done."));
+    let connectors = Arc::new(
+        ConnectorService::new(
+            pool.clone(),
+            redis,
+            secrets.clone(),
+            ServiceConfig::default(),
+        )
+        .unwrap(),
     );
-    print("empty workflow (baseline)", &empty, &empty);
-    print("one no-op activity", &one, &empty);
-    print(
-        "agent task (begin + model + finish, Postgres)",
-        &agent_task,
-        &empty,
-    );
+    TaskActivities::new(TaskDeps {
+        db: pool.clone(),
+        agents: agents.clone(),
+        turns: Arc::new(PgTurnStore::new(pool.clone())),
+        providers: ProviderRegistry::new().with("scripted", Arc::new(model)),
+        connectors,
+        retriever: None,
+        secrets: secrets.clone(),
+        limits: TurnLimits::default(),
+        metrics: None,
+        events: None,
+        runtime: None,
+    })
+    .unwrap()
 }
