@@ -10,6 +10,7 @@ mod models;
 mod portal;
 mod real_pdfs;
 mod served;
+mod sizes;
 mod workspace;
 
 use std::process::{Command, ExitCode};
@@ -43,7 +44,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`.
+    /// Check the crate dependency rules of ARCHITECTURE.md against `cargo metadata`, and the
+    /// size limits (files, functions) against the sources.
     Deps,
     /// Run a benchmark suite (optimised build) and print ratios against baselines.
     Bench {
@@ -110,16 +112,28 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Eval { suites, model, out } => eval(&infra, &suites, model, out),
         Task::Portal => portal::prepare(&workspace::root(), &mut infra::Env::new(), true),
         Task::Deps => {
-            let violations = depgraph::check_workspace(&workspace::root())?;
-            if violations.is_empty() {
-                println!("dependency rules hold");
-                Ok(())
-            } else {
-                for v in &violations {
-                    eprintln!("forbidden: {v}");
-                }
-                bail!("{} dependency rule(s) broken", violations.len())
+            let root = workspace::root();
+            let violations = depgraph::check_workspace(&root)?;
+            for v in &violations {
+                eprintln!("forbidden: {v}");
             }
+            let oversized = sizes::check_workspace(&root)?;
+            for o in &oversized {
+                eprintln!("too long: {o}");
+            }
+            if !violations.is_empty() || !oversized.is_empty() {
+                bail!(
+                    "{} dependency rule(s) broken, {} size limit(s) exceeded",
+                    violations.len(),
+                    oversized.len()
+                )
+            }
+            println!(
+                "dependency rules hold; no file over {} lines, no function over {}",
+                sizes::MAX_FILE_LINES,
+                sizes::MAX_FN_LINES
+            );
+            Ok(())
         }
     }
 }

@@ -20,4 +20,5 @@ mod process;
 mod seed;
 mod sso;
 mod tasks;
+mod tokens;
 mod usage;

@@ -12,10 +12,9 @@ use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 use brain_auth::TenantId;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
 use brain_migrations::testing::{TestDb, setting};
-use brain_runtime::rules::RuleInput;
 use brain_runtime::tasks::{
-    ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskFilter,
-    TaskService, TaskView, TaskWorker, TemporalSettings,
+    ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskService,
+    TaskView, TaskWorker, TemporalSettings,
 };
 use brain_tools::{ConnectorService, Endpoints, ServiceConfig};
 use serde_json::json;
@@ -24,7 +23,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Fast pacing: a dead worker's tool call is retried within a couple of seconds.
-fn timeouts() -> StepTimeouts {
+pub(crate) fn timeouts() -> StepTimeouts {
     StepTimeouts {
         llm_secs: 60,
         tool_secs: 60,
@@ -43,10 +42,10 @@ pub struct Tasks {
     pub agents: AgentStore,
     /// The actor tree delegations run in (members' turns of a hierarchical crew).
     pub runtime: brain_runtime::RuntimeHandle,
-    secrets: Arc<dyn SecretStore>,
+    pub secrets: Arc<dyn SecretStore>,
 }
 
-fn secrets() -> Arc<dyn SecretStore> {
+pub(crate) fn secrets() -> Arc<dyn SecretStore> {
     Arc::new(
         VaultSecretStore::new(
             &setting("VAULT_ADDR").unwrap(),
@@ -57,7 +56,7 @@ fn secrets() -> Arc<dyn SecretStore> {
     )
 }
 
-async fn connectors_with(
+pub(crate) async fn connectors_with(
     db: &sqlx::PgPool,
     platform: &str,
     secrets: Arc<dyn SecretStore>,
@@ -235,7 +234,7 @@ impl Tasks {
     }
 }
 
-fn grant(actions: &[&str], approval: Approval) -> ToolGrant {
+pub(crate) fn grant(actions: &[&str], approval: Approval) -> ToolGrant {
     ToolGrant {
         connector: "hubspot".into(),
         actions: actions.iter().map(|a| (*a).to_owned()).collect(),
@@ -244,7 +243,7 @@ fn grant(actions: &[&str], approval: Approval) -> ToolGrant {
     }
 }
 
-fn kinds(task: &TaskView) -> Vec<(String, String, String)> {
+pub(crate) fn kinds(task: &TaskView) -> Vec<(String, String, String)> {
     task.steps
         .iter()
         .map(|s| {
@@ -257,7 +256,7 @@ fn kinds(task: &TaskView) -> Vec<(String, String, String)> {
         .collect()
 }
 
-async fn mount_create(platform: &MockServer, object: &str, id: &str, delay: Duration) {
+pub(crate) async fn mount_create(platform: &MockServer, object: &str, id: &str, delay: Duration) {
     Mock::given(method("POST"))
         .and(path(format!("/crm/v3/objects/{object}")))
         .respond_with(
@@ -546,7 +545,7 @@ async fn a_worker_killed_mid_tool_call_is_replaced_and_the_platform_sees_one_wri
     assert_eq!(task.output, Some(json!({"reply": "Grace is in the CRM."})));
 }
 
-async fn parked(t: &Tasks, id: Uuid) -> (TaskView, String) {
+pub(crate) async fn parked(t: &Tasks, id: Uuid) -> (TaskView, String) {
     let task = t
         .wait(id, "the approval", |task| {
             task.status == "awaiting_approval"
@@ -561,7 +560,7 @@ async fn parked(t: &Tasks, id: Uuid) -> (TaskView, String) {
     (task, call)
 }
 
-fn admin() -> Approver {
+pub(crate) fn admin() -> Approver {
     Approver {
         actor: format!("user:{}", Uuid::new_v4()),
         role: Some(brain_auth::Role::Admin),
@@ -719,455 +718,4 @@ async fn cancel_stops_a_waiting_task() {
     // Cancelling an ended task is a conflict.
     let err = t.service.cancel(t.tenant, id).await.unwrap_err();
     assert_eq!(err.code(), "conflict");
-}
-
-fn temporal_cli(args: &[&str]) -> std::process::Output {
-    let cli = setting("BRAIN_TEMPORAL_CLI").expect("BRAIN_TEMPORAL_CLI (written by cargo xtask)");
-    std::process::Command::new(cli)
-        .args(args)
-        .args(["--address", &setting("TEMPORAL_ADDRESS").unwrap()])
-        .args(["--namespace", "default"])
-        .output()
-        .unwrap()
-}
-
-/// Whether Temporal holds a schedule with this id, read from the schedule itself (strongly
-/// consistent, unlike `schedule list`).
-fn temporal_has_schedule(id: &str) -> bool {
-    let out = temporal_cli(&["schedule", "describe", "--schedule-id", id]);
-    if out.status.success() {
-        return true;
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.to_lowercase().contains("not found"),
-        "temporal schedule describe failed: {stderr}"
-    );
-    false
-}
-
-/// Waits until `temporal schedule list` shows (or no longer shows) the schedule. The list reads
-/// Temporal's visibility store, which trails a create or delete by up to a few seconds.
-async fn listed_eventually(id: &str, wanted: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut listed = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        let out = temporal_cli(&["schedule", "list", "--output", "json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        listed = items
-            .iter()
-            .filter_map(|i| i.get("scheduleId").or_else(|| i.get("schedule_id")))
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect();
-        if listed.iter().any(|l| l == id) == wanted {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "`temporal schedule list` never {} {id}: {listed:?}",
-        if wanted { "showed" } else { "dropped" }
-    );
-}
-
-#[tokio::test]
-async fn a_schedule_rule_appears_in_temporal_and_disappears_when_deleted() {
-    let t = Tasks::new().await;
-    let rule: RuleInput = serde_json::from_value(json!({
-        "name": "Weekly digest",
-        "trigger": {"event": "schedule", "cron": "0 8 * * 6"},
-        "steps": [{"connector_action": {"connector": "hubspot", "action": "create_contact",
-                    "args": {"email": "digest@example.com"}}}],
-    }))
-    .unwrap();
-    let rule = t.service.create_rule(t.tenant, rule).await.unwrap();
-    let id = format!("rule-{}", rule.id);
-    assert!(temporal_has_schedule(&id));
-    listed_eventually(&id, true).await;
-
-    // Disabling removes it; enabling brings it back.
-    let patch = serde_json::from_value(json!({"enabled": false})).unwrap();
-    t.service
-        .update_rule(t.tenant, rule.id, patch)
-        .await
-        .unwrap();
-    assert!(!temporal_has_schedule(&id));
-    let patch = serde_json::from_value(json!({"enabled": true})).unwrap();
-    t.service
-        .update_rule(t.tenant, rule.id, patch)
-        .await
-        .unwrap();
-    assert!(temporal_has_schedule(&id));
-
-    t.service.delete_rule(t.tenant, rule.id).await.unwrap();
-    assert!(!temporal_has_schedule(&id));
-    listed_eventually(&id, false).await;
-}
-
-#[tokio::test]
-async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() {
-    let t = Tasks::new().await;
-    mount_create(&t.platform, "contacts", "77", Duration::ZERO).await;
-    let writer = t.agent(vec![]).await;
-    let closer = t
-        .agent_named(
-            "Closer Two",
-            vec![grant(&["create_contact"], Approval::Always)],
-        )
-        .await;
-    let crews = brain_runtime::crews::CrewStore::new(t.db.app.clone());
-    let crew = crews
-        .create(
-            t.tenant,
-            serde_json::from_value(json!({
-                "name": "Launch crew",
-                "members": [writer, closer],
-                "process": "sequential",
-                "tasks": [
-                    {"description": "Outline the launch email", "expected_output": "An outline",
-                     "agent_id": writer},
-                    {"description": "Add the lead and confirm", "expected_output": "A confirmation",
-                     "agent_id": closer},
-                ],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    t.model.push([
-        ScriptStep::reply("OUTLINE: hook, offer, call to action"),
-        ScriptStep::call(
-            "hubspot__create_contact",
-            json!({"email": "lead@example.com"}),
-        ),
-        ScriptStep::reply("Lead added; the outline is ready."),
-    ]);
-    let worker = t.worker().await;
-    let run = t
-        .service
-        .start_crew_run(
-            t.tenant,
-            crew.id,
-            brain_runtime::tasks::NewCrewRun {
-                input: "Prepare the spring launch".into(),
-                idempotency_key: Some("spring".into()),
-            },
-        )
-        .await
-        .unwrap();
-    // The second member parks on its tool call; the crew run shows it.
-    let parked = t
-        .wait(run.task_id, "the crew to wait", |task| {
-            task.status == "awaiting_approval"
-        })
-        .await;
-    assert_eq!(parked.kind, "crew");
-    let children = t
-        .service
-        .list(
-            t.tenant,
-            TaskFilter {
-                agent: Some(closer),
-                ..TaskFilter::default()
-            },
-            10,
-        )
-        .await
-        .unwrap();
-    let child = t.task(children[0].task_id).await;
-    assert_eq!(child.parent_task_id, Some(run.task_id));
-    let call = child
-        .steps
-        .iter()
-        .find(|s| s.kind == "approval")
-        .and_then(|s| s.call_id.clone())
-        .unwrap();
-
-    worker.kill().await;
-    let worker = t.worker().await;
-    // Approved through the crew run's id: the decision reaches the member's task.
-    t.service
-        .decide(t.tenant, &admin(), run.task_id, &call, true, None)
-        .await
-        .unwrap();
-    let done = t
-        .wait(run.task_id, "the crew to finish", |task| {
-            task.status == "succeeded"
-        })
-        .await;
-    worker.shutdown().await;
-
-    // The second member was given the first member's output.
-    let requests = t.model.requests();
-    let second = requests
-        .iter()
-        .find(|r| {
-            r.messages
-                .iter()
-                .any(|m| m.content.contains("Add the lead"))
-        })
-        .unwrap();
-    assert!(
-        second
-            .messages
-            .iter()
-            .any(|m| m.content.contains("OUTLINE: hook, offer, call to action")),
-        "{:?}",
-        second.messages
-    );
-    let steps: Vec<(String, String)> = done
-        .steps
-        .iter()
-        .map(|s| {
-            (
-                s.kind.clone(),
-                s.detail["agent"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        steps,
-        vec![
-            ("agent_task".to_owned(), "Closer".to_owned()),
-            ("agent_task".to_owned(), "Closer Two".to_owned()),
-        ]
-    );
-    assert_eq!(
-        done.output.as_ref().unwrap()["reply"],
-        "Lead added; the outline is ready."
-    );
-    // The same idempotency key answers the same run.
-    let again = t
-        .service
-        .start_crew_run(
-            t.tenant,
-            crew.id,
-            brain_runtime::tasks::NewCrewRun {
-                input: "Prepare the spring launch".into(),
-                idempotency_key: Some("spring".into()),
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(again.task_id, run.task_id);
-}
-
-#[tokio::test]
-async fn a_hierarchical_crews_manager_delegates_to_two_members() {
-    let t = Tasks::new().await;
-    let manager = t.agent_named("Lead", vec![]).await;
-    let writer = t.agent_named("Headline Writer", vec![]).await;
-    let copy = t.agent_named("Body Writer", vec![]).await;
-    let crews = brain_runtime::crews::CrewStore::new(t.db.app.clone());
-    let crew = crews
-        .create(
-            t.tenant,
-            serde_json::from_value(json!({
-                "name": "Campaign crew",
-                "members": [writer, copy],
-                "process": "hierarchical",
-                "manager_agent_id": manager,
-                "tasks": [
-                    {"description": "Write the headline", "expected_output": "One line"},
-                    {"description": "Write the body", "expected_output": "Two sentences"},
-                ],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    t.model.push([
-        ScriptStep::call(
-            "ask_headline-writer",
-            json!({"question": "Write the headline"}),
-        ),
-        ScriptStep::reply("HEADLINE: Spring into savings"),
-        ScriptStep::call(
-            "ask_body-writer",
-            json!({"question": "Write the body", "context": "HEADLINE: Spring into savings"}),
-        ),
-        ScriptStep::reply("BODY: Everything 20% off this weekend."),
-        ScriptStep::reply("HEADLINE: Spring into savings / BODY: Everything 20% off this weekend."),
-    ]);
-    let worker = t.worker().await;
-    let run = t
-        .service
-        .start_crew_run(
-            t.tenant,
-            crew.id,
-            brain_runtime::tasks::NewCrewRun {
-                input: "Announce the spring sale".into(),
-                idempotency_key: None,
-            },
-        )
-        .await
-        .unwrap();
-    let done = t
-        .wait(run.task_id, "the crew to finish", |task| {
-            task.status == "succeeded"
-        })
-        .await;
-    worker.shutdown().await;
-    assert_eq!(
-        done.output.as_ref().unwrap()["reply"],
-        "HEADLINE: Spring into savings / BODY: Everything 20% off this weekend."
-    );
-    // One member turn: the manager's, whose steps show two delegations that succeeded.
-    assert_eq!(done.steps.len(), 1);
-    assert_eq!(done.steps[0].detail["agent"], "Lead");
-    let managed: Uuid = done.steps[0].detail["task_id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let manager_task = t.task(managed).await;
-    let delegations: Vec<(String, String)> = manager_task
-        .steps
-        .iter()
-        .filter(|s| s.connector.as_deref() == Some("delegate"))
-        .map(|s| (s.action.clone().unwrap(), s.status.clone()))
-        .collect();
-    assert_eq!(
-        delegations,
-        vec![
-            ("headline-writer".to_owned(), "succeeded".to_owned()),
-            ("body-writer".to_owned(), "succeeded".to_owned()),
-        ]
-    );
-    // Each member answered with its own settings: its own system prompt.
-    let requests = t.model.requests();
-    let member_prompt = |name: &str| {
-        requests
-            .iter()
-            .any(|r| r.messages[0].content.contains(&format!("You are {name}")))
-    };
-    assert!(member_prompt("Headline Writer"));
-    assert!(member_prompt("Body Writer"));
-    // The manager was offered exactly the members to ask.
-    let offered: Vec<String> = requests[0].tools.iter().map(|d| d.name.clone()).collect();
-    assert_eq!(offered, vec!["ask_headline-writer", "ask_body-writer"]);
-    // Each hop is audited.
-    let hops: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = 'agent.delegate'",
-    )
-    .bind(t.tenant.0)
-    .fetch_one(&t.db.owner)
-    .await
-    .unwrap();
-    assert_eq!(hops, 2);
-}
-
-/// The local Qwen model end to end: a two-member sequential crew on the real worker path.
-#[tokio::test]
-async fn a_crew_run_with_the_local_model_completes_and_lists_its_steps() {
-    use brain_agents::providers::local::{LocalConfig, LocalProvider};
-    let model_path = setting("BRAIN_LOCAL_MODEL")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../.brain/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-            ))
-        });
-    let local: Arc<dyn brain_agents::LlmProvider> =
-        Arc::new(LocalProvider::new(LocalConfig::new(model_path)));
-    let t = Tasks::new().await;
-    let mut ids = Vec::new();
-    for (name, goal) in [
-        ("Namer", "name products in three words or fewer"),
-        ("Tagliner", "write one short tagline for a product name"),
-    ] {
-        let spec = t
-            .agents
-            .create(
-                t.tenant,
-                NewAgent {
-                    name: name.into(),
-                    role: "a copywriter".into(),
-                    goal: goal.into(),
-                    model: Some("local:default".into()),
-                    temperature: Some(0.0),
-                    max_tokens: Some(16),
-                    ..NewAgent::default()
-                },
-            )
-            .await
-            .unwrap();
-        ids.push(spec.id.0);
-    }
-    let crew = brain_runtime::crews::CrewStore::new(t.db.app.clone())
-        .create(
-            t.tenant,
-            serde_json::from_value(json!({
-                "name": "Copy crew",
-                "members": ids,
-                "process": "sequential",
-                "tasks": [
-                    {"description": "Name a reusable water bottle", "expected_output": "A name"},
-                    {"description": "Write its tagline", "expected_output": "One line"},
-                ],
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let (db_options, secrets, platform) = (t.db.app_options(), t.secrets.clone(), t.platform.uri());
-    let worker = TaskWorker::start_isolated(
-        t.settings.clone(),
-        Box::new(move || {
-            Box::pin(async move {
-                let db = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(4)
-                    .connect_lazy_with(db_options);
-                let connectors = connectors_with(&db, &platform, secrets.clone()).await;
-                TaskActivities::new(TaskDeps {
-                    agents: AgentStore::new(db.clone()),
-                    turns: Arc::new(PgTurnStore::new(db.clone())),
-                    providers: ProviderRegistry::new().with("local", local),
-                    connectors,
-                    retriever: None,
-                    secrets,
-                    limits: TurnLimits::default(),
-                    metrics: None,
-                    events: None,
-                    runtime: None,
-                    db,
-                })
-            })
-        }),
-    )
-    .await
-    .unwrap();
-    let run = t
-        .service
-        .start_crew_run(
-            t.tenant,
-            crew.id,
-            brain_runtime::tasks::NewCrewRun {
-                input: "We are launching a steel water bottle.".into(),
-                idempotency_key: None,
-            },
-        )
-        .await
-        .unwrap();
-    let done = t
-        .wait(run.task_id, "the local crew run", |task| {
-            task.status == "succeeded" || task.status == "failed"
-        })
-        .await;
-    worker.shutdown().await;
-    assert_eq!(done.status, "succeeded", "{done:#?}");
-    assert_eq!(done.steps.len(), 2);
-    for step in &done.steps {
-        assert_eq!(step.kind, "agent_task");
-        assert_eq!(step.status, "succeeded");
-        assert!(!step.detail["output"].as_str().unwrap().trim().is_empty());
-    }
-    assert_eq!(done.steps[0].detail["agent"], "Namer");
-    assert_eq!(done.steps[1].detail["agent"], "Tagliner");
 }
