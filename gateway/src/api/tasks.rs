@@ -266,7 +266,7 @@ async fn events(
         .subscribe(task_id, resume)
         .await
         .map_err(ApiError::unavailable)?;
-    let finished = TaskStatus::parse(&snapshot.status).filter(|s| s.is_final());
+    let finished = Some(snapshot.status).filter(|s| s.is_final());
     let first = vec![sse_event("snapshot", &snapshot)];
     let tasks = state.tasks.clone();
     let ends_at = tokio::time::Instant::now() + state.streams.max_age;
@@ -315,7 +315,7 @@ async fn events(
                             .get(tenant, task_id)
                             .await
                             .ok()
-                            .and_then(|t| TaskStatus::parse(&t.status))
+                            .map(|t| t.status)
                             .filter(|s| s.is_final());
                         Some((Vec::new(), (reader, Vec::new(), status, false, slot)))
                     }

@@ -9,6 +9,39 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// `as_str` and `parse` between a status or kind and its snake_case name (as stored and as
+/// the API shows it), `Display` as that name, and comparison with it.
+macro_rules! named {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($name => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
@@ -20,31 +53,16 @@ pub enum TaskStatus {
     Cancelled,
 }
 
+named!(TaskStatus {
+    Queued => "queued",
+    Running => "running",
+    AwaitingApproval => "awaiting_approval",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
+
 impl TaskStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Queued => "queued",
-            TaskStatus::Running => "running",
-            TaskStatus::AwaitingApproval => "awaiting_approval",
-            TaskStatus::Succeeded => "succeeded",
-            TaskStatus::Failed => "failed",
-            TaskStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            TaskStatus::Queued,
-            TaskStatus::Running,
-            TaskStatus::AwaitingApproval,
-            TaskStatus::Succeeded,
-            TaskStatus::Failed,
-            TaskStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
-    }
-
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -61,15 +79,11 @@ pub enum TaskKind {
     Rule,
 }
 
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Agent => "agent",
-            TaskKind::Crew => "crew",
-            TaskKind::Rule => "rule",
-        }
-    }
-}
+named!(TaskKind {
+    Agent => "agent",
+    Crew => "crew",
+    Rule => "rule",
+});
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,17 +100,13 @@ pub enum StepKind {
     AgentTask,
 }
 
-impl StepKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::Llm => "llm",
-            StepKind::Tool => "tool",
-            StepKind::Approval => "approval",
-            StepKind::Action => "action",
-            StepKind::AgentTask => "agent_task",
-        }
-    }
-}
+named!(StepKind {
+    Llm => "llm",
+    Tool => "tool",
+    Approval => "approval",
+    Action => "action",
+    AgentTask => "agent_task",
+});
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,23 +120,37 @@ pub enum StepStatus {
     Cancelled,
 }
 
-impl StepStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Running => "running",
-            StepStatus::Succeeded => "succeeded",
-            StepStatus::Failed => "failed",
-            StepStatus::AwaitingApproval => "awaiting_approval",
-            StepStatus::Approved => "approved",
-            StepStatus::Rejected => "rejected",
-            StepStatus::Cancelled => "cancelled",
-        }
-    }
+named!(StepStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    AwaitingApproval => "awaiting_approval",
+    Approved => "approved",
+    Rejected => "rejected",
+    Cancelled => "cancelled",
+});
 
+impl StepStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, StepStatus::Running | StepStatus::AwaitingApproval)
     }
 }
+
+/// Where a task's completion callback stands: `pending` once the task ended, then
+/// `delivered`, or `failed` when its retries ran out or the receiver refused it for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+named!(CallbackStatus {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 /// A step as written by an activity: its position, what it is, and how it went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,8 +175,8 @@ pub struct StepRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepView {
     pub seq: i32,
-    pub kind: String,
-    pub status: String,
+    pub kind: StepKind,
+    pub status: StepStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,7 +194,7 @@ pub struct StepView {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
     pub task_id: Uuid,
-    pub kind: String,
+    pub kind: TaskKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -180,7 +204,7 @@ pub struct TaskView {
     /// The crew run or rule run this task is a step of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_task_id: Option<Uuid>,
-    pub status: String,
+    pub status: TaskStatus,
     pub input: Value,
     pub output: Option<Value>,
     pub error: Option<String>,
@@ -188,7 +212,7 @@ pub struct TaskView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub callback_status: Option<String>,
+    pub callback_status: Option<CallbackStatus>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -433,4 +457,80 @@ pub struct CrewPlan {
     pub manager: Option<CrewMember>,
     pub members: Vec<CrewMember>,
     pub tasks: Vec<CrewPlanTask>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each value's stored name is its JSON name and parses back; nothing else parses.
+    fn round_trips<T>(all: &[T], as_str: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + Serialize,
+    {
+        for &v in all {
+            assert_eq!(serde_json::to_value(v).unwrap(), as_str(v));
+            assert_eq!(parse(as_str(v)), Some(v));
+        }
+        assert_eq!(parse("Running"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn statuses_and_kinds_keep_one_name_in_storage_json_and_code() {
+        use StepStatus as S;
+        use TaskStatus as T;
+        round_trips(
+            &[
+                T::Queued,
+                T::Running,
+                T::AwaitingApproval,
+                T::Succeeded,
+                T::Failed,
+                T::Cancelled,
+            ],
+            T::as_str,
+            T::parse,
+        );
+        round_trips(
+            &[
+                S::Running,
+                S::Succeeded,
+                S::Failed,
+                S::AwaitingApproval,
+                S::Approved,
+                S::Rejected,
+                S::Cancelled,
+            ],
+            S::as_str,
+            S::parse,
+        );
+        round_trips(
+            &[TaskKind::Agent, TaskKind::Crew, TaskKind::Rule],
+            TaskKind::as_str,
+            TaskKind::parse,
+        );
+        round_trips(
+            &[
+                StepKind::Llm,
+                StepKind::Tool,
+                StepKind::Approval,
+                StepKind::Action,
+                StepKind::AgentTask,
+            ],
+            StepKind::as_str,
+            StepKind::parse,
+        );
+        round_trips(
+            &[
+                CallbackStatus::Pending,
+                CallbackStatus::Delivered,
+                CallbackStatus::Failed,
+            ],
+            CallbackStatus::as_str,
+            CallbackStatus::parse,
+        );
+        assert!(TaskStatus::AwaitingApproval == "awaiting_approval");
+        assert_eq!(StepKind::AgentTask.to_string(), "agent_task");
+    }
 }

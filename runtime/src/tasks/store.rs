@@ -8,7 +8,10 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::error::TaskError;
-use super::model::{StepRecord, StepView, TaskKind, TaskOutcome, TaskStatus, TaskView};
+use super::model::{
+    CallbackStatus, StepKind, StepRecord, StepStatus, StepView, TaskKind, TaskOutcome, TaskStatus,
+    TaskView,
+};
 
 /// What [`TaskStore::finish`] found: the task's kind, and whether this finish ended it (a
 /// retried one, after a commit, finds it ended already).
@@ -62,28 +65,37 @@ struct TaskRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// A stored name as its enum; a value the schema's checks should have kept out is an error.
+fn named<T>(value: &str, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, TaskError> {
+    parse(value).ok_or_else(|| TaskError::Internal(format!("unknown {column} `{value}`")))
+}
+
 impl TaskRow {
-    fn into_view(self, steps: Vec<StepView>) -> TaskView {
-        TaskView {
+    fn into_view(self, steps: Vec<StepView>) -> Result<TaskView, TaskError> {
+        Ok(TaskView {
             task_id: self.id,
-            kind: self.kind,
+            kind: named(&self.kind, "task kind", TaskKind::parse)?,
             agent_id: self.agent_id,
             rule_id: self.rule_id,
             crew_id: self.crew_id,
             parent_task_id: self.parent_task_id,
-            status: self.status,
+            status: named(&self.status, "task status", TaskStatus::parse)?,
             input: self.input,
             output: self.output,
             error: self.error,
             usage: self.usage,
             callback_url: self.callback_url,
-            callback_status: self.callback_status,
+            callback_status: self
+                .callback_status
+                .as_deref()
+                .map(|v| named(v, "callback status", CallbackStatus::parse))
+                .transpose()?,
             created_at: self.created_at,
             updated_at: self.updated_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
             steps,
-        }
+        })
     }
 }
 
@@ -105,12 +117,14 @@ struct StepRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<StepRow> for StepView {
-    fn from(r: StepRow) -> Self {
-        StepView {
+impl TryFrom<StepRow> for StepView {
+    type Error = TaskError;
+
+    fn try_from(r: StepRow) -> Result<Self, TaskError> {
+        Ok(StepView {
             seq: r.seq,
-            kind: r.kind,
-            status: r.status,
+            kind: named(&r.kind, "step kind", StepKind::parse)?,
+            status: named(&r.status, "step status", StepStatus::parse)?,
             call_id: r.call_id,
             connector: r.connector,
             action: r.action,
@@ -118,7 +132,7 @@ impl From<StepRow> for StepView {
             error: r.error,
             started_at: r.started_at,
             finished_at: r.finished_at,
-        }
+        })
     }
 }
 
@@ -256,7 +270,11 @@ impl TaskStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(row.into_view(steps.into_iter().map(StepView::from).collect()))
+        let steps = steps
+            .into_iter()
+            .map(StepView::try_from)
+            .collect::<Result<_, _>>()?;
+        row.into_view(steps)
     }
 
     /// Newest first, without steps.
@@ -281,7 +299,7 @@ impl TaskStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(rows.into_iter().map(|r| r.into_view(Vec::new())).collect())
+        rows.into_iter().map(|r| r.into_view(Vec::new())).collect()
     }
 
     /// Writes a step (a retried activity rewrites the same row), and the task's status when it
@@ -467,7 +485,7 @@ impl TaskStore {
         &self,
         tenant: TenantId,
         task: Uuid,
-        status: &str,
+        status: CallbackStatus,
     ) -> Result<(), TaskError> {
         let mut tx = self.begin(tenant).await?;
         sqlx::query(
@@ -476,7 +494,7 @@ impl TaskStore {
         )
         .bind(tenant.0)
         .bind(task)
-        .bind(status)
+        .bind(status.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

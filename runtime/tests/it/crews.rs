@@ -131,7 +131,7 @@ async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() 
         .iter()
         .map(|s| {
             (
-                s.kind.clone(),
+                s.kind.to_string(),
                 s.detail["agent"].as_str().unwrap_or("").to_owned(),
             )
         })
@@ -236,7 +236,7 @@ async fn a_hierarchical_crews_manager_delegates_to_two_members() {
         .steps
         .iter()
         .filter(|s| s.connector.as_deref() == Some("delegate"))
-        .map(|s| (s.action.clone().unwrap(), s.status.clone()))
+        .map(|s| (s.action.clone().unwrap(), s.status.to_string()))
         .collect();
     assert_eq!(
         delegations,

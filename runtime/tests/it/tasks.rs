@@ -248,9 +248,9 @@ pub(crate) fn kinds(task: &TaskView) -> Vec<(String, String, String)> {
         .iter()
         .map(|s| {
             (
-                s.kind.clone(),
+                s.kind.to_string(),
                 s.action.clone().unwrap_or_default(),
-                s.status.clone(),
+                s.status.to_string(),
             )
         })
         .collect()

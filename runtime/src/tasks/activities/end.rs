@@ -8,7 +8,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use super::{TaskActivities, permanent, task_error, transient};
 use crate::tasks::error::TaskError;
 use crate::tasks::events::RunEvent;
-use crate::tasks::model::{CallbackInput, TaskOutcome};
+use crate::tasks::model::{CallbackInput, CallbackStatus, TaskOutcome};
 use crate::tasks::store::TaskStore;
 
 impl TaskActivities {
@@ -80,7 +80,7 @@ impl TaskActivities {
         match self.callbacks.deliver(tenant, &input.url, &task).await {
             Ok(()) => {
                 self.store
-                    .set_callback_status(tenant, input.task_id, "delivered")
+                    .set_callback_status(tenant, input.task_id, CallbackStatus::Delivered)
                     .await
                     .map_err(task_error)?;
                 Ok(())
@@ -88,7 +88,7 @@ impl TaskActivities {
             Err((retryable, message)) => {
                 if !retryable || last_attempt {
                     self.store
-                        .set_callback_status(tenant, input.task_id, "failed")
+                        .set_callback_status(tenant, input.task_id, CallbackStatus::Failed)
                         .await
                         .map_err(task_error)?;
                 }
