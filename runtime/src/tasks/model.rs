@@ -391,7 +391,55 @@ pub struct RulePlan {
     pub task_id: Uuid,
     pub rule_name: String,
     /// `None` when the rule was deleted or disabled before the run began.
-    pub steps: Option<Vec<crate::rules::Step>>,
+    pub steps: Option<Vec<PlannedStep>>,
+}
+
+/// A rule step as workflow history carries it. Its own type, not the API's
+/// [`crate::rules::Step`]: a change to what the API accepts must not break the replay of runs
+/// already in flight. Same JSON as the API type had when history began to carry steps
+/// (externally tagged, snake_case), and lenient about fields it does not know.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedStep {
+    ConnectorAction {
+        connector: String,
+        action: String,
+        #[serde(default)]
+        args: Value,
+    },
+    AgentTask {
+        agent_id: Uuid,
+        input: String,
+    },
+    Approval {
+        role: brain_auth::Role,
+    },
+    CrewRun {
+        crew_id: Uuid,
+        input: String,
+    },
+}
+
+impl From<crate::rules::Step> for PlannedStep {
+    fn from(step: crate::rules::Step) -> Self {
+        use crate::rules::Step;
+        match step {
+            Step::ConnectorAction(a) => PlannedStep::ConnectorAction {
+                connector: a.connector,
+                action: a.action,
+                args: a.args,
+            },
+            Step::AgentTask(a) => PlannedStep::AgentTask {
+                agent_id: a.agent_id,
+                input: a.input,
+            },
+            Step::Approval(a) => PlannedStep::Approval { role: a.role },
+            Step::CrewRun(c) => PlannedStep::CrewRun {
+                crew_id: c.crew_id,
+                input: c.input,
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -474,6 +522,25 @@ mod tests {
         }
         assert_eq!(parse("Running"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn planned_steps_read_what_history_holds_and_convert_from_the_api_type() {
+        let api: Vec<crate::rules::Step> = serde_json::from_value(serde_json::json!([
+            {"connector_action": {"connector": "slack", "action": "post_message",
+                                  "args": {"text": "{{ event.id }}"}}},
+            {"agent_task": {"agent_id": "0190d5c0-0000-7000-8000-000000000001", "input": "go"}},
+            {"approval": {"role": "admin"}},
+            {"crew_run": {"crew_id": "0190d5c0-0000-7000-8000-000000000002", "input": "go"}},
+        ]))
+        .unwrap();
+        // What history holds today: the API type's JSON.
+        let history = serde_json::to_value(&api).unwrap();
+        let read: Vec<PlannedStep> = serde_json::from_value(history.clone()).unwrap();
+        let converted: Vec<PlannedStep> = api.into_iter().map(PlannedStep::from).collect();
+        assert_eq!(read, converted);
+        // And it writes the same JSON back, so old and new workers agree.
+        assert_eq!(serde_json::to_value(&read).unwrap(), history);
     }
 
     #[test]

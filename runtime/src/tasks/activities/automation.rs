@@ -13,8 +13,8 @@ use super::{
 };
 use crate::rules::render_args;
 use crate::tasks::model::{
-    CrewMember, CrewPlan, CrewPlanTask, CrewRunInput, RuleActionInput, RulePlan, RuleRunInput,
-    StepKind, StepRecord, StepStatus, TaskKind,
+    CrewMember, CrewPlan, CrewPlanTask, CrewRunInput, PlannedStep, RuleActionInput, RulePlan,
+    RuleRunInput, StepKind, StepRecord, StepStatus, TaskKind,
 };
 use crate::tasks::store::NewTaskRow;
 
@@ -146,7 +146,7 @@ impl TaskActivities {
             Some(rule) if rule.enabled || input.trigger == "manual" => RulePlan {
                 task_id: task,
                 rule_name: rule.name,
-                steps: Some(rule.steps),
+                steps: Some(rule.steps.into_iter().map(PlannedStep::from).collect()),
             },
             Some(rule) => RulePlan {
                 task_id: task,

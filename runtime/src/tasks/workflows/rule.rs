@@ -11,11 +11,11 @@ use super::{
     ChildRun, Decisions, Ledger, Report, Stop, await_decision, conclude, finish, new_id,
     note_options, run_child, tool_options,
 };
-use crate::rules::{Step, render_text};
+use crate::rules::render_text;
 use crate::tasks::activities::TaskActivities;
 use crate::tasks::model::{
-    AgentTaskInput, ApprovalDecision, CrewRunInput, RuleActionInput, RuleRunInput, StepKind,
-    StepRecord, StepStatus, TaskOutcome, TaskStatus,
+    AgentTaskInput, ApprovalDecision, CrewRunInput, PlannedStep, RuleActionInput, RuleRunInput,
+    StepKind, StepRecord, StepStatus, TaskOutcome, TaskStatus,
 };
 
 /// One run of an automation rule.
@@ -91,7 +91,7 @@ impl RuleRunWorkflow {
         ctx: &mut WorkflowContext<Self>,
         input: &RuleRunInput,
         ledger: &Ledger,
-        steps: &[Step],
+        steps: &[PlannedStep],
         context: &mut Value,
     ) -> Result<(), Stop> {
         for (index, step) in steps.iter().enumerate() {
@@ -110,20 +110,24 @@ impl RuleRunWorkflow {
         input: &RuleRunInput,
         ledger: &Ledger,
         seq: u32,
-        step: &Step,
+        step: &PlannedStep,
         context: &Value,
     ) -> Result<Value, Stop> {
         let (t, task_id, tenant) = (ledger.timeouts, ledger.task_id, input.tenant);
         match step {
-            Step::ConnectorAction(a) => {
+            PlannedStep::ConnectorAction {
+                connector,
+                action,
+                args,
+            } => {
                 let action = RuleActionInput {
                     task_id,
                     tenant,
                     rule_id: input.rule_id,
                     seq,
-                    connector: a.connector.clone(),
-                    action: a.action.clone(),
-                    args: a.args.clone(),
+                    connector: connector.clone(),
+                    action: action.clone(),
+                    args: args.clone(),
                     context: context.clone(),
                     idempotency_key: format!("{}/{seq}", ctx.workflow_id()),
                 };
@@ -131,8 +135,11 @@ impl RuleRunWorkflow {
                     .execute_activity(TaskActivities::rule_action, action, tool_options(&t))
                     .await?)
             }
-            Step::AgentTask(a) => {
-                let agent = a.agent_id;
+            PlannedStep::AgentTask {
+                agent_id: agent,
+                input: template,
+            } => {
+                let agent = *agent;
                 let child = |child_task, text| {
                     ChildRun::Agent(AgentTaskInput {
                         task_id: child_task,
@@ -146,10 +153,13 @@ impl RuleRunWorkflow {
                     })
                 };
                 let detail = json!({"agent_id": agent});
-                child_step(ctx, ledger, seq, (&a.input, context), detail, child).await
+                child_step(ctx, ledger, seq, (template, context), detail, child).await
             }
-            Step::CrewRun(c) => {
-                let crew = c.crew_id;
+            PlannedStep::CrewRun {
+                crew_id: crew,
+                input: template,
+            } => {
+                let crew = *crew;
                 let child = |child_task, text| {
                     ChildRun::Crew(CrewRunInput {
                         task_id: child_task,
@@ -161,9 +171,9 @@ impl RuleRunWorkflow {
                     })
                 };
                 let detail = json!({"crew_id": crew});
-                child_step(ctx, ledger, seq, (&c.input, context), detail, child).await
+                child_step(ctx, ledger, seq, (template, context), detail, child).await
             }
-            Step::Approval(a) => {
+            PlannedStep::Approval { role } => {
                 let waiting = StepRecord {
                     seq,
                     kind: StepKind::Approval,
@@ -171,7 +181,7 @@ impl RuleRunWorkflow {
                     call_id: Some(format!("step-{seq}")),
                     connector: None,
                     action: None,
-                    detail: json!({"role": a.role}),
+                    detail: json!({"role": role}),
                     error: None,
                 };
                 let decision = await_decision(ctx, ledger, waiting).await?;
