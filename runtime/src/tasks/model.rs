@@ -136,6 +136,22 @@ impl StepStatus {
     }
 }
 
+impl StepRecord {
+    /// A step with no call, connector or action (set those with struct update syntax).
+    pub fn new(seq: u32, kind: StepKind, status: StepStatus, detail: Value) -> Self {
+        Self {
+            seq,
+            kind,
+            status,
+            call_id: None,
+            connector: None,
+            action: None,
+            detail,
+            error: None,
+        }
+    }
+}
+
 /// Where a task's completion callback stands: `pending` once the task ended, then
 /// `delivered`, or `failed` when its retries ran out or the receiver refused it for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

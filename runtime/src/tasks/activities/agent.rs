@@ -207,16 +207,12 @@ impl TaskActivities {
     ) -> Result<LlmStepOutput, ActivityError> {
         let tenant = TenantId(input.tenant);
         let agent = AgentId(input.agent_id);
-        let mut step = StepRecord {
-            seq: input.seq,
-            kind: StepKind::Llm,
-            status: StepStatus::Running,
-            call_id: None,
-            connector: None,
-            action: None,
-            detail: json!({"model": input.model, "attempt": ctx.info().attempt}),
-            error: None,
-        };
+        let mut step = StepRecord::new(
+            input.seq,
+            StepKind::Llm,
+            StepStatus::Running,
+            json!({"model": input.model, "attempt": ctx.info().attempt}),
+        );
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
         let spec = self.agents.get(tenant, agent).await.map_err(agent_error)?;
@@ -282,15 +278,16 @@ impl TaskActivities {
         }
         let (connector, action) = call_label(&input.call.name);
         let mut step = StepRecord {
-            seq: input.seq,
-            kind: StepKind::Tool,
-            status: StepStatus::Running,
             call_id: Some(input.call.id.clone()),
             connector: Some(connector.to_owned()),
             action: Some(action.to_owned()),
-            detail: json!({"args": input.call.arguments, "attempt": ctx.info().attempt,
-                           "approved_by": input.approved_by}),
-            error: None,
+            ..StepRecord::new(
+                input.seq,
+                StepKind::Tool,
+                StepStatus::Running,
+                json!({"args": input.call.arguments, "attempt": ctx.info().attempt,
+                       "approved_by": input.approved_by}),
+            )
         };
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
@@ -369,14 +366,15 @@ impl TaskActivities {
     ) -> Result<ToolStepOutput, ActivityError> {
         let tenant = TenantId(input.tenant);
         let mut step = StepRecord {
-            seq: input.seq,
-            kind: StepKind::Tool,
-            status: StepStatus::Running,
             call_id: Some(input.call.id.clone()),
             connector: Some(brain_agents::tool::DELEGATE_CONNECTOR.to_owned()),
             action: Some(slug.to_owned()),
-            detail: json!({"args": input.call.arguments, "approved_by": input.approved_by}),
-            error: None,
+            ..StepRecord::new(
+                input.seq,
+                StepKind::Tool,
+                StepStatus::Running,
+                json!({"args": input.call.arguments, "approved_by": input.approved_by}),
+            )
         };
         self.record(input.tenant, input.task_id, &step, None)
             .await?;

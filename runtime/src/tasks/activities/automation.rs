@@ -170,14 +170,14 @@ impl TaskActivities {
     ) -> Result<Value, ActivityError> {
         let tenant = TenantId(input.tenant);
         let mut step = StepRecord {
-            seq: input.seq,
-            kind: StepKind::Action,
-            status: StepStatus::Running,
-            call_id: None,
             connector: Some(input.connector.clone()),
             action: Some(input.action.clone()),
-            detail: json!({"attempt": ctx.info().attempt}),
-            error: None,
+            ..StepRecord::new(
+                input.seq,
+                StepKind::Action,
+                StepStatus::Running,
+                json!({"attempt": ctx.info().attempt}),
+            )
         };
         self.record(input.tenant, input.task_id, &step, None)
             .await?;

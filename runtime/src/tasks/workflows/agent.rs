@@ -222,14 +222,10 @@ impl<'a> AgentRun<'a> {
     fn tool_step(&self, call: &ToolCall, kind: StepKind, status: StepStatus) -> StepRecord {
         let (connector, action) = call_label(&call.name);
         StepRecord {
-            seq: self.seq,
-            kind,
-            status,
             call_id: Some(call.id.clone()),
             connector: Some(connector.to_owned()),
             action: Some(action.to_owned()),
-            detail: Value::Null,
-            error: None,
+            ..StepRecord::new(self.seq, kind, status, Value::Null)
         }
     }
 

@@ -158,17 +158,13 @@ impl CrewRunWorkflow {
             };
             let child_task = new_id(ctx);
             let who = member_name(plan, agent);
-            let running = StepRecord {
+            let running = StepRecord::new(
                 seq,
-                kind: StepKind::AgentTask,
-                status: StepStatus::Running,
-                call_id: None,
-                connector: None,
-                action: None,
-                detail: json!({"agent_id": agent, "agent": who, "task_id": child_task,
-                               "crew_task": plan.tasks.get(index).map(|t| &t.description)}),
-                error: None,
-            };
+                StepKind::AgentTask,
+                StepStatus::Running,
+                json!({"agent_id": agent, "agent": who, "task_id": child_task,
+                       "crew_task": plan.tasks.get(index).map(|t| &t.description)}),
+            );
             ledger.note(ctx, running.clone(), None).await?;
             let reply = run_child(
                 ctx,

@@ -175,14 +175,13 @@ impl RuleRunWorkflow {
             }
             PlannedStep::Approval { role } => {
                 let waiting = StepRecord {
-                    seq,
-                    kind: StepKind::Approval,
-                    status: StepStatus::AwaitingApproval,
                     call_id: Some(format!("step-{seq}")),
-                    connector: None,
-                    action: None,
-                    detail: json!({"role": role}),
-                    error: None,
+                    ..StepRecord::new(
+                        seq,
+                        StepKind::Approval,
+                        StepStatus::AwaitingApproval,
+                        json!({"role": role}),
+                    )
                 };
                 let decision = await_decision(ctx, ledger, waiting).await?;
                 if !decision.approve {
@@ -207,16 +206,12 @@ async fn child_step<W>(
     mut detail: Value,
     child: impl FnOnce(uuid::Uuid, String) -> ChildRun,
 ) -> Result<Value, Stop> {
-    let mut step = StepRecord {
+    let mut step = StepRecord::new(
         seq,
-        kind: StepKind::AgentTask,
-        status: StepStatus::Running,
-        call_id: None,
-        connector: None,
-        action: None,
-        detail: detail.clone(),
-        error: None,
-    };
+        StepKind::AgentTask,
+        StepStatus::Running,
+        detail.clone(),
+    );
     let text = match render_text(template, context) {
         Ok(text) => text,
         Err(e) => {
