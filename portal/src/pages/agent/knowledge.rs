@@ -54,18 +54,21 @@ pub async fn attach_collection(
 
 #[cfg(feature = "ssr")]
 async fn attach(agent: &str, collection: &str) -> Result<Outcome, ServerFnError> {
-    use crate::api::{Service, call, encode, get};
+    use crate::api::{Service, call_with, encode, get};
     let current: Agent = get(&format!("/v1/agents/{}", encode(agent))).await?;
     let mut ids = current.knowledge_collections;
     if !ids.iter().any(|c| c == collection) {
         ids.push(collection.to_owned());
     }
+    // Read, change, write: `If-Match` turns an edit made in between into a conflict instead
+    // of silently dropping the collections it attached.
     Ok(
-        match call(
+        match call_with(
             Service::Gateway,
             reqwest::Method::PATCH,
             &format!("/v1/agents/{}", encode(agent)),
             Some(serde_json::json!({ "knowledge_collections": ids })),
+            &[("if-match", current.version.to_string())],
         )
         .await
         {
