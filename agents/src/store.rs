@@ -389,13 +389,14 @@ impl AgentStore {
         tenant: TenantId,
         id: AgentId,
         tools: Vec<ToolGrant>,
+        expected_version: Option<i32>,
     ) -> Result<AgentSpec, AgentError> {
         let tools = validate_grants(tools)?;
         let patch = AgentPatch {
             tools: Some(tools),
             ..AgentPatch::default()
         };
-        self.update(tenant, id, patch, None).await
+        self.update(tenant, id, patch, expected_version).await
     }
 
     /// Replaces the agent's delegate grants (`PUT /v1/agents/{id}/delegates`); bumps `version`.
@@ -404,12 +405,13 @@ impl AgentStore {
         tenant: TenantId,
         id: AgentId,
         delegates: Vec<DelegateGrant>,
+        expected_version: Option<i32>,
     ) -> Result<AgentSpec, AgentError> {
         let patch = AgentPatch {
             delegates: Some(validate_delegates(delegates)?),
             ..AgentPatch::default()
         };
-        self.update(tenant, id, patch, None).await
+        self.update(tenant, id, patch, expected_version).await
     }
 
     /// The agent's delegate grants with their targets, read fresh (a revoked grant or a

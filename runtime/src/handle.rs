@@ -259,8 +259,13 @@ impl RuntimeHandle {
         tenant: TenantId,
         agent: AgentId,
         tools: Vec<ToolGrant>,
+        expected_version: Option<i32>,
     ) -> Result<AgentSpec, RuntimeError> {
-        let spec = self.deps.agents.replace_tools(tenant, agent, tools).await?;
+        let spec = self
+            .deps
+            .agents
+            .replace_tools(tenant, agent, tools, expected_version)
+            .await?;
         self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
             .await;
         Ok(spec)
@@ -274,11 +279,12 @@ impl RuntimeHandle {
         tenant: TenantId,
         agent: AgentId,
         delegates: Vec<DelegateGrant>,
+        expected_version: Option<i32>,
     ) -> Result<AgentSpec, RuntimeError> {
         let spec = self
             .deps
             .agents
-            .replace_delegates(tenant, agent, delegates)
+            .replace_delegates(tenant, agent, delegates, expected_version)
             .await?;
         self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
             .await;

@@ -44,7 +44,10 @@ async fn crud_bumps_version_and_keeps_tenants_apart() {
     assert_eq!(updated.goal.as_str(), "write longer copy");
     assert_eq!(updated.tools, created.tools, "tools untouched by the patch");
 
-    let replaced = store.replace_tools(acme, created.id, vec![]).await.unwrap();
+    let replaced = store
+        .replace_tools(acme, created.id, vec![], None)
+        .await
+        .unwrap();
     assert_eq!(replaced.version, 3);
     assert!(replaced.tools.is_empty());
     assert!(store.grants(acme, created.id).await.unwrap().is_empty());

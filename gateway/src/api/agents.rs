@@ -159,11 +159,13 @@ async fn replace_tools(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsWrite>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(tools): ApiJson<Vec<ToolGrant>>,
 ) -> Result<Json<Value>, ApiError> {
+    let expected = if_match(&headers)?;
     let spec = state
         .runtime
-        .replace_tools(auth.principal().tenant, agent_id(&id)?, tools)
+        .replace_tools(auth.principal().tenant, agent_id(&id)?, tools, expected)
         .await
         .map_err(runtime_error)?;
     Ok(Json(
@@ -173,15 +175,18 @@ async fn replace_tools(
 
 /// `PUT /v1/agents/{id}/delegates`: `[{agent, approval, max_calls_per_run?}]` replaces the
 /// agents this one may ask; a target that is not another agent of the tenant is a 422.
+/// Like every agent write, it takes an optional `If-Match: <version>`.
 async fn replace_delegates(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsWrite>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(delegates): ApiJson<Vec<DelegateGrant>>,
 ) -> Result<Json<Value>, ApiError> {
+    let expected = if_match(&headers)?;
     let spec = state
         .runtime
-        .replace_delegates(auth.principal().tenant, agent_id(&id)?, delegates)
+        .replace_delegates(auth.principal().tenant, agent_id(&id)?, delegates, expected)
         .await
         .map_err(runtime_error)?;
     Ok(Json(

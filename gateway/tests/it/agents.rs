@@ -171,6 +171,33 @@ async fn agents_are_created_validated_updated_and_listed() {
     .await;
     assert_eq!(grants.status, StatusCode::OK, "{}", grants.body);
     assert_eq!(grants.body["tools"][0]["connector"], "wordpress");
+    assert_eq!(grants.body["version"], 3);
+
+    // Every agent write takes `If-Match: <version>`: a stale one is a conflict and changes
+    // nothing, the current one goes through.
+    let put_if = |what: &str, version: &str, body: Value| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v1/agents/{id}/{what}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("if-match", version)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let stale = crate::harness::send(&app.gateway, put_if("tools", "\"2\"", json!([]))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(stale.body["error"]["code"], "version_conflict");
+    let stale = crate::harness::send(&app.gateway, put_if("delegates", "1", json!([]))).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    let shown = get(&app.gateway, &format!("/v1/agents/{id}"), Some(&token)).await;
+    assert_eq!(shown.body["version"], 3);
+    assert_eq!(shown.body["tools"][0]["connector"], "wordpress");
+    let tools =
+        json!([{"connector": "wordpress", "actions": ["create_post"], "approval": "always"}]);
+    let current = crate::harness::send(&app.gateway, put_if("tools", "3", tools)).await;
+    assert_eq!(current.status, StatusCode::OK, "{}", current.body);
+    assert_eq!(current.body["version"], 4);
 
     let listed = get(&app.gateway, "/v1/agents", Some(&token)).await;
     assert_eq!(listed.body["agents"].as_array().unwrap().len(), 1);

@@ -90,7 +90,7 @@ impl Team {
     async fn grant(&self, from: &str, targets: &[&str]) {
         let grants = targets.iter().map(|t| grant(self.id(t))).collect();
         self.runtime
-            .replace_delegates(self.tenant, self.id(from), grants)
+            .replace_delegates(self.tenant, self.id(from), grants, None)
             .await
             .unwrap();
     }
@@ -174,7 +174,7 @@ async fn without_a_grant_nothing_reaches_the_target_and_a_grant_reaches_the_runn
         .version;
     let spec = team
         .runtime
-        .replace_delegates(team.tenant, a, vec![grant(b)])
+        .replace_delegates(team.tenant, a, vec![grant(b)], None)
         .await
         .unwrap();
     assert_eq!(
@@ -398,6 +398,7 @@ async fn per_grant_limits_and_the_budget_of_the_root_turn_are_enforced() {
             team.tenant,
             team.id("a"),
             vec![limited, grant(team.id("c"))],
+            None,
         )
         .await
         .unwrap();
@@ -449,7 +450,7 @@ async fn an_approval_grant_is_refused_in_chat_and_passes_once_approved() {
         ..grant(b)
     };
     team.runtime
-        .replace_delegates(team.tenant, a, vec![needs_approval])
+        .replace_delegates(team.tenant, a, vec![needs_approval], None)
         .await
         .unwrap();
     team.model("a")
@@ -588,6 +589,7 @@ async fn the_handle_lists_delegation_tools_and_delegates_for_durable_tasks() {
                 max_calls_per_run: Some(1),
                 ..grant(b)
             }],
+            None,
         )
         .await
         .unwrap();
@@ -607,7 +609,7 @@ async fn the_handle_lists_delegation_tools_and_delegates_for_durable_tasks() {
 
     // A revoked grant fails the next call; an unknown caller is not found.
     team.runtime
-        .replace_delegates(team.tenant, a, vec![])
+        .replace_delegates(team.tenant, a, vec![], None)
         .await
         .unwrap();
     let err = team
@@ -638,13 +640,13 @@ async fn grants_are_validated_and_follow_deleted_agents() {
     };
     let own = team
         .runtime
-        .replace_delegates(team.tenant, a, vec![grant(a)])
+        .replace_delegates(team.tenant, a, vec![grant(a)], None)
         .await
         .unwrap_err();
     assert_eq!(field(own).0, "delegates");
     let unknown = team
         .runtime
-        .replace_delegates(team.tenant, a, vec![grant(AgentId::new())])
+        .replace_delegates(team.tenant, a, vec![grant(AgentId::new())], None)
         .await
         .unwrap_err();
     let (name, message) = field(unknown);
@@ -652,7 +654,7 @@ async fn grants_are_validated_and_follow_deleted_agents() {
     assert!(message.contains("no such agent"), "{message}");
     let twice = team
         .runtime
-        .replace_delegates(team.tenant, a, vec![grant(b), grant(b)])
+        .replace_delegates(team.tenant, a, vec![grant(b), grant(b)], None)
         .await
         .unwrap_err();
     assert_eq!(field(twice).0, "delegates");
@@ -671,7 +673,7 @@ async fn grants_are_validated_and_follow_deleted_agents() {
     let foreign = team.runtime.create_agent(other, foreign).await.unwrap();
     let (_, message) = field(
         team.runtime
-            .replace_delegates(team.tenant, a, vec![grant(foreign.id)])
+            .replace_delegates(team.tenant, a, vec![grant(foreign.id)], None)
             .await
             .unwrap_err(),
     );

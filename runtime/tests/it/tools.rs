@@ -76,7 +76,10 @@ async fn a_grant_revoked_during_a_turn_fails_the_next_call_without_a_restart() {
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    runtime.replace_tools(t, agent.id, vec![]).await.unwrap();
+    runtime
+        .replace_tools(t, agent.id, vec![], None)
+        .await
+        .unwrap();
 
     let result = turn.await.unwrap().unwrap();
     // The model was offered the tool (granted when the turn began) …
