@@ -3,10 +3,11 @@
 use crate::tool::ToolError;
 
 pub use brain_auth::FieldError;
+use brain_auth::{Code, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("invalid agent: {0}")]
+    #[error(transparent)]
     Validation(#[from] FieldError),
     #[error("agent not found")]
     NotFound,
@@ -32,22 +33,20 @@ pub enum AgentError {
     Database(#[from] sqlx::Error),
 }
 
-impl AgentError {
-    /// A stable snake_case code for API errors and metrics labels.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for AgentError {
+    fn code(&self) -> Code {
         match self {
-            AgentError::Validation(_) => "validation_failed",
-            AgentError::NotFound => "agent_not_found",
-            AgentError::ConversationNotFound => "conversation_not_found",
-            AgentError::SlugTaken(_) => "slug_taken",
-            AgentError::VersionConflict { .. } => "version_conflict",
-            AgentError::BudgetExhausted => "budget_exhausted",
-            AgentError::TenantBudgetExhausted => "tenant_budget_exhausted",
-            AgentError::Degraded => "agent_degraded",
+            AgentError::Validation(_) => Code::ValidationFailed,
+            AgentError::NotFound | AgentError::ConversationNotFound => Code::NotFound,
+            AgentError::SlugTaken(_) => Code::SlugTaken,
+            AgentError::VersionConflict { .. } => Code::VersionConflict,
+            AgentError::BudgetExhausted => Code::BudgetExhausted,
+            AgentError::TenantBudgetExhausted => Code::TenantBudgetExhausted,
+            AgentError::Degraded => Code::AgentDegraded,
             AgentError::Provider(e) => e.code(),
             AgentError::Tool(e) => e.code(),
-            AgentError::Retrieval(_) => "retrieval_failed",
-            AgentError::Database(_) => "internal",
+            AgentError::Retrieval(_) => Code::Internal,
+            AgentError::Database(e) => e.code(),
         }
     }
 }
@@ -75,14 +74,14 @@ pub enum ProviderError {
     Script(String),
 }
 
-impl ProviderError {
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for ProviderError {
+    fn code(&self) -> Code {
         match self {
-            ProviderError::UnknownProvider(_) => "unknown_model",
-            ProviderError::MissingApiKey(_) => "model_not_configured",
-            ProviderError::Status { status: 429, .. } => "model_rate_limited",
-            ProviderError::ContextTooLong { .. } => "context_too_long",
-            _ => "model_error",
+            ProviderError::UnknownProvider(_) => Code::UnknownModel,
+            ProviderError::MissingApiKey(_) => Code::ModelNotConfigured,
+            ProviderError::Status { status: 429, .. } => Code::ModelRateLimited,
+            ProviderError::ContextTooLong { .. } => Code::ContextTooLong,
+            _ => Code::ModelError,
         }
     }
 }

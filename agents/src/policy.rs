@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use brain_auth::TenantId;
+use brain_auth::{Code, ErrorCode, TenantId};
 use serde_json::json;
 
 use crate::conversation::TurnStore;
@@ -21,13 +21,13 @@ use crate::tool::{ToolError, delegate_target, split_tool_name};
 /// Why a call did not run (or did not succeed), as the model and the run's record see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    /// Stable snake_case code (`tool_not_granted`, `tool_call_limit`, …).
-    pub code: &'static str,
+    /// From the catalogue (`tool_not_granted`, `tool_call_limit`, …).
+    pub code: Code,
     pub message: String,
 }
 
 impl Refusal {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -207,9 +207,9 @@ mod tests {
     fn unoffered_tools_and_non_object_arguments_are_refused_before_counting() {
         let mut gate = gate();
         let refused = gate.admit(&call("shop__delete", json!({}))).unwrap_err();
-        assert_eq!(Refusal::from(&refused).code, "tool_not_granted");
+        assert_eq!(Refusal::from(&refused).code, Code::ToolNotGranted);
         let refused = gate.admit(&call("crm__create", json!("x"))).unwrap_err();
-        assert_eq!(Refusal::from(&refused).code, "invalid_arguments");
+        assert_eq!(Refusal::from(&refused).code, Code::InvalidArguments);
         // Neither counted against the connector's limit of two.
         assert!(gate.admit(&call("crm__create", json!({}))).is_ok());
         assert!(gate.admit(&call("crm__create", json!({}))).is_ok());
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn a_refusal_is_fed_back_as_an_error_object() {
         let fed: serde_json::Value =
-            serde_json::from_str(&Refusal::new("rejected", "no").fed_back()).unwrap();
+            serde_json::from_str(&Refusal::new(Code::Rejected, "no").fed_back()).unwrap();
         assert_eq!(fed, json!({"error": "rejected", "message": "no"}));
     }
 }

@@ -98,19 +98,20 @@ pub enum ToolError {
     DelegationFailed { agent: String, message: String },
 }
 
-impl ToolError {
-    pub fn code(&self) -> &'static str {
+impl brain_auth::ErrorCode for ToolError {
+    fn code(&self) -> brain_auth::Code {
+        use brain_auth::Code;
         match self {
-            ToolError::NotGranted(_) => "tool_not_granted",
-            ToolError::GrantRevoked(_) => "grant_revoked",
-            ToolError::CallLimit(_) => "tool_call_limit",
-            ToolError::ApprovalRequired(_) => "approval_required",
-            ToolError::InvalidArguments(_) => "invalid_arguments",
-            ToolError::Failed(_) => "tool_failed",
-            ToolError::DelegationCycle(_) => "delegation_cycle",
-            ToolError::DelegationDepth { .. } => "delegation_depth",
-            ToolError::DelegationLimit(_) => "delegation_limit",
-            ToolError::DelegationFailed { .. } => "delegation_failed",
+            ToolError::NotGranted(_) => Code::ToolNotGranted,
+            ToolError::GrantRevoked(_) => Code::GrantRevoked,
+            ToolError::CallLimit(_) => Code::ToolCallLimit,
+            ToolError::ApprovalRequired(_) => Code::ApprovalRequired,
+            ToolError::InvalidArguments(_) => Code::InvalidArguments,
+            ToolError::Failed(_) => Code::ToolFailed,
+            ToolError::DelegationCycle(_) => Code::DelegationCycle,
+            ToolError::DelegationDepth { .. } => Code::DelegationDepth,
+            ToolError::DelegationLimit(_) => Code::DelegationLimit,
+            ToolError::DelegationFailed { .. } => Code::DelegationFailed,
         }
     }
 }

@@ -23,6 +23,19 @@ pub enum AccountError {
     NotFound,
 }
 
+impl crate::ErrorCode for AccountError {
+    fn code(&self) -> crate::Code {
+        use crate::Code;
+        match self {
+            AccountError::Invalid { .. } => Code::ValidationFailed,
+            AccountError::EmailTaken => Code::EmailTaken,
+            AccountError::LastOwner => Code::LastOwner,
+            AccountError::OwnerOnly => Code::Forbidden,
+            AccountError::NotFound => Code::NotFound,
+        }
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> AccountError {
     AccountError::Invalid {
         field,

@@ -40,3 +40,15 @@ pub enum AuthError {
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
 }
+
+impl crate::ErrorCode for AuthError {
+    fn code(&self) -> crate::Code {
+        use crate::Code;
+        match self {
+            AuthError::InvalidToken => Code::Unauthorized,
+            AuthError::Jwks(_) => Code::Unavailable,
+            AuthError::Sql(e) => crate::ErrorCode::code(e),
+            _ => Code::Internal,
+        }
+    }
+}

@@ -9,10 +9,23 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+pub use brain_types::Code;
+
+/// An error that knows its place in the catalogue. Library errors implement it, and `?` in a
+/// handler turns one into an [`ApiError`]: the code's status, the error's own message — or,
+/// for a 500/503, the code's description, with the error kept for the logs.
+pub trait ErrorCode: std::error::Error + Send + Sync + 'static {
+    fn code(&self) -> Code;
+
+    /// Seconds the client should wait before retrying (`Retry-After`), if the error says.
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: Code,
     message: String,
     retry_after: Option<u64>,
     cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
@@ -23,9 +36,9 @@ pub struct ApiError {
 pub struct InternalCause(pub Arc<dyn std::error::Error + Send + Sync>);
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An answer with `code`'s status and this message (which the client sees).
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             retry_after: None,
@@ -33,83 +46,58 @@ impl ApiError {
         }
     }
 
-    /// 400: the request is malformed (bad JSON, wrong types, unknown fields).
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
+    /// 422 `validation_failed` naming the field.
+    pub fn invalid(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(Code::ValidationFailed, format!("{field}: {message}"))
     }
 
     /// 401: no or invalid credentials. The message never says which check failed.
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid credentials",
-        )
+        Self::new(Code::Unauthorized, "missing or invalid credentials")
     }
 
     /// 403: authenticated, but the role or API-key scope does not allow this.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(Code::Forbidden, message)
     }
 
     /// 404; also the answer for another tenant's resources, so existence never leaks.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(Code::NotFound, format!("{what} not found"))
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-
-    /// 422: well-formed but invalid (a value out of range, an unknown connector, …).
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    }
-
-    /// 429 with `Retry-After`.
     /// Adds `Retry-After` (at least a second) to the answer.
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs.max(1));
         self
     }
 
+    /// 429 `rate_limited` with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-        e.retry_after = Some(retry_after_secs.max(1));
-        e
+        Self::new(Code::RateLimited, message).with_retry_after(retry_after_secs)
     }
 
     /// 500; the cause is logged, the client sees "internal error".
     pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        let mut e = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        );
-        e.cause = Some(Arc::new(cause));
-        e
+        Self::hidden(Code::Internal, Arc::new(cause))
     }
 
     /// 503: a dependency is down; the cause is logged.
     pub fn unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "a dependency is unavailable; try again shortly",
-        );
-        e.cause = Some(Arc::new(cause));
+        Self::hidden(Code::Unavailable, Arc::new(cause))
+    }
+
+    fn hidden(code: Code, cause: Arc<dyn std::error::Error + Send + Sync>) -> Self {
+        let mut e = Self::new(code, code.description());
+        e.cause = Some(cause);
         e
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         self.code
     }
 
@@ -118,15 +106,38 @@ impl ApiError {
     }
 }
 
-impl From<crate::FieldError> for ApiError {
-    fn from(e: crate::FieldError) -> Self {
-        Self::unprocessable("validation_failed", e.to_string())
+impl<E: ErrorCode> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let code = e.code();
+        let retry_after = e.retry_after();
+        let mut answer = if code.hides_cause() {
+            Self::hidden(code, Arc::new(e))
+        } else {
+            Self::new(code, e.to_string())
+        };
+        answer.retry_after = retry_after.map(|s| s.max(1));
+        answer
+    }
+}
+
+impl ErrorCode for crate::FieldError {
+    fn code(&self) -> Code {
+        Code::ValidationFailed
+    }
+}
+
+impl ErrorCode for sqlx::Error {
+    fn code(&self) -> Code {
+        match self {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Code::Unavailable,
+            _ => Code::Internal,
+        }
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.code, self.message)
+        write!(f, "{} ({}): {}", self.status(), self.code, self.message)
     }
 }
 
@@ -145,11 +156,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
             error: Detail {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
             },
         };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -159,15 +170,6 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(InternalCause(cause));
         }
         response
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::unavailable(e),
-            other => ApiError::internal(other),
-        }
     }
 }
 
@@ -187,20 +189,23 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "expected Content-Type: application/json",
             )),
             Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::bad_request("invalid_body", e.body_text()))
+                Err(ApiError::new(Code::InvalidBody, e.body_text()))
             }
             Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(ApiError::bad_request("malformed_json", e.body_text()))
+                Err(ApiError::new(Code::MalformedJson, e.body_text()))
             }
-            Err(JsonRejection::BytesRejection(e)) => {
-                Err(ApiError::new(e.status(), "body_rejected", e.body_text()))
-            }
-            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+            Err(JsonRejection::BytesRejection(e)) => Err(ApiError::new(
+                match e.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+                    _ => Code::BodyRejected,
+                },
+                e.body_text(),
+            )),
+            Err(e) => Err(ApiError::new(Code::InvalidBody, e.body_text())),
         }
     }
 }
@@ -222,7 +227,7 @@ where
     ) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+            Err(e) => Err(ApiError::new(Code::InvalidQuery, e.body_text())),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod throttle;
 pub mod token;
 
 pub use error::{AuthError, FieldError};
+pub use http::{Code, ErrorCode};
 pub use permission::{Permission, Scope};
 pub use principal::{Actor, Authenticated, Authenticator, Authorized, Principal, require};
 pub use tenant::{Role, TenantId};

@@ -159,16 +159,6 @@ impl Authenticator {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::InvalidToken => ApiError::unauthorized(),
-            AuthError::Sql(e) => ApiError::from(e),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 /// A slot the audit middleware puts into a request so it learns, after the handler ran, who
 /// the caller was (extractors fill it when they resolve the principal).
 #[derive(Clone, Default)]

@@ -15,13 +15,13 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::accounts::{self, AccountError, LoginOutcome, NewUser, UserChange};
+use crate::accounts::{self, LoginOutcome, NewUser, UserChange};
 use crate::audit::{self, AuditEvent, Recorded};
 use crate::client_ip::TrustedProxies;
-use crate::http::{ApiError, ApiJson};
+use crate::http::{ApiError, ApiJson, Code};
 use crate::keys::{Jwks, KeyRing};
 use crate::refresh::{RefreshStore, Refreshed};
-use crate::sso::{Sso, SsoError};
+use crate::sso::Sso;
 use crate::throttle::LoginThrottle;
 use crate::token::TokenIssuer;
 use crate::{
@@ -126,25 +126,12 @@ struct SignupRequest {
     password: String,
 }
 
-fn account_error(e: AccountError) -> ApiError {
-    match e {
-        AccountError::Invalid { field, reason } => {
-            ApiError::unprocessable("validation_failed", format!("{field}: {reason}"))
-        }
-        AccountError::EmailTaken => ApiError::conflict("email_taken", e.to_string()),
-        AccountError::LastOwner => ApiError::conflict("last_owner", e.to_string()),
-        AccountError::OwnerOnly => ApiError::forbidden(e.to_string()),
-        AccountError::NotFound => ApiError::not_found("user"),
-    }
-}
-
 async fn signup(
     State(state): State<AuthState>,
     ApiJson(body): ApiJson<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    let created = accounts::signup(&state.db, &body.tenant_name, &body.email, &body.password)
-        .await?
-        .map_err(account_error)?;
+    let created =
+        accounts::signup(&state.db, &body.tenant_name, &body.email, &body.password).await??;
     let pair = tokens(&state, created.id, created.owner, Role::Owner).await?;
     let body = json!({
         "tenant": {"id": created.id, "slug": created.slug},
@@ -248,13 +235,12 @@ async fn login(
                 tx.commit().await?;
             }
             Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                Code::InvalidCredentials,
                 "wrong e-mail or password",
             ))
         }
-        LoginOutcome::TenantRequired => Err(ApiError::conflict(
-            "tenant_required",
+        LoginOutcome::TenantRequired => Err(ApiError::new(
+            Code::TenantRequired,
             "this account exists in several tenants; pass `tenant` (its slug)",
         )),
     }
@@ -379,9 +365,8 @@ async fn create_user(
         password: body.password.as_deref(),
         display_name: body.display_name.as_deref(),
     };
-    let user = accounts::create_user(&mut tx, principal.tenant, actor_role(principal)?, &new)
-        .await?
-        .map_err(account_error)?;
+    let user =
+        accounts::create_user(&mut tx, principal.tenant, actor_role(principal)?, &new).await??;
     let event = AuditEvent::by(
         principal.actor,
         "user.create",
@@ -414,9 +399,8 @@ async fn update_user(
         display_name: body.display_name.as_deref(),
         disabled: body.disabled,
     };
-    let (user, previous) = accounts::update_user(&mut tx, actor_role(principal)?, id, &change)
-        .await?
-        .map_err(account_error)?;
+    let (user, previous) =
+        accounts::update_user(&mut tx, actor_role(principal)?, id, &change).await??;
     if let Some(previous) = previous {
         let event = AuditEvent::by(
             principal.actor,
@@ -442,9 +426,7 @@ async fn delete_user(
 ) -> Result<Response, ApiError> {
     let principal = auth.principal();
     let mut tx = principal.begin(&state.db).await?;
-    accounts::delete_user(&mut tx, actor_role(principal)?, id)
-        .await?
-        .map_err(account_error)?;
+    accounts::delete_user(&mut tx, actor_role(principal)?, id).await??;
     let event = AuditEvent::by(
         principal.actor,
         "user.delete",
@@ -472,28 +454,19 @@ async fn create_api_key(
 ) -> Result<Response, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
-            "name: must be 1 to 200 characters",
-        ));
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     let scopes = body
         .scopes
         .iter()
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::unprocessable("validation_failed", format!("scopes: {e}")))?;
+        .map_err(|e| ApiError::invalid("scopes", e))?;
     if scopes.is_empty() {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
-            "scopes: give at least one",
-        ));
+        return Err(ApiError::invalid("scopes", "give at least one"));
     }
     if body.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
-            "expires_at: must be in the future",
-        ));
+        return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
     let principal = auth.principal();
     let created_by = match principal.actor {
@@ -554,37 +527,13 @@ async fn revoke_api_key(
     Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
 }
 
-fn sso_error(e: SsoError) -> ApiError {
-    match e {
-        SsoError::UnknownProvider(_) => ApiError::not_found("SSO provider"),
-        SsoError::InvalidState | SsoError::OtherBrowser => {
-            ApiError::bad_request("invalid_state", e.to_string())
-        }
-        SsoError::Provider(_) => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "identity_provider_error",
-            e.to_string(),
-        ),
-        SsoError::InvalidIdToken(_) | SsoError::NoVerifiedEmail => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_id_token", e.to_string())
-        }
-        SsoError::NoTenant => ApiError::new(StatusCode::FORBIDDEN, "no_tenant", e.to_string()),
-        SsoError::Disabled => {
-            ApiError::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string())
-        }
-        SsoError::IdentityConflict => ApiError::conflict("identity_conflict", e.to_string()),
-        SsoError::TenantRequired => ApiError::conflict("tenant_required", e.to_string()),
-        SsoError::Auth(inner) => ApiError::from(inner),
-    }
-}
-
 /// `GET /v1/auth/sso/{provider}/start`: redirects the browser to the provider, with the
 /// cookie that binds the login to this browser.
 async fn sso_start(
     State(state): State<AuthState>,
     Path(provider): Path<String>,
 ) -> Result<Response, ApiError> {
-    let started = state.sso.start(&provider).await.map_err(sso_error)?;
+    let started = state.sso.start(&provider).await?;
     let cookie = crate::sso::browser_cookie(&started.browser_key, state.sso.secure_cookies());
     Ok((
         StatusCode::FOUND,
@@ -617,14 +566,13 @@ async fn sso_callback(
             .take(64)
             .collect();
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sso_denied",
+            Code::SsoDenied,
             format!("the identity provider refused the login ({error})"),
         ));
     }
     let (Some(code), Some(login_state)) = (query.code, query.state) else {
-        return Err(ApiError::bad_request(
-            "invalid_state",
+        return Err(ApiError::new(
+            Code::InvalidState,
             "code and state are required",
         ));
     };
@@ -632,8 +580,7 @@ async fn sso_callback(
     let login = state
         .sso
         .callback(&provider, &code, &login_state, browser.as_deref())
-        .await
-        .map_err(sso_error)?;
+        .await?;
     let tokens = tokens(&state, login.tenant, login.user, login.role).await?;
     let spent = crate::sso::browser_cookie("", state.sso.secure_cookies());
     Ok(([(axum::http::header::SET_COOKIE, spent)], Json(tokens)).into_response())

@@ -115,6 +115,23 @@ pub enum SsoError {
     Auth(#[from] AuthError),
 }
 
+impl crate::ErrorCode for SsoError {
+    fn code(&self) -> crate::Code {
+        use crate::Code;
+        match self {
+            SsoError::UnknownProvider(_) => Code::NotFound,
+            SsoError::InvalidState | SsoError::OtherBrowser => Code::InvalidState,
+            SsoError::Provider(_) => Code::IdentityProviderError,
+            SsoError::InvalidIdToken(_) | SsoError::NoVerifiedEmail => Code::InvalidIdToken,
+            SsoError::NoTenant => Code::NoTenant,
+            SsoError::Disabled => Code::AccountDisabled,
+            SsoError::IdentityConflict => Code::IdentityConflict,
+            SsoError::TenantRequired => Code::TenantRequired,
+            SsoError::Auth(inner) => crate::ErrorCode::code(inner),
+        }
+    }
+}
+
 impl From<sqlx::Error> for SsoError {
     fn from(e: sqlx::Error) -> Self {
         SsoError::Auth(AuthError::Sql(e))

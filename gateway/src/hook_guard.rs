@@ -11,7 +11,7 @@ use brain_auth::client_ip::TrustedProxies;
 use brain_auth::throttle::FailureWindows;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Limits of [`HookGuard`].
 #[derive(Clone, Copy, Debug)]
@@ -66,8 +66,7 @@ impl HookGuard {
         match self.windows.blocked(&limits).await {
             Ok(None) => Ok(()),
             Ok(Some(wait)) => Err(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_failed_deliveries",
+                Code::TooManyFailedDeliveries,
                 "too many deliveries failed their signature check; try again later",
             )
             .with_retry_after(wait)),

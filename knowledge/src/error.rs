@@ -1,6 +1,8 @@
 //! The knowledge crate's error types: why a document could not be read, why an embedder
 //! failed, and what a caller of the service did wrong.
 
+use brain_auth::{Code, ErrorCode};
+
 use crate::model::{CollectionId, DocumentId};
 
 /// Why a document's bytes could not be turned into text. Each variant's message is shown
@@ -58,9 +60,9 @@ pub enum EmbedError {
 /// Errors of the knowledge service, the store and the retriever.
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
-    #[error("collection {0} not found")]
+    #[error("collection not found")]
     CollectionNotFound(CollectionId),
-    #[error("document {0} not found")]
+    #[error("document not found")]
     DocumentNotFound(DocumentId),
     #[error("a collection named {0:?} already exists")]
     CollectionExists(String),
@@ -91,4 +93,25 @@ pub enum KnowledgeError {
     Database(#[from] sqlx::Error),
     #[error("ingestion task failed: {0}")]
     Task(String),
+}
+
+impl ErrorCode for KnowledgeError {
+    fn code(&self) -> Code {
+        match self {
+            KnowledgeError::CollectionNotFound(_) | KnowledgeError::DocumentNotFound(_) => {
+                Code::NotFound
+            }
+            KnowledgeError::CollectionExists(_) => Code::CollectionExists,
+            KnowledgeError::InvalidCollection(_) | KnowledgeError::EmptyQuery => {
+                Code::ValidationFailed
+            }
+            KnowledgeError::TooLarge { .. } => Code::PayloadTooLarge,
+            KnowledgeError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            KnowledgeError::EmbedderUnavailable { .. }
+            | KnowledgeError::DimensionMismatch { .. } => Code::EmbedderMismatch,
+            KnowledgeError::Embed(_) => Code::Unavailable,
+            KnowledgeError::Database(e) => e.code(),
+            KnowledgeError::Extract(_) | KnowledgeError::Task(_) => Code::Internal,
+        }
+    }
 }

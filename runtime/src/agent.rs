@@ -13,7 +13,7 @@ use brain_agents::spec::{AgentHealth, AgentId, AgentSpec};
 use brain_agents::tool::DELEGATE_CONNECTOR;
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnResult};
 use brain_agents::{AgentError, run_turn};
-use brain_auth::TenantId;
+use brain_auth::{ErrorCode, TenantId};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
@@ -270,7 +270,7 @@ fn answer(respond: TurnResponder, result: Result<TurnResult, RuntimeError>) {
             let last = match result {
                 Ok(result) => TurnEvent::Done(result),
                 Err(e) => TurnEvent::Error {
-                    code: e.code().to_owned(),
+                    code: e.code().as_str().to_owned(),
                     message: e.to_string(),
                 },
             };

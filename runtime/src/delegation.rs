@@ -15,8 +15,8 @@ use brain_agents::spec::{AgentId, AgentSpec, Approval, DelegateGrant, DelegateTa
 use brain_agents::tool::{ToolError, ToolInvoker, ToolOutput, delegate_tool_name};
 use brain_agents::turn::{ToolCallRecord, TurnInput, TurnResult};
 use brain_agents::{AgentError, AgentStore, ToolRules};
-use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
+use brain_auth::{Code, ErrorCode, TenantId};
 use ractor::ActorRef;
 use serde::Serialize;
 use serde_json::json;
@@ -230,10 +230,10 @@ impl HopError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Code {
         match self {
             HopError::Refused(e) => e.code(),
-            HopError::Failed { .. } => "delegation_failed",
+            HopError::Failed { .. } => Code::DelegationFailed,
         }
     }
 }
@@ -268,7 +268,7 @@ pub(crate) async fn hop(
     let result = checked_hop(deps, supervisor, &hop).await;
     let outcome = match &result {
         Ok(_) => "ok",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     };
     deps.metrics.delegations.with_label_values(&[outcome]).inc();
     tracing::debug!(
@@ -476,7 +476,7 @@ async fn record(
     let mut details = json!({
         "chain": chain,
         "depth": hop.context.chain.len(),
-        "outcome": match result { Ok(_) => "ok", Err(e) => e.code() },
+        "outcome": match result { Ok(_) => "ok", Err(e) => e.code().as_str() },
         "question_chars": hop.question.chars().count(),
         "context_chars": hop.extra.as_deref().map_or(0, |c| c.chars().count()),
         "approved": hop.approved,

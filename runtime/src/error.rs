@@ -1,6 +1,7 @@
 //! The runtime's errors: an agent-level failure, a crashed turn, or an unavailable tree.
 
 use brain_agents::AgentError;
+use brain_auth::{Code, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -13,13 +14,12 @@ pub enum RuntimeError {
     Unavailable(String),
 }
 
-impl RuntimeError {
-    /// A stable snake_case code for API errors.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for RuntimeError {
+    fn code(&self) -> Code {
         match self {
             RuntimeError::Agent(e) => e.code(),
-            RuntimeError::TurnCrashed => "agent_crashed",
-            RuntimeError::Unavailable(_) => "runtime_unavailable",
+            RuntimeError::TurnCrashed => Code::AgentCrashed,
+            RuntimeError::Unavailable(_) => Code::Unavailable,
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use brain_auth::secrets::SecretError;
+use brain_auth::{Code, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -79,40 +80,49 @@ pub enum ToolError {
     Internal(String),
 }
 
-impl ToolError {
-    /// A stable snake_case code for API responses and tool results.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for ToolError {
+    fn code(&self) -> Code {
         match self {
-            ToolError::UnknownConnector(_) => "unknown_connector",
-            ToolError::UnknownAction { .. } => "unknown_action",
-            ToolError::UnknownResource { .. } => "unknown_resource",
-            ToolError::GrantNotFound { .. } => "grant_not_found",
-            ToolError::GrantRevoked { .. } => "grant_revoked",
-            ToolError::ActionNotGranted { .. } => "action_not_granted",
-            ToolError::InvalidArguments { .. } => "invalid_arguments",
-            ToolError::InvalidCredentials { .. } => "invalid_credentials",
-            ToolError::NotConnected(_) => "not_connected",
-            ToolError::Unauthorized { .. } => "connector_unauthorized",
-            ToolError::RateLimited { .. } => "connector_rate_limited",
-            ToolError::Platform { .. } => "connector_error",
-            ToolError::Unreachable { .. } => "connector_unreachable",
-            ToolError::EgressRefused { .. } => "egress_refused",
-            ToolError::BadResponse { .. } => "connector_bad_response",
-            ToolError::IdempotencyInProgress(_) => "idempotency_in_progress",
-            ToolError::IdempotencyConflict(_) => "idempotency_conflict",
-            ToolError::AmbiguousWrite { .. } => "ambiguous_write",
-            ToolError::InvalidSignature(_) => "invalid_signature",
-            ToolError::WebhookNotFound => "webhook_not_found",
-            ToolError::InvalidWebhook(_) => "invalid_webhook",
-            ToolError::MalformedDelivery(_) => "malformed_delivery",
-            ToolError::DeliveryNotFound => "delivery_not_found",
-            ToolError::Database(_) => "database",
-            ToolError::Cache(_) => "cache",
-            ToolError::Secrets(_) => "secret_store",
-            ToolError::Internal(_) => "internal",
+            ToolError::UnknownConnector(_) => Code::UnknownConnector,
+            ToolError::UnknownAction { .. } => Code::UnknownAction,
+            ToolError::UnknownResource { .. } => Code::UnknownResource,
+            ToolError::GrantNotFound { .. } => Code::GrantNotFound,
+            ToolError::GrantRevoked { .. } => Code::GrantRevoked,
+            ToolError::ActionNotGranted { .. } => Code::ActionNotGranted,
+            ToolError::InvalidArguments { .. } => Code::InvalidArguments,
+            ToolError::InvalidCredentials { .. } => Code::InvalidConnectorCredentials,
+            ToolError::NotConnected(_) => Code::NotConnected,
+            ToolError::Unauthorized { .. } => Code::ConnectorUnauthorized,
+            ToolError::RateLimited { .. } => Code::ConnectorRateLimited,
+            ToolError::Platform { .. } => Code::ConnectorError,
+            ToolError::Unreachable { .. } => Code::ConnectorUnreachable,
+            ToolError::EgressRefused { .. } => Code::EgressRefused,
+            ToolError::BadResponse { .. } => Code::ConnectorBadResponse,
+            ToolError::IdempotencyInProgress(_) => Code::IdempotencyInProgress,
+            ToolError::IdempotencyConflict(_) => Code::IdempotencyConflict,
+            ToolError::AmbiguousWrite { .. } => Code::AmbiguousWrite,
+            ToolError::InvalidSignature(_) => Code::InvalidSignature,
+            ToolError::WebhookNotFound => Code::WebhookNotFound,
+            ToolError::InvalidWebhook(_) => Code::InvalidWebhook,
+            ToolError::MalformedDelivery(_) => Code::MalformedDelivery,
+            ToolError::DeliveryNotFound => Code::DeliveryNotFound,
+            ToolError::Database(e) => e.code(),
+            ToolError::Cache(_) | ToolError::Secrets(_) | ToolError::Internal(_) => Code::Internal,
         }
     }
 
+    /// The platform's `Retry-After`, or half a minute when it gave none.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ToolError::RateLimited { retry_after, .. } => {
+                Some(retry_after.map_or(30, |d| d.as_secs()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ToolError {
     /// Whether the caller sent something wrong (4xx at the API) rather than Brain or the
     /// platform failing.
     pub fn is_client_error(&self) -> bool {

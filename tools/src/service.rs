@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use brain_auth::TenantId;
 use brain_auth::egress::EgressPolicy;
 use brain_auth::secrets::{SecretMap, SecretPath, SecretStore, SecretString};
+use brain_auth::{ErrorCode, TenantId};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands as _;
 use serde::Serialize;
@@ -363,7 +363,7 @@ impl ConnectorService {
             .await;
         let details = serde_json::json!({
             "args": arg_names,
-            "outcome": match &outcome { Ok(_) => "ok", Err(e) => e.code() },
+            "outcome": match &outcome { Ok(_) => "ok", Err(e) => e.code().as_str() },
             "idempotency_key": idempotency_key,
         });
         self.audit_call(cap, action, details).await?;

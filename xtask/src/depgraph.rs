@@ -3,7 +3,8 @@
 //! `gateway → runtime → agents → {tools, knowledge} → auth`, each arrow meaning "may depend
 //! on" (and so on everything further down); `migrations` is usable by every crate that
 //! touches the database; the gateway, as composition root, links the portal's server; the
-//! portal reaches everything else over HTTP only. ractor only in `runtime`; axum only in
+//! portal reaches everything else over HTTP only; `types` (shared vocabulary, wasm-safe) is
+//! usable by all and uses nothing but serde. ractor only in `runtime`; axum only in
 //! `gateway`, `auth` and `portal`.
 
 use std::fmt;
@@ -35,6 +36,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "brain-knowledge",
             "brain-auth",
             "brain-migrations",
+            "brain-types",
         ],
     ),
     (
@@ -44,13 +46,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "brain-knowledge",
             "brain-auth",
             "brain-migrations",
+            "brain-types",
         ],
     ),
-    ("brain-tools", &["brain-auth", "brain-migrations"]),
-    ("brain-knowledge", &["brain-auth", "brain-migrations"]),
-    ("brain-auth", &["brain-migrations"]),
+    (
+        "brain-tools",
+        &["brain-auth", "brain-migrations", "brain-types"],
+    ),
+    (
+        "brain-knowledge",
+        &["brain-auth", "brain-migrations", "brain-types"],
+    ),
+    ("brain-auth", &["brain-migrations", "brain-types"]),
+    ("brain-types", &[]),
     ("brain-migrations", &[]),
-    ("brain-portal", &[]),
+    ("brain-portal", &["brain-types"]),
     (
         "brain-evals",
         &[
@@ -60,10 +70,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "brain-knowledge",
             "brain-auth",
             "brain-migrations",
+            "brain-types",
         ],
     ),
     ("brain-xtask", &[]),
 ];
+
+/// The external crates `brain-types` may use (normal dependencies): it is compiled into the
+/// portal's browser code too, so it stays free of I/O and server crates.
+const TYPES_MAY_USE: &[&str] = &["serde"];
 
 /// External crates confined to some workspace crates.
 const CONFINED: &[(&str, &[&str])] = &[
@@ -145,6 +160,14 @@ pub fn check(metadata: &Value) -> anyhow::Result<Vec<Violation>> {
                     }),
                     Some(_) => {}
                 }
+            }
+            let normal = dependency["kind"].is_null();
+            if from == "brain-types" && normal && !internal && !TYPES_MAY_USE.contains(&to) {
+                violations.push(Violation {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    rule: "brain-types stays wasm-safe: serde only",
+                });
             }
             if let Some((_, owners)) = CONFINED.iter().find(|(name, _)| *name == to)
                 && !owners.contains(&from)
@@ -233,6 +256,8 @@ mod tests {
             package("brain-agents", &[("brain-evals", true)]),
             // a crate nobody placed in the rules
             package("brain-extra", &[("brain-auth", true)]),
+            // the shared types pulling in a server crate (serde is fine)
+            package("brain-types", &[("serde", false), ("sqlx", false)]),
         ]);
         let found: Vec<(String, String)> = check(&fixture)
             .unwrap()
@@ -248,6 +273,7 @@ mod tests {
             ("brain-knowledge", "axum"),
             ("brain-agents", "brain-evals"),
             ("brain-extra", "brain-auth"),
+            ("brain-types", "sqlx"),
         ];
         let expected: Vec<(String, String)> = expected
             .iter()

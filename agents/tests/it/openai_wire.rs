@@ -11,8 +11,8 @@ use brain_agents::spec::{AgentSpec, NewAgent};
 use brain_agents::tool::{ToolError, ToolInvoker, ToolOutput};
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnInput, TurnLimits};
 use brain_agents::{ProviderError, run_turn};
-use brain_auth::TenantId;
 use brain_auth::secrets::{SecretMap, SecretStore, SecretString, VaultSecretStore};
+use brain_auth::{Code, ErrorCode, TenantId};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -193,7 +193,7 @@ async fn error_statuses_surface_with_the_servers_message() {
     assert!(
         matches!(&err, ProviderError::Status { status: 429, message } if message == "Rate limit reached")
     );
-    assert_eq!(err.code(), "model_rate_limited");
+    assert_eq!(err.code(), Code::ModelRateLimited);
 }
 
 #[tokio::test]

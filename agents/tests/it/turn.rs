@@ -10,7 +10,7 @@ use brain_agents::spec::{Budget, NewAgent};
 use brain_agents::tool::{ToolError, ToolInvoker, ToolOutput};
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnLimits};
 use brain_agents::{AgentError, AgentSpec, AgentStore, PgTurnStore, run_turn};
-use brain_auth::TenantId;
+use brain_auth::{Code, ErrorCode, TenantId};
 use brain_migrations::testing::TestDb;
 use serde_json::json;
 use uuid::Uuid;
@@ -271,7 +271,7 @@ async fn the_daily_budget_stops_the_next_turn() {
     run_turn(ctx(), input(), None).await.unwrap();
     let err = run_turn(ctx(), input(), None).await.unwrap_err();
     assert!(matches!(err, AgentError::BudgetExhausted));
-    assert_eq!(err.code(), "budget_exhausted");
+    assert_eq!(err.code(), Code::BudgetExhausted);
 }
 
 #[tokio::test]

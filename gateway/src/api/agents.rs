@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::if_match;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -35,43 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/models", get(models))
 }
 
-/// Maps a runtime error to the API's shape; causes of 5xx are logged, not returned.
-fn runtime_error(e: RuntimeError) -> ApiError {
-    match e {
-        RuntimeError::Agent(AgentError::Validation(e)) => e.into(),
-        RuntimeError::Agent(AgentError::NotFound) => ApiError::not_found("agent"),
-        RuntimeError::Agent(AgentError::ConversationNotFound) => {
-            ApiError::not_found("conversation")
-        }
-        RuntimeError::Agent(e @ AgentError::SlugTaken(_)) => {
-            ApiError::conflict("slug_taken", e.to_string())
-        }
-        RuntimeError::Agent(e @ AgentError::VersionConflict { .. }) => {
-            ApiError::conflict("version_conflict", e.to_string())
-        }
-        RuntimeError::Agent(AgentError::BudgetExhausted) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "budget_exhausted",
-            "the agent's daily token budget is exhausted",
-        ),
-        RuntimeError::Agent(e @ AgentError::TenantBudgetExhausted) => {
-            ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.code(), e.to_string())
-        }
-        RuntimeError::Agent(e @ AgentError::Degraded) => {
-            ApiError::conflict("agent_degraded", e.to_string())
-        }
-        e @ RuntimeError::Unavailable(_) => ApiError::unavailable(e),
-        e @ RuntimeError::TurnCrashed => ApiError::internal(e),
-        RuntimeError::Agent(AgentError::Provider(
-            p @ brain_agents::ProviderError::ContextTooLong { .. },
-        )) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, p.code(), p.to_string()),
-        RuntimeError::Agent(AgentError::Provider(p)) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "model_error", p.to_string())
-        }
-        other => ApiError::internal(other),
-    }
-}
-
 fn agent_id(raw: &str) -> Result<AgentId, ApiError> {
     raw.parse::<Uuid>()
         .map(AgentId)
@@ -82,11 +45,7 @@ async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
 ) -> Result<Json<Value>, ApiError> {
-    let agents = state
-        .runtime
-        .list_agents(auth.principal().tenant)
-        .await
-        .map_err(runtime_error)?;
+    let agents = state.runtime.list_agents(auth.principal().tenant).await?;
     Ok(Json(json!({ "agents": agents })))
 }
 
@@ -98,8 +57,7 @@ async fn create(
     let spec = state
         .runtime
         .create_agent(auth.principal().tenant, body)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(spec)).into_response())
 }
 
@@ -110,11 +68,7 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = auth.principal().tenant;
     let agent = agent_id(&id)?;
-    let spec = state
-        .runtime
-        .get_agent(tenant, agent)
-        .await
-        .map_err(runtime_error)?;
+    let spec = state.runtime.get_agent(tenant, agent).await?;
     let mut body = serde_json::to_value(&spec).map_err(ApiError::internal)?;
     // The live view of the actor, when it can be had quickly; the stored spec otherwise.
     if let Ok(status) = state.runtime.status(tenant, agent).await {
@@ -135,8 +89,7 @@ async fn update(
     let spec = state
         .runtime
         .update_agent(auth.principal().tenant, agent_id(&id)?, patch, expected)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(spec).map_err(ApiError::internal)?,
     ))
@@ -150,8 +103,7 @@ async fn remove(
     state
         .runtime
         .delete_agent(auth.principal().tenant, agent_id(&id)?)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -166,8 +118,7 @@ async fn replace_tools(
     let spec = state
         .runtime
         .replace_tools(auth.principal().tenant, agent_id(&id)?, tools, expected)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(spec).map_err(ApiError::internal)?,
     ))
@@ -187,8 +138,7 @@ async fn replace_delegates(
     let spec = state
         .runtime
         .replace_delegates(auth.principal().tenant, agent_id(&id)?, delegates, expected)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(spec).map_err(ApiError::internal)?,
     ))
@@ -218,16 +168,15 @@ fn turn_input(
     conversation_id: Option<Uuid>,
 ) -> Result<TurnInput, ApiError> {
     if message.trim().is_empty() {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             "message: must not be empty",
         ));
     }
     // Bytes bound characters from above: only long messages are counted.
     if message.len() > MAX_MESSAGE_CHARS && message.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "message_too_large",
+            Code::MessageTooLarge,
             format!(
                 "message: at most {MAX_MESSAGE_CHARS} characters; upload long documents to a \
                  knowledge collection instead"
@@ -258,18 +207,13 @@ async fn chat(
     let agent = agent_id(&id)?;
     let input = turn_input(principal, body.message, body.conversation_id)?;
     if !wants_stream(&headers) {
-        let result = state
-            .runtime
-            .chat(principal.tenant, agent, input)
-            .await
-            .map_err(runtime_error)?;
+        let result = state.runtime.chat(principal.tenant, agent, input).await?;
         return Ok(Json(result).into_response());
     }
     let stream = state
         .runtime
         .chat_stream(principal.tenant, agent, input)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     let events = stream.map(|event: TurnEvent| {
         let sse = Event::default().event(event.name());
         Ok::<_, Infallible>(
@@ -290,8 +234,7 @@ async fn conversations(
     let list = state
         .runtime
         .list_conversations(auth.principal().tenant, agent_id(&id)?)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(Json(json!({ "conversations": list })))
 }
 
@@ -306,8 +249,7 @@ async fn messages(
     let list = state
         .runtime
         .list_messages(auth.principal().tenant, conversation)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     Ok(Json(json!({ "messages": list })))
 }
 
@@ -358,7 +300,7 @@ async fn completions(
         .await
         .map_err(|e| match e {
             RuntimeError::Agent(AgentError::NotFound) => ApiError::not_found("model"),
-            other => runtime_error(other),
+            other => ApiError::from(other),
         })?;
     let message = body
         .messages
@@ -372,11 +314,7 @@ async fn completions(
     let created = chrono::Utc::now().timestamp();
     let model = body.model.clone();
     if !body.stream {
-        let result = state
-            .runtime
-            .chat(principal.tenant, spec.id, input)
-            .await
-            .map_err(runtime_error)?;
+        let result = state.runtime.chat(principal.tenant, spec.id, input).await?;
         let (prompt, completion) = (result.usage.prompt_tokens, result.usage.completion_tokens);
         return Ok(Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
@@ -390,8 +328,7 @@ async fn completions(
     let stream = state
         .runtime
         .chat_stream(principal.tenant, spec.id, input)
-        .await
-        .map_err(runtime_error)?;
+        .await?;
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -429,11 +366,7 @@ async fn models(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
 ) -> Result<Json<Value>, ApiError> {
-    let agents = state
-        .runtime
-        .list_agents(auth.principal().tenant)
-        .await
-        .map_err(runtime_error)?;
+    let agents = state.runtime.list_agents(auth.principal().tenant).await?;
     let data: Vec<Value> = agents
         .iter()
         .map(|a| {

@@ -9,7 +9,7 @@ use brain_auth::{Authorized, require};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiQuery};
+use crate::error::{ApiError, ApiQuery, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -32,15 +32,15 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             "limit: must be 1 to 200",
         ));
     }
     let before_seq = match query.cursor.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::unprocessable("validation_failed", "cursor: not a cursor from this API")
+            ApiError::new(Code::ValidationFailed, "cursor: not a cursor from this API")
         })?),
     };
     let listing = Listing {

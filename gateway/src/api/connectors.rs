@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use brain_auth::{Authorized, require};
-use brain_tools::{ConnectorView, ToolError};
+use brain_tools::ConnectorView;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiQuery, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -40,9 +40,7 @@ async fn list(
     auth: Authorized<require::ConnectorsRead>,
 ) -> Result<Json<Vec<ConnectorView>>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(
-        state.connectors.list(tenant).await.map_err(api_error)?,
-    ))
+    Ok(Json(state.connectors.list(tenant).await?))
 }
 
 async fn show(
@@ -51,9 +49,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<ConnectorView>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(
-        state.connectors.get(tenant, &id).await.map_err(api_error)?,
-    ))
+    Ok(Json(state.connectors.get(tenant, &id).await?))
 }
 
 async fn connect(
@@ -66,8 +62,7 @@ async fn connect(
     let view = state
         .connectors
         .connect(tenant, &id, body.credentials)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(Json(view))
 }
 
@@ -77,13 +72,7 @@ async fn disconnect(
     Path(id): Path<String>,
 ) -> Result<Json<ConnectorView>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(
-        state
-            .connectors
-            .disconnect(tenant, &id)
-            .await
-            .map_err(api_error)?,
-    ))
+    Ok(Json(state.connectors.disconnect(tenant, &id).await?))
 }
 
 async fn test(
@@ -92,13 +81,7 @@ async fn test(
     Path(id): Path<String>,
 ) -> Result<Json<ConnectorView>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(
-        state
-            .connectors
-            .test(tenant, &id)
-            .await
-            .map_err(api_error)?,
-    ))
+    Ok(Json(state.connectors.test(tenant, &id).await?))
 }
 
 async fn resource(
@@ -111,8 +94,7 @@ async fn resource(
     let value = state
         .connectors
         .resource(tenant, &id, &resource, &query)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(Json(value))
 }
 
@@ -132,8 +114,8 @@ async fn action(
                 .ok()
                 .filter(|k| !k.is_empty() && k.len() <= 255)
                 .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_idempotency_key",
+                    ApiError::new(
+                        Code::InvalidIdempotencyKey,
                         "Idempotency-Key must be 1 to 255 visible ASCII characters",
                     )
                 })?,
@@ -142,53 +124,6 @@ async fn action(
     let value = state
         .connectors
         .action(tenant, &id, &action, args, key)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(Json(value))
-}
-
-/// Maps the connector library's errors to the API's codes. Messages of `ToolError` never
-/// carry credentials (platform messages are redacted before they get here).
-pub(super) fn api_error(e: ToolError) -> ApiError {
-    let message = e.to_string();
-    match &e {
-        ToolError::UnknownConnector(_)
-        | ToolError::UnknownAction { .. }
-        | ToolError::UnknownResource { .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
-        }
-        ToolError::InvalidArguments { .. }
-        | ToolError::InvalidCredentials { .. }
-        | ToolError::EgressRefused { .. } => ApiError::unprocessable(e.code(), message),
-        ToolError::NotConnected(_)
-        | ToolError::IdempotencyInProgress(_)
-        | ToolError::IdempotencyConflict(_)
-        | ToolError::AmbiguousWrite { .. } => ApiError::conflict(e.code(), message),
-        ToolError::GrantNotFound { .. }
-        | ToolError::GrantRevoked { .. }
-        | ToolError::ActionNotGranted { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, e.code(), message)
-        }
-        ToolError::WebhookNotFound | ToolError::DeliveryNotFound => {
-            ApiError::new(StatusCode::NOT_FOUND, e.code(), message)
-        }
-        ToolError::InvalidWebhook(_) => ApiError::unprocessable(e.code(), message),
-        ToolError::MalformedDelivery(_) => ApiError::bad_request(e.code(), message),
-        ToolError::InvalidSignature(_) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), message)
-        }
-        ToolError::RateLimited { retry_after, .. } => {
-            ApiError::too_many_requests(retry_after.map(|d| d.as_secs()).unwrap_or(30), message)
-        }
-        ToolError::Unauthorized { .. }
-        | ToolError::Platform { .. }
-        | ToolError::Unreachable { .. }
-        | ToolError::BadResponse { .. } => {
-            ApiError::new(StatusCode::BAD_GATEWAY, e.code(), message)
-        }
-        ToolError::Database(_)
-        | ToolError::Cache(_)
-        | ToolError::Secrets(_)
-        | ToolError::Internal(_) => ApiError::internal(e),
-    }
 }

@@ -6,13 +6,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use brain_auth::{Authorized, require};
-use brain_runtime::crews::{CrewError, CrewInput, CrewPatch};
+use brain_runtime::crews::{CrewInput, CrewPatch};
 use brain_runtime::tasks::NewCrewRun;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::if_match;
-use super::tasks::task_error;
 use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -23,17 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/crews/{id}/runs", post(run))
 }
 
-fn crew_error(e: CrewError) -> ApiError {
-    match e {
-        CrewError::NotFound => ApiError::not_found("crew"),
-        CrewError::Validation(e) => e.into(),
-        e @ (CrewError::NameTaken(_) | CrewError::VersionConflict(_)) => {
-            ApiError::conflict(e.code(), e.to_string())
-        }
-        e @ CrewError::Database(_) => ApiError::internal(e),
-    }
-}
-
 fn crew_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse::<Uuid>().map_err(|_| ApiError::not_found("crew"))
 }
@@ -42,12 +30,7 @@ async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
 ) -> Result<Json<Value>, ApiError> {
-    let crews = state
-        .tasks
-        .crews()
-        .list(auth.principal().tenant)
-        .await
-        .map_err(crew_error)?;
+    let crews = state.tasks.crews().list(auth.principal().tenant).await?;
     Ok(Json(json!({ "crews": crews })))
 }
 
@@ -60,8 +43,7 @@ async fn show(
         .tasks
         .crews()
         .get(auth.principal().tenant, crew_id(&id)?)
-        .await
-        .map_err(crew_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(crew).map_err(ApiError::internal)?,
     ))
@@ -76,8 +58,7 @@ async fn create(
         .tasks
         .crews()
         .create(auth.principal().tenant, body)
-        .await
-        .map_err(crew_error)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(crew)).into_response())
 }
 
@@ -93,8 +74,7 @@ async fn update(
         .tasks
         .crews()
         .update(auth.principal().tenant, crew_id(&id)?, patch, expected)
-        .await
-        .map_err(crew_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(crew).map_err(ApiError::internal)?,
     ))
@@ -109,8 +89,7 @@ async fn remove(
         .tasks
         .crews()
         .delete(auth.principal().tenant, crew_id(&id)?)
-        .await
-        .map_err(crew_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,7 +105,7 @@ async fn run(
         .await
         .map_err(|e| match e {
             brain_runtime::tasks::TaskError::NotFound => ApiError::not_found("crew"),
-            other => task_error(other),
+            other => ApiError::from(other),
         })?;
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }

@@ -20,10 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::connectors::api_error as tool_error;
-use super::tasks::task_error;
 use crate::audit::AuditDetails;
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -61,11 +59,7 @@ async fn list_rules(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
 ) -> Result<Json<Value>, ApiError> {
-    let rules = state
-        .tasks
-        .list_rules(auth.principal().tenant)
-        .await
-        .map_err(task_error)?;
+    let rules = state.tasks.list_rules(auth.principal().tenant).await?;
     Ok(Json(json!({ "rules": rules })))
 }
 
@@ -77,8 +71,7 @@ async fn show_rule(
     let rule = state
         .tasks
         .get_rule(auth.principal().tenant, uuid(&id, "rule")?)
-        .await
-        .map_err(task_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(rule).map_err(ApiError::internal)?,
     ))
@@ -92,8 +85,7 @@ async fn create_rule(
     let rule = state
         .tasks
         .create_rule(auth.principal().tenant, body)
-        .await
-        .map_err(task_error)?;
+        .await?;
     let details = json!({"rule_id": rule.id, "name": rule.name, "trigger": rule.trigger.event,
                          "enabled": rule.enabled});
     Ok(with_details(
@@ -112,8 +104,7 @@ async fn update_rule(
     let rule = state
         .tasks
         .update_rule(auth.principal().tenant, uuid(&id, "rule")?, patch)
-        .await
-        .map_err(task_error)?;
+        .await?;
     let details = json!({"rule_id": rule.id, "enabled": rule.enabled});
     Ok(with_details(
         StatusCode::OK,
@@ -130,8 +121,7 @@ async fn delete_rule(
     let rule = state
         .tasks
         .delete_rule(auth.principal().tenant, uuid(&id, "rule")?)
-        .await
-        .map_err(task_error)?;
+        .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .extensions_mut()
@@ -158,14 +148,13 @@ async fn run_rule(
         RunBody::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?
+            .map_err(|e| ApiError::new(Code::InvalidBody, e.to_string()))?
     };
     let event = body.event.unwrap_or_else(|| json!({}));
     let started = state
         .tasks
         .run_rule(auth.principal().tenant, uuid(&id, "rule")?, event)
-        .await
-        .map_err(task_error)?;
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }
 
@@ -181,11 +170,7 @@ async fn list_webhooks(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
 ) -> Result<Json<Value>, ApiError> {
-    let webhooks = state
-        .webhooks
-        .list(auth.principal().tenant)
-        .await
-        .map_err(tool_error)?;
+    let webhooks = state.webhooks.list(auth.principal().tenant).await?;
     let webhooks = webhooks
         .iter()
         .map(|w| webhook_json(&state, w))
@@ -201,8 +186,7 @@ async fn show_webhook(
     let webhook = state
         .webhooks
         .get(auth.principal().tenant, uuid(&id, "webhook")?)
-        .await
-        .map_err(tool_error)?;
+        .await?;
     Ok(Json(webhook_json(&state, &webhook)?))
 }
 
@@ -211,11 +195,7 @@ async fn create_webhook(
     auth: Authorized<require::IntegrationsManage>,
     ApiJson(body): ApiJson<NewWebhook>,
 ) -> Result<Response, ApiError> {
-    let created = state
-        .webhooks
-        .create(auth.principal().tenant, body)
-        .await
-        .map_err(tool_error)?;
+    let created = state.webhooks.create(auth.principal().tenant, body).await?;
     let mut value = webhook_json(&state, &created.webhook)?;
     // Shown once; only a Vault path is stored.
     value["secret"] = json!(created.secret);
@@ -232,8 +212,7 @@ async fn delete_webhook(
     state
         .webhooks
         .delete(auth.principal().tenant, uuid(&id, "webhook")?)
-        .await
-        .map_err(tool_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -276,9 +255,9 @@ async fn receive(
         }
         Err(e @ ToolError::InvalidSignature(_)) => {
             state.hook_guard.failed(Some(id), address.as_deref()).await;
-            return Err(tool_error(e));
+            return Err(ApiError::from(e));
         }
-        Err(other) => return Err(tool_error(other)),
+        Err(other) => return Err(ApiError::from(other)),
     };
     let tenant = received.tenant;
     let mut runs = 0;
@@ -294,8 +273,7 @@ async fn receive(
                 state
                     .webhooks
                     .mark_processed(tenant, event.delivery_row, Ok(()))
-                    .await
-                    .map_err(tool_error)?;
+                    .await?;
             }
             Err(e) => {
                 // The platform retries a failed delivery; make sure the retry is not taken
@@ -307,7 +285,7 @@ async fn receive(
                 {
                     let _ = state.webhooks.forget(tenant, later.delivery_row).await;
                 }
-                return Err(task_error(e));
+                return Err(ApiError::from(e));
             }
         }
     }

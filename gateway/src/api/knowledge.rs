@@ -10,13 +10,12 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use brain_auth::{Authorized, require};
 use brain_knowledge::{
-    Collection, CollectionId, Document, DocumentId, DocumentStatus, Hit, KnowledgeError,
-    NewCollection,
+    Collection, CollectionId, Document, DocumentId, DocumentStatus, Hit, NewCollection,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
 /// Room for the multipart framing and small fields around a file of the largest allowed
@@ -193,11 +192,7 @@ async fn create_collection(
     if let Some(overlap) = body.chunk_overlap {
         new.chunk_overlap = overlap;
     }
-    let collection = state
-        .knowledge
-        .create_collection(tenant, new)
-        .await
-        .map_err(api_error)?;
+    let collection = state.knowledge.create_collection(tenant, new).await?;
     Ok((StatusCode::CREATED, Json(collection.into())))
 }
 
@@ -206,11 +201,7 @@ async fn list_collections(
     auth: Authorized<require::KnowledgeRead>,
 ) -> Result<Json<Vec<CollectionView>>, ApiError> {
     let tenant = auth.principal().tenant;
-    let collections = state
-        .knowledge
-        .list_collections(tenant)
-        .await
-        .map_err(api_error)?;
+    let collections = state.knowledge.list_collections(tenant).await?;
     Ok(Json(collections.into_iter().map(Into::into).collect()))
 }
 
@@ -221,11 +212,7 @@ async fn delete_collection(
 ) -> Result<StatusCode, ApiError> {
     let tenant = auth.principal().tenant;
     let id = collection_id(&id)?;
-    state
-        .knowledge
-        .delete_collection(tenant, id)
-        .await
-        .map_err(api_error)?;
+    state.knowledge.delete_collection(tenant, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,8 +239,7 @@ async fn upload(
     }
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             format!("send the file as multipart/form-data in the field `file` ({e})"),
         )
     })?;
@@ -267,8 +253,7 @@ async fn upload(
             &file.media_type,
             file.bytes,
         )
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(UploadView {
@@ -322,8 +307,8 @@ async fn read_upload(multipart: &mut Multipart, limit: u64) -> Result<UploadedFi
         }
     }
     file.ok_or_else(|| {
-        ApiError::unprocessable(
-            "validation_failed",
+        ApiError::new(
+            Code::ValidationFailed,
             "file: missing; send the document in the multipart field `file`",
         )
     })
@@ -336,18 +321,16 @@ async fn next_chunk(field: &mut Field<'_>) -> Result<Option<axum::body::Bytes>, 
 fn multipart_error(e: MultipartError) -> ApiError {
     match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "the upload is larger than the server accepts",
         ),
-        _ => ApiError::bad_request("invalid_multipart", e.body_text()),
+        _ => ApiError::new(Code::InvalidMultipart, e.body_text()),
     }
 }
 
 fn too_large(limit: u64) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        Code::PayloadTooLarge,
         format!("the file is over the {limit}-byte upload limit"),
     )
 }
@@ -359,11 +342,7 @@ async fn list_documents(
 ) -> Result<Json<Vec<DocumentView>>, ApiError> {
     let tenant = auth.principal().tenant;
     let collection = collection_id(&id)?;
-    let documents = state
-        .knowledge
-        .list_documents(tenant, collection)
-        .await
-        .map_err(api_error)?;
+    let documents = state.knowledge.list_documents(tenant, collection).await?;
     Ok(Json(documents.into_iter().map(Into::into).collect()))
 }
 
@@ -374,11 +353,7 @@ async fn show_document(
 ) -> Result<Json<DocumentView>, ApiError> {
     let tenant = auth.principal().tenant;
     let id = document_id(&id)?;
-    let document = state
-        .knowledge
-        .get_document(tenant, id)
-        .await
-        .map_err(api_error)?;
+    let document = state.knowledge.get_document(tenant, id).await?;
     Ok(Json(document.into()))
 }
 
@@ -389,11 +364,7 @@ async fn delete_document(
 ) -> Result<StatusCode, ApiError> {
     let tenant = auth.principal().tenant;
     let id = document_id(&id)?;
-    state
-        .knowledge
-        .delete_document(tenant, id)
-        .await
-        .map_err(api_error)?;
+    state.knowledge.delete_document(tenant, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -410,16 +381,15 @@ async fn search(
     let max_k = state.knowledge.config().max_k;
     let k = body.k.unwrap_or(DEFAULT_K);
     if !(1..=max_k).contains(&k) {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             format!("k: must be 1 to {max_k}"),
         ));
     }
     let hits = state
         .knowledge
         .search(tenant, collection, &body.query, k)
-        .await
-        .map_err(api_error)?;
+        .await?;
     Ok(Json(SearchView {
         hits: hits.into_iter().map(Into::into).collect(),
     }))
@@ -438,36 +408,4 @@ fn document_id(raw: &str) -> Result<DocumentId, ApiError> {
     Uuid::parse_str(raw)
         .map(DocumentId)
         .map_err(|_| ApiError::not_found("document"))
-}
-
-/// Maps the knowledge library's errors to the API's codes; infrastructure causes are
-/// logged by the error layer, never returned.
-fn api_error(e: KnowledgeError) -> ApiError {
-    match &e {
-        KnowledgeError::CollectionNotFound(_) => ApiError::not_found("collection"),
-        KnowledgeError::DocumentNotFound(_) => ApiError::not_found("document"),
-        KnowledgeError::CollectionExists(_) => {
-            ApiError::conflict("collection_exists", e.to_string())
-        }
-        KnowledgeError::InvalidCollection(_) | KnowledgeError::EmptyQuery => {
-            ApiError::unprocessable("validation_failed", e.to_string())
-        }
-        KnowledgeError::TooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
-        ),
-        KnowledgeError::UnsupportedMediaType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            e.to_string(),
-        ),
-        KnowledgeError::EmbedderUnavailable { .. } | KnowledgeError::DimensionMismatch { .. } => {
-            ApiError::conflict("embedder_mismatch", e.to_string())
-        }
-        KnowledgeError::Embed(_) => ApiError::unavailable(e),
-        KnowledgeError::Extract(_) | KnowledgeError::Database(_) | KnowledgeError::Task(_) => {
-            ApiError::internal(e)
-        }
-    }
 }

@@ -55,8 +55,8 @@ fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<i32>, crate::error
                 .map(|s| s.trim_matches('"'))
                 .and_then(|s| s.parse::<i32>().ok())
                 .ok_or_else(|| {
-                    crate::error::ApiError::bad_request(
-                        "invalid_if_match",
+                    crate::error::ApiError::new(
+                        crate::error::Code::InvalidIfMatch,
                         "If-Match must be a version number",
                     )
                 })

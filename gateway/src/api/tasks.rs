@@ -7,19 +7,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use brain_agents::AgentError;
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
-use brain_runtime::rules::RuleError;
-use brain_runtime::tasks::{
-    Approver, NewTask, ReadError, RunEvent, TaskError, TaskFilter, TaskStatus,
-};
+use brain_runtime::tasks::{Approver, NewTask, ReadError, RunEvent, TaskFilter, TaskStatus};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiJson, ApiQuery, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,25 +26,6 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tasks/{id}/approvals/{call_id}", post(decide))
         .route("/v1/tasks/{id}/cancel", post(cancel))
         .route("/v1/tasks/{id}/events", get(events))
-}
-
-/// Maps a task or rule error to the API's shape; causes of 5xx are logged, not returned.
-pub fn task_error(e: TaskError) -> ApiError {
-    match e {
-        TaskError::NotFound => ApiError::not_found("task"),
-        TaskError::Validation(e) | TaskError::Agent(AgentError::Validation(e)) => e.into(),
-        e @ TaskError::IdempotencyConflict(_) => ApiError::conflict(e.code(), e.to_string()),
-        TaskError::Conflict(message) => ApiError::conflict("conflict", message),
-        TaskError::Forbidden(message) => ApiError::forbidden(message),
-        TaskError::Agent(AgentError::NotFound) => ApiError::not_found("agent"),
-        TaskError::Rule(RuleError::NotFound) => ApiError::not_found("rule"),
-        TaskError::Rule(RuleError::Validation(e)) => e.into(),
-        TaskError::Rule(e @ RuleError::Template { .. }) => {
-            ApiError::unprocessable("template_error", e.to_string())
-        }
-        e @ TaskError::Temporal(_) => ApiError::unavailable(e),
-        other => ApiError::internal(other),
-    }
 }
 
 fn uuid(raw: &str, what: &str) -> Result<Uuid, ApiError> {
@@ -65,8 +42,7 @@ async fn start(
     let started = state
         .tasks
         .start_agent_task(auth.principal().tenant, agent, body)
-        .await
-        .map_err(task_error)?;
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }
 
@@ -87,16 +63,16 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             "limit: must be 1 to 200",
         ));
     }
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
-            ApiError::unprocessable(
-                "validation_failed",
+            ApiError::new(
+                Code::ValidationFailed,
                 "status: one of queued, running, awaiting_approval, succeeded, failed, cancelled",
             )
         })?),
@@ -112,8 +88,7 @@ async fn list(
             },
             limit,
         )
-        .await
-        .map_err(task_error)?;
+        .await?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
@@ -125,8 +100,7 @@ async fn show(
     let task = state
         .tasks
         .get(auth.principal().tenant, uuid(&id, "task")?)
-        .await
-        .map_err(task_error)?;
+        .await?;
     Ok(Json(
         serde_json::to_value(task).map_err(ApiError::internal)?,
     ))
@@ -174,8 +148,7 @@ async fn decide(
             approve,
             body.note.clone(),
         )
-        .await
-        .map_err(task_error)?;
+        .await?;
     // The decision is the audit event, named for what was decided.
     let action = if approve {
         "task.approve"
@@ -211,11 +184,7 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let task = uuid(&id, "task")?;
-    state
-        .tasks
-        .cancel(auth.principal().tenant, task)
-        .await
-        .map_err(task_error)?;
+    state.tasks.cancel(auth.principal().tenant, task).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"task_id": task, "status": "cancelling"})),
@@ -253,13 +222,12 @@ async fn events(
     let task_id = uuid(&id, "task")?;
     let slot = state.streams.acquire(tenant).ok_or_else(|| {
         ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_streams",
+            Code::TooManyStreams,
             "this workspace has too many open event streams; close some and retry",
         )
         .with_retry_after(5)
     })?;
-    let snapshot = state.tasks.get(tenant, task_id).await.map_err(task_error)?;
+    let snapshot = state.tasks.get(tenant, task_id).await?;
     let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let reader = state
         .events

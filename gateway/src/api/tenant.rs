@@ -9,7 +9,7 @@ use brain_auth::{Authorized, require};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -79,7 +79,7 @@ async fn update(
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<Value>, ApiError> {
     let invalid = |field: &str, message: &str| {
-        ApiError::unprocessable("validation_failed", format!("{field}: {message}"))
+        ApiError::new(Code::ValidationFailed, format!("{field}: {message}"))
     };
     if let Some(name) = &patch.name
         && (name.trim().is_empty() || name.chars().count() > 200)

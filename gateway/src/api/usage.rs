@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiQuery};
+use crate::error::{ApiError, ApiQuery, Code};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,7 +30,10 @@ fn parse_day(field: &str, value: Option<&str>, default: NaiveDate) -> Result<Nai
     match value {
         None => Ok(default),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-            ApiError::unprocessable("validation_failed", format!("{field}: expected YYYY-MM-DD"))
+            ApiError::new(
+                Code::ValidationFailed,
+                format!("{field}: expected YYYY-MM-DD"),
+            )
         }),
     }
 }
@@ -44,14 +47,14 @@ async fn usage(
     let to = parse_day("to", query.to.as_deref(), today)?;
     let from = parse_day("from", query.from.as_deref(), to - Duration::days(29))?;
     if from > to {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             "from: must not be after to",
         ));
     }
     if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::unprocessable(
-            "validation_failed",
+        return Err(ApiError::new(
+            Code::ValidationFailed,
             format!("from/to: at most {MAX_DAYS} days per request"),
         ));
     }

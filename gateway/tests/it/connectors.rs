@@ -93,7 +93,10 @@ async fn connectors_list_connect_act_and_disconnect() {
     )
     .await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(missing.body["error"]["code"], "invalid_credentials");
+    assert_eq!(
+        missing.body["error"]["code"],
+        "invalid_connector_credentials"
+    );
     assert!(
         missing.body["error"]["message"]
             .as_str()

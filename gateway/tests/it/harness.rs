@@ -180,11 +180,29 @@ pub async fn send(router: &Router, request: Request<Body>) -> Reply {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
+    check_catalogue(status, &body);
     Reply {
         status,
         headers,
         body,
     }
+}
+
+/// Every error the API answers with — in any test — has a code from the catalogue and that
+/// code's status, so a handler cannot invent a code or answer one with another status.
+fn check_catalogue(status: StatusCode, body: &Value) {
+    let Some(code) = body["error"]["code"].as_str() else {
+        return;
+    };
+    let entry = brain_auth::Code::ALL
+        .iter()
+        .find(|c| c.as_str() == code)
+        .unwrap_or_else(|| panic!("error code `{code}` is not in the catalogue: {body}"));
+    assert_eq!(
+        status.as_u16(),
+        entry.status(),
+        "`{code}` answered with another status than its catalogue entry: {body}"
+    );
 }
 
 pub async fn get(router: &Router, path: &str, token: Option<&str>) -> Reply {

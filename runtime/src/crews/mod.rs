@@ -31,14 +31,17 @@ impl CrewError {
     fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         CrewError::Validation(brain_auth::FieldError::new(field, message))
     }
+}
 
-    pub fn code(&self) -> &'static str {
+impl brain_auth::ErrorCode for CrewError {
+    fn code(&self) -> brain_auth::Code {
+        use brain_auth::Code;
         match self {
-            CrewError::NotFound => "not_found",
-            CrewError::Validation(_) => "validation_failed",
-            CrewError::NameTaken(_) => "name_taken",
-            CrewError::VersionConflict(_) => "version_conflict",
-            CrewError::Database(_) => "database_error",
+            CrewError::NotFound => Code::NotFound,
+            CrewError::Validation(_) => Code::ValidationFailed,
+            CrewError::NameTaken(_) => Code::NameTaken,
+            CrewError::VersionConflict(_) => Code::VersionConflict,
+            CrewError::Database(e) => e.code(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The errors of rule validation, template rendering and the rule store.
 
+use brain_auth::{Code, ErrorCode};
+
 /// Why a rule could not be stored, found or run.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -21,14 +23,15 @@ impl RuleError {
     pub(crate) fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         RuleError::Validation(brain_auth::FieldError::new(field, message))
     }
+}
 
-    /// A stable snake_case code for API errors.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for RuleError {
+    fn code(&self) -> Code {
         match self {
-            RuleError::Validation(_) => "validation_failed",
-            RuleError::Template { .. } => "template_error",
-            RuleError::NotFound => "not_found",
-            RuleError::Database(_) => "database_error",
+            RuleError::Validation(_) => Code::ValidationFailed,
+            RuleError::Template { .. } => Code::TemplateError,
+            RuleError::NotFound => Code::NotFound,
+            RuleError::Database(e) => e.code(),
         }
     }
 }

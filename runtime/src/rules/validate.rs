@@ -296,6 +296,7 @@ fn validate_templates(at: &str, value: &Value) -> Result<(), RuleError> {
 
 #[cfg(test)]
 mod tests {
+    use brain_auth::{Code, ErrorCode};
     use serde_json::{Value, json};
 
     use super::super::model::tests::{invalid_field, parse, spec_rule};
@@ -453,7 +454,7 @@ mod tests {
         value["trigger"]["event"] = json!("schedule");
         value["trigger"]["cron"] = json!("0 24 * * *");
         let err = parse(value).validate().unwrap_err();
-        assert_eq!(err.code(), "validation_failed");
+        assert_eq!(err.code(), Code::ValidationFailed);
         assert_eq!(
             err.to_string(),
             "invalid `trigger.cron`: hour: 24 is out of range 0-23"

@@ -1,7 +1,7 @@
 //! Errors of durable tasks and rules, each with a stable code for the API edge.
 
 use brain_agents::AgentError;
-use brain_auth::FieldError;
+use brain_auth::{Code, ErrorCode, FieldError};
 
 use crate::rules::RuleError;
 
@@ -37,21 +37,22 @@ impl TaskError {
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         TaskError::Validation(FieldError::new(field, message))
     }
+}
 
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for TaskError {
+    fn code(&self) -> Code {
         match self {
-            TaskError::NotFound => "not_found",
-            TaskError::Validation(_) => "validation_failed",
-            TaskError::IdempotencyConflict(_) => "idempotency_conflict",
-            TaskError::Conflict(_) => "conflict",
-            TaskError::Forbidden(_) => "forbidden",
+            TaskError::NotFound => Code::NotFound,
+            TaskError::Validation(_) => Code::ValidationFailed,
+            TaskError::IdempotencyConflict(_) => Code::IdempotencyConflict,
+            TaskError::Conflict(_) => Code::Conflict,
+            TaskError::Forbidden(_) => Code::Forbidden,
             TaskError::Agent(e) => e.code(),
             TaskError::Rule(e) => e.code(),
-            TaskError::Temporal(_) => "temporal_unavailable",
-            TaskError::Database(_) => "database_error",
-            TaskError::Audit(_) => "audit_error",
-            TaskError::Secrets(_) => "secret_store_error",
-            TaskError::Internal(_) => "internal_error",
+            TaskError::Temporal(_) => Code::Unavailable,
+            TaskError::Database(e) => e.code(),
+            TaskError::Audit(e) => e.code(),
+            TaskError::Secrets(_) | TaskError::Internal(_) => Code::Internal,
         }
     }
 }

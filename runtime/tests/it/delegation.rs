@@ -3,6 +3,7 @@
 //! Each agent has a scripted model of its own (`scripted-<slug>:default`), so what reached
 //! which agent is observable separately.
 
+use brain_auth::{Code, ErrorCode};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -156,7 +157,7 @@ async fn without_a_grant_nothing_reaches_the_target_and_a_grant_reaches_the_runn
         .delegate(team.tenant, DelegationRequest::new(a, b, "Anything?"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "tool_not_granted");
+    assert_eq!(err.code(), Code::ToolNotGranted);
     assert!(
         team.model("b").requests().is_empty(),
         "B's model saw nothing"
@@ -617,7 +618,7 @@ async fn the_handle_lists_delegation_tools_and_delegates_for_durable_tasks() {
         .delegate(team.tenant, DelegationRequest::new(a, b, "Still there?"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "tool_not_granted");
+    assert_eq!(err.code(), Code::ToolNotGranted);
     let err = team
         .runtime
         .delegate(

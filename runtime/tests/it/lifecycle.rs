@@ -1,6 +1,7 @@
 //! Live config updates, responsiveness during a long turn, streaming, persistence across
 //! runtime restarts, idle tenants, budgets and metrics.
 
+use brain_auth::{Code, ErrorCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -213,7 +214,7 @@ async fn budget_and_unknown_agents_surface_as_typed_errors() {
         err,
         RuntimeError::Agent(AgentError::BudgetExhausted)
     ));
-    assert_eq!(err.code(), "budget_exhausted");
+    assert_eq!(err.code(), Code::BudgetExhausted);
 
     // Streaming reports the same failure as its only event.
     let events: Vec<TurnEvent> = h
@@ -227,7 +228,7 @@ async fn budget_and_unknown_agents_surface_as_typed_errors() {
 
     let missing = brain_agents::AgentId::new();
     let err = h.runtime.chat(t, missing, say("hi")).await.unwrap_err();
-    assert_eq!(err.code(), "agent_not_found");
+    assert_eq!(err.code(), Code::NotFound);
     // Another tenant's agent is just as missing.
     let other = h.tenant("other").await;
     let err = h
@@ -235,7 +236,7 @@ async fn budget_and_unknown_agents_surface_as_typed_errors() {
         .chat(other, agent.id, say("hi"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "agent_not_found");
+    assert_eq!(err.code(), Code::NotFound);
 
     assert_eq!(h.metric("brain_agent_turns_total"), 3.0);
     assert!(h.metric("brain_agent_tokens_total") > 0.0);

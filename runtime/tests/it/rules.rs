@@ -3,6 +3,7 @@
 
 use brain_agents::AgentStore;
 use brain_auth::TenantId;
+use brain_auth::{Code, ErrorCode};
 use brain_migrations::testing::TestDb;
 use brain_runtime::rules::{RuleError, RuleInput, RulePatch, RuleStore};
 use serde_json::{Value, json};
@@ -324,7 +325,7 @@ async fn rules_of_one_tenant_do_not_exist_for_another() {
     let err = RuleStore::create_in(&mut tx, a, rule("Smuggled", "manual"))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "database_error", "{err}");
+    assert_eq!(err.code(), Code::Internal, "{err}");
     drop(tx);
     assert_eq!(f.rules.list(a).await.unwrap(), vec![rule_a]);
 }

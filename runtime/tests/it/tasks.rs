@@ -2,6 +2,7 @@
 //! scripted model, HubSpot faked in its wire format, and workers that are started, stopped
 //! and killed mid-activity.
 
+use brain_auth::{Code, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -441,8 +442,8 @@ async fn chat_and_durable_tasks_refuse_the_same_calls_and_turns_with_the_same_co
         .wait(id, "the task to fail", |task| task.status == "failed")
         .await;
     worker.shutdown().await;
-    assert_eq!(refused.code(), "budget_exhausted");
-    assert_eq!(refused_codes(&task, "llm"), [refused.code()]);
+    assert_eq!(refused.code(), Code::BudgetExhausted);
+    assert_eq!(refused_codes(&task, "llm"), [refused.code().as_str()]);
     assert_eq!(
         t.model.requests().len(),
         8,
@@ -629,7 +630,7 @@ async fn an_approval_survives_a_worker_restart_and_the_task_completes_after_appr
         .decide(t.tenant, &admin(), id, &call, false, None)
         .await
         .unwrap_err();
-    assert_eq!(again.code(), "conflict");
+    assert_eq!(again.code(), Code::Conflict);
 }
 
 #[tokio::test]
@@ -717,5 +718,5 @@ async fn cancel_stops_a_waiting_task() {
     assert_eq!(approval.status, "cancelled");
     // Cancelling an ended task is a conflict.
     let err = t.service.cancel(t.tenant, id).await.unwrap_err();
-    assert_eq!(err.code(), "conflict");
+    assert_eq!(err.code(), Code::Conflict);
 }

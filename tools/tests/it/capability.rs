@@ -1,5 +1,6 @@
 //! Capability handles: minted only from stored grants, re-checked on every call.
 
+use brain_auth::{Code, ErrorCode};
 use brain_tools::{Approval, Capability, CapabilityTool};
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -69,13 +70,13 @@ async fn a_handle_offers_only_granted_actions_and_dies_with_its_grant() {
         .invoke(cap, "update_post", json!({"id": 3}), None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "action_not_granted");
+    assert_eq!(err.code(), Code::ActionNotGranted);
     let err = h
         .service
         .invoke(cap, "create_post", json!({"title": "T"}), None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_arguments");
+    assert_eq!(err.code(), Code::InvalidArguments);
     assert!(err.to_string().contains("content"), "{err}");
 
     // Revoked in the database: the very next call through the same handle fails.
@@ -94,7 +95,7 @@ async fn a_handle_offers_only_granted_actions_and_dies_with_its_grant() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "grant_revoked");
+    assert_eq!(err.code(), Code::GrantRevoked);
     assert!(
         h.service
             .capabilities(h.tenant, agent)
@@ -126,7 +127,7 @@ async fn narrowing_a_grant_or_requiring_approval_revokes_older_handles() {
         .invoke(&cap, "update_post", json!({"id": 1}), None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "grant_revoked");
+    assert_eq!(err.code(), Code::GrantRevoked);
 
     sqlx::query("UPDATE tool_grants SET actions = '{*}', approval = 'always' WHERE id = $1")
         .bind(grant)
@@ -140,7 +141,7 @@ async fn narrowing_a_grant_or_requiring_approval_revokes_older_handles() {
         .unwrap_err();
     assert_eq!(
         err.code(),
-        "grant_revoked",
+        Code::GrantRevoked,
         "a handle minted under `never` stops once approval is required"
     );
 
@@ -153,13 +154,13 @@ async fn narrowing_a_grant_or_requiring_approval_revokes_older_handles() {
     let err = Capability::mint(&h.db.app, h.tenant, agent, "slack")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "grant_not_found");
+    assert_eq!(err.code(), Code::GrantNotFound);
     // Another tenant's session cannot mint this agent's handle.
     let other = brain_auth::TenantId::new();
     let err = Capability::mint(&h.db.app, other, agent, "wordpress")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "grant_not_found");
+    assert_eq!(err.code(), Code::GrantNotFound);
 }
 
 #[tokio::test]

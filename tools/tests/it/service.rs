@@ -1,6 +1,7 @@
 //! The connector service end to end: credentials only in OpenBao, masked read-back,
 //! disconnect, idempotency, 401 handling, the resource cache and credential validation.
 
+use brain_auth::{Code, ErrorCode};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -173,7 +174,7 @@ async fn credentials_live_only_in_openbao_never_in_postgres_logs_or_errors() {
         .resource(h.tenant, "zoho-crm", "Leads", &BTreeMap::new())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "not_connected");
+    assert_eq!(err.code(), Code::NotConnected);
 }
 
 #[tokio::test]
@@ -241,7 +242,7 @@ async fn the_same_idempotency_key_reaches_the_platform_once() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "idempotency_conflict");
+    assert_eq!(err.code(), Code::IdempotencyConflict);
     for bad in ["", "ключ", &"k".repeat(256)] {
         let err = h
             .service
@@ -254,7 +255,7 @@ async fn the_same_idempotency_key_reaches_the_platform_once() {
             )
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_arguments", "{bad:?}");
+        assert_eq!(err.code(), Code::InvalidArguments, "{bad:?}");
     }
 
     let (status, result): (String, serde_json::Value) = sqlx::query_as(
@@ -294,7 +295,7 @@ async fn a_401_marks_the_connection_error_until_a_test_succeeds() {
         .resource(h.tenant, "hubspot", "deals", &BTreeMap::new())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "connector_unauthorized");
+    assert_eq!(err.code(), Code::ConnectorUnauthorized);
     let view = h.service.get(h.tenant, "hubspot").await.unwrap();
     assert_eq!(view.status, ConnectionStatus::Error);
     assert!(view.last_error.unwrap().contains("401"));
@@ -385,7 +386,7 @@ async fn resources_are_served_from_the_redis_cache_for_a_while() {
         .resource(h.tenant, "stripe", "refunds", &query)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "unknown_resource");
+    assert_eq!(err.code(), Code::UnknownResource);
 }
 
 #[tokio::test]
@@ -426,7 +427,7 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
     ];
     for (id, c, field) in cases {
         let err = h.service.connect(h.tenant, id, c).await.unwrap_err();
-        assert_eq!(err.code(), "invalid_credentials", "{id}");
+        assert_eq!(err.code(), Code::InvalidConnectorCredentials, "{id}");
         assert!(err.to_string().contains(field), "{id}: {err}");
     }
     let err = h
@@ -434,7 +435,7 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
         .connect(h.tenant, "myspace", creds(&[]))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "unknown_connector");
+    assert_eq!(err.code(), Code::UnknownConnector);
     let view = h.service.list(h.tenant).await.unwrap();
     assert_eq!(view.len(), 13);
     assert!(
@@ -453,7 +454,7 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_arguments");
+    assert_eq!(err.code(), Code::InvalidArguments);
     assert!(err.to_string().contains("`text`"), "{err}");
     let err = h
         .service
@@ -472,7 +473,7 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
         .action(h.tenant, "slack", "delete_workspace", json!({}), None)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "unknown_action");
+    assert_eq!(err.code(), Code::UnknownAction);
     // Valid arguments for a connector that is not connected.
     let err = h
         .service
@@ -485,7 +486,7 @@ async fn bad_credentials_and_arguments_are_refused_naming_the_field() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "not_connected");
+    assert_eq!(err.code(), Code::NotConnected);
 }
 
 #[tokio::test]
@@ -518,7 +519,7 @@ async fn another_tenant_sees_none_of_the_connection() {
         .resource(other, "hubspot", "contacts", &BTreeMap::new())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "not_connected");
+    assert_eq!(err.code(), Code::NotConnected);
     // Disconnecting in B touches nothing of A's.
     h.service.disconnect(other, "hubspot").await.unwrap();
     assert_eq!(
@@ -569,13 +570,13 @@ async fn an_ambiguous_failure_keeps_the_key_claimed_and_a_clear_refusal_frees_it
         )
         .await
         .unwrap_err();
-    assert_eq!(first.code(), "connector_error");
+    assert_eq!(first.code(), Code::ConnectorError);
     let retry = h
         .service
         .action(h.tenant, "wordpress", "create_post", args, Some("amb-1"))
         .await
         .unwrap_err();
-    assert_eq!(retry.code(), "idempotency_in_progress");
+    assert_eq!(retry.code(), Code::IdempotencyInProgress);
 
     // 400: the platform certainly wrote nothing, so the key may be used again.
     Mock::given(method("POST"))

@@ -2,6 +2,7 @@
 //! `python3 -c 'import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b"hush", BODY,
 //! hashlib.sha256).digest()).decode())'`, plus RFC 4231 test case 2 for the generic scheme.
 
+use brain_auth::{Code, ErrorCode};
 use brain_tools::webhook::{
     STRIPE_TOLERANCE_SECS, sign_generic, signature_header, verify_delivery, verify_generic,
     verify_shopify, verify_stripe, verify_woocommerce,
@@ -30,7 +31,7 @@ fn shopify_and_woocommerce_accept_the_right_hmac_only() {
         verify_woocommerce(b"wc-secret", WC_BODY, SHOPIFY_SIG)
             .unwrap_err()
             .code(),
-        "invalid_signature"
+        Code::InvalidSignature
     );
 }
 

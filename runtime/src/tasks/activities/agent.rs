@@ -9,7 +9,7 @@ use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, ToolDefiniti
 use brain_agents::spec::{AgentId, AgentSpec, ModelRef};
 use brain_agents::tool::{call_label, delegate_target};
 use brain_agents::{AgentError, Refusal, check_budgets};
-use brain_auth::TenantId;
+use brain_auth::{Code, ErrorCode, TenantId};
 use brain_tools::ToolError;
 use serde_json::{Value, json};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -384,11 +384,11 @@ impl TaskActivities {
         };
         let outcome = match (&self.runtime, self.agents.get_by_slug(tenant, slug).await) {
             (None, _) => Err(refuse(Refusal::new(
-                "tool_not_granted",
+                Code::ToolNotGranted,
                 "this worker cannot run delegations",
             ))),
             (_, Err(AgentError::NotFound)) => Err(refuse(Refusal::new(
-                "tool_not_granted",
+                Code::ToolNotGranted,
                 format!("no agent `{slug}` in this organisation"),
             ))),
             (_, Err(e)) => return Err(agent_error(e)),
@@ -409,7 +409,7 @@ impl TaskActivities {
                         Err(refuse(Refusal::from(&e)))
                     }
                     Err(crate::RuntimeError::Agent(AgentError::Validation(v))) => {
-                        Err(refuse(Refusal::new("invalid_arguments", v.to_string())))
+                        Err(refuse(Refusal::new(Code::InvalidArguments, v.to_string())))
                     }
                     Err(e) => return Err(transient(e)),
                 }

@@ -2,8 +2,8 @@
 
 use brain_agents::AgentError;
 use brain_agents::spec::AgentId;
-use brain_auth::TenantId;
 use brain_auth::audit::AuditEvent;
+use brain_auth::{ErrorCode, TenantId};
 use serde_json::{Value, json};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use uuid::Uuid;
@@ -209,7 +209,7 @@ impl TaskActivities {
             outcome => {
                 let code = match &outcome {
                     Ok(_) => "ok",
-                    Err(e) => e.code(),
+                    Err(e) => e.code().as_str(),
                 };
                 self.audit(
                     tenant,

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use brain_agents::providers::{ChatMessage, ChatRole, ToolCall, Usage};
 use brain_agents::tool::{call_label, delegate_target};
 use brain_agents::{Refusal, ToolGate, ToolRules};
+use brain_auth::Code;
 use serde_json::{Value, json};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
@@ -272,7 +273,7 @@ impl<'a> AgentRun<'a> {
         if let Some(note) = decision.note.as_deref().filter(|n| !n.trim().is_empty()) {
             message.push_str(&format!(" (their note: {note})"));
         }
-        Ok(Err(Refusal::new("rejected", message)))
+        Ok(Err(Refusal::new(Code::Rejected, message)))
     }
 
     /// Runs an admitted call as an activity through a capability minted now, so a grant
@@ -310,7 +311,7 @@ impl<'a> AgentRun<'a> {
                 Ok(result) => result.fed_back,
                 Err(ActivityExecutionError::Cancelled(_)) => return Err(Stop::Cancelled),
                 Err(e) => Refusal::new(
-                    "delegation_interrupted",
+                    Code::DelegationInterrupted,
                     format!(
                         "the other agent's turn was interrupted ({}); it may have acted in part",
                         Stop::message(e)

@@ -1,5 +1,6 @@
 //! The advertising and analytics clients: Google Ads, Meta Ads and Google Analytics 4.
 
+use brain_auth::{Code, ErrorCode};
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -92,7 +93,7 @@ async fn google_ads_refreshes_the_token_and_speaks_gaql_and_mutate() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_arguments");
+    assert_eq!(err.code(), Code::InvalidArguments);
 
     // Since August 2025 an empty report is one batch without `results`, documented as a bare
     // object: developers.google.com/ads/blog/posts/2025/07/upcoming-changes-to-search-and

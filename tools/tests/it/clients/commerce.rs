@@ -1,5 +1,6 @@
 //! The commerce and payment clients: WooCommerce, Shopify and Stripe.
 
+use brain_auth::{Code, ErrorCode};
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -151,7 +152,7 @@ async fn shopify_sends_the_access_token_header_to_the_admin_api() {
         .unwrap_err();
     assert_eq!(
         err.code(),
-        "invalid_credentials",
+        Code::InvalidConnectorCredentials,
         "the token is never sent to a non-Shopify host"
     );
 }

@@ -1,5 +1,6 @@
 //! The CRM clients: FluentCRM, Zoho CRM and HubSpot.
 
+use brain_auth::{Code, ErrorCode};
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -173,7 +174,7 @@ async fn zoho_refreshes_once_caches_the_token_and_sends_zoho_oauthtoken() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "connector_error", "{err}");
+    assert_eq!(err.code(), Code::ConnectorError, "{err}");
     assert!(err.to_string().contains("invalid data"), "{err}");
 
     Mock::given(method("POST"))
@@ -223,7 +224,7 @@ async fn zoho_refresh_token_rejected_with_http_200_error_refuses_the_connection(
         .connect(h.tenant, "zoho-crm", creds)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_credentials");
+    assert_eq!(err.code(), Code::InvalidConnectorCredentials);
     let view = h.service.get(h.tenant, "zoho-crm").await.unwrap();
     assert_eq!(view.status, brain_tools::ConnectionStatus::Disconnected);
 }

@@ -1,6 +1,7 @@
 //! What every client gets from the shared transport: retries on rate limits and 5xx, OAuth
 //! token refresh, and credential errors from each platform's way of rejecting a token.
 
+use brain_auth::{Code, ErrorCode};
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, ResponseTemplate};
@@ -60,7 +61,7 @@ async fn rate_limits_are_retried_after_retry_after_and_5xx_with_backoff() {
         .resource(h.tenant, "hubspot", "contacts", &q(&[("limit", "7")]))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "connector_error");
+    assert_eq!(err.code(), Code::ConnectorError);
 
     // A Retry-After beyond the cap is not slept through: the caller hears rate_limited.
     Mock::given(method("POST"))
@@ -167,7 +168,7 @@ async fn oauth_tokens_are_refreshed_after_expiry_and_after_a_401() {
         .resource(h.tenant, "zoho-crm", "Deals", &q(&[]))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "connector_unauthorized");
+    assert_eq!(err.code(), Code::ConnectorUnauthorized);
     assert_eq!(
         h.service.get(h.tenant, "zoho-crm").await.unwrap().status,
         brain_tools::ConnectionStatus::Error
@@ -214,7 +215,7 @@ async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
         .connect(h.tenant, "google-ads", creds)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_credentials", "{err}");
+    assert_eq!(err.code(), Code::InvalidConnectorCredentials, "{err}");
 
     // Meta's Graph API answers an expired token with 400 and error code 190.
     Mock::given(method("GET"))
@@ -245,7 +246,7 @@ async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
         .resource(h.tenant, "meta-ads", "campaigns", &q(&[]))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "connector_unauthorized");
+    assert_eq!(err.code(), Code::ConnectorUnauthorized);
     let view = h.service.get(h.tenant, "meta-ads").await.unwrap();
     assert_eq!(view.status, brain_tools::ConnectionStatus::Error);
 
@@ -265,5 +266,5 @@ async fn rejected_tokens_in_platform_dialects_are_credential_errors() {
         .connect(h.tenant, "slack", creds)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "invalid_credentials");
+    assert_eq!(err.code(), Code::InvalidConnectorCredentials);
 }

@@ -1,6 +1,7 @@
 //! Receiving deliveries, mostly through Shopify's scheme: storage, forged and replayed
 //! signatures, deduplication, event filters, malformed deliveries and their counters.
 
+use brain_auth::{Code, ErrorCode};
 use brain_tools::{ToolError, WebhookMetrics};
 use chrono::Duration;
 use serde_json::Value;
@@ -137,7 +138,7 @@ async fn a_forged_signature_is_refused_and_nothing_is_stored() {
     for (hdrs, sent) in &attempts {
         let err = svc.receive(id, hdrs, sent, now()).await.unwrap_err();
         assert!(matches!(err, ToolError::InvalidSignature(_)), "{err}");
-        assert_eq!(err.code(), "invalid_signature");
+        assert_eq!(err.code(), Code::InvalidSignature);
     }
     // A correctly signed but stale delivery (Shopify signs only the body).
     let mut stale = shopify_headers("shpss_app_secret_123", body, "orders/create", "d-5");
@@ -293,7 +294,7 @@ async fn malformed_deliveries_are_refused_and_nothing_is_stored() {
     let hdrs = generic_headers(&secret, not_json, at, "message", "m-1");
     let err = svc.receive(id, &hdrs, not_json, at).await.unwrap_err();
     assert!(matches!(err, ToolError::MalformedDelivery(_)), "{err}");
-    assert_eq!(err.code(), "malformed_delivery");
+    assert_eq!(err.code(), Code::MalformedDelivery);
 
     // Without a delivery id nothing could be deduplicated.
     let body = br#"{"text":"hi"}"#;

@@ -1,6 +1,7 @@
 //! Managing webhooks: creation and its secret, validation, tenant isolation, the lookup
 //! function, deletion and recorded delivery outcomes.
 
+use brain_auth::{Code, ErrorCode};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -151,7 +152,7 @@ async fn create_validates_connector_events_and_secret() {
             .create(h.tenant, new_webhook("shopify", &events, None))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_webhook", "{events:?}");
+        assert_eq!(err.code(), Code::InvalidWebhook, "{events:?}");
     }
     let long = "x".repeat(201);
     let too_many: Vec<String> = (0..51).map(|i| format!("e{i}")).collect();
@@ -161,14 +162,14 @@ async fn create_validates_connector_events_and_secret() {
             .create(h.tenant, new_webhook("shopify", &events, None))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_webhook");
+        assert_eq!(err.code(), Code::InvalidWebhook);
     }
     for secret in ["short", "with\nnewline", &"s".repeat(513)] {
         let err = svc
             .create(h.tenant, new_webhook("stripe", &[], Some(secret)))
             .await
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_webhook");
+        assert_eq!(err.code(), Code::InvalidWebhook);
         assert!(!err.to_string().contains(secret));
     }
     let none: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks")
@@ -294,7 +295,7 @@ async fn unknown_disabled_and_deleted_webhooks_are_not_found() {
         .await
         .unwrap_err();
     assert!(matches!(err, ToolError::WebhookNotFound), "{err}");
-    assert_eq!(err.code(), "webhook_not_found");
+    assert_eq!(err.code(), Code::WebhookNotFound);
     assert!(matches!(
         svc.get(h.tenant, Uuid::now_v7()).await.unwrap_err(),
         ToolError::WebhookNotFound
