@@ -306,7 +306,7 @@ pub async fn current_role(tx: &mut PgConnection, user: Uuid) -> Result<Option<Ro
     .bind(user)
     .fetch_optional(&mut *tx)
     .await?;
-    role.map(|r| r.parse()).transpose()
+    role.map(|r| r.parse().map_err(AuthError::from)).transpose()
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]

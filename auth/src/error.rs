@@ -23,8 +23,8 @@ impl FieldError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("unknown role `{0}` (expected owner, admin, editor or viewer)")]
-    UnknownRole(String),
+    #[error(transparent)]
+    UnknownRole(#[from] brain_types::UnknownRole),
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
     #[error("signing key material is missing or unreadable")]

@@ -132,6 +132,12 @@ impl crate::ErrorCode for SsoError {
     }
 }
 
+impl From<brain_types::UnknownRole> for SsoError {
+    fn from(e: brain_types::UnknownRole) -> Self {
+        SsoError::Auth(AuthError::UnknownRole(e))
+    }
+}
+
 impl From<sqlx::Error> for SsoError {
     fn from(e: sqlx::Error) -> Self {
         SsoError::Auth(AuthError::Sql(e))

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use brain_types::status::TaskStatus;
+use brain_types::{Permission, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,48 +16,49 @@ pub struct Me {
     pub tenant: String,
 }
 
+/// What the portal shows a person follows the server's own permission matrix
+/// (`brain_types::access`); an unknown role counts as a viewer.
 impl Me {
-    fn is_admin(&self) -> bool {
-        matches!(self.role.as_str(), "owner" | "admin")
-    }
-
-    fn is_editor(&self) -> bool {
-        self.is_admin() || self.role == "editor"
+    fn may(&self, permission: Permission) -> bool {
+        self.role
+            .parse::<Role>()
+            .unwrap_or_default()
+            .allows(permission)
     }
 
     /// `agents.write`: settings, tool grants.
     pub fn can_edit_agents(&self) -> bool {
-        self.is_admin()
+        self.may(Permission::AgentsWrite)
     }
 
-    /// `chat` and `tasks.invoke`.
+    /// `chat`.
     pub fn can_chat(&self) -> bool {
-        self.is_editor()
+        self.may(Permission::Chat)
     }
 
     /// `knowledge.write`: collections and uploads.
     pub fn can_write_knowledge(&self) -> bool {
-        self.is_editor()
+        self.may(Permission::KnowledgeWrite)
     }
 
     /// `tasks.invoke`: start agent tasks and crew runs.
     pub fn can_run(&self) -> bool {
-        self.is_editor()
+        self.may(Permission::TasksInvoke)
     }
 
     /// `tasks.approve`.
     pub fn can_approve(&self) -> bool {
-        self.is_admin()
+        self.may(Permission::TasksApprove)
     }
 
-    /// `connectors.manage`, `integrations.manage`, `api_keys.manage`.
+    /// `connectors.manage` (and with it integrations and API keys, which need the same role).
     pub fn can_manage(&self) -> bool {
-        self.is_admin()
+        self.may(Permission::ConnectorsManage)
     }
 
     /// `audit.read`.
     pub fn can_read_audit(&self) -> bool {
-        self.is_admin()
+        self.may(Permission::AuditRead)
     }
 }
 
@@ -257,7 +260,7 @@ pub struct Task {
 impl Task {
     /// Whether the task has ended (it changes no more).
     pub fn is_final(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "failed" | "cancelled")
+        TaskStatus::parse(&self.status).is_some_and(TaskStatus::is_final)
     }
 
     /// What the task was asked, as text.
@@ -650,5 +653,15 @@ mod tests {
             ..Me::default()
         };
         assert!(editor.can_chat() && editor.can_write_knowledge() && !editor.can_edit_agents());
+        let admin = Me {
+            role: "admin".into(),
+            ..Me::default()
+        };
+        assert!(admin.can_manage() && admin.can_approve() && admin.can_read_audit());
+        let unknown = Me {
+            role: "root".into(),
+            ..Me::default()
+        };
+        assert!(!unknown.can_chat() && !unknown.can_manage());
     }
 }

@@ -1,6 +1,7 @@
 //! `/dashboard/tasks`: durable tasks with their steps; a call waiting for a person gets
 //! Approve / Reject buttons (owners and admins).
 
+use brain_types::status::TaskStatus;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
@@ -15,19 +16,10 @@ pub struct TasksData {
     pub agents: Vec<(String, String)>,
 }
 
-pub const STATUSES: &[&str] = &[
-    "queued",
-    "running",
-    "awaiting_approval",
-    "succeeded",
-    "failed",
-    "cancelled",
-];
-
 #[server]
 pub async fn load_tasks(status: String) -> Result<TasksData, ServerFnError> {
     use crate::api::{encode, get, get_list};
-    let query = if STATUSES.contains(&status.as_str()) {
+    let query = if TaskStatus::parse(&status).is_some() {
         format!("?limit=25&status={}", encode(&status))
     } else {
         "?limit=25".to_owned()
@@ -133,11 +125,12 @@ pub fn TasksPage() -> impl IntoView {
             <label for="status-filter">"Status"</label>
             <select id="status-filter" name="status">
                 <option value="">"any"</option>
-                {STATUSES
+                {TaskStatus::ALL
                     .iter()
                     .map(|s| {
-                        let selected = move || status() == *s;
-                        view! { <option value=*s selected=selected>{s.replace('_', " ")}</option> }
+                        let s = s.as_str();
+                        let selected = move || status() == s;
+                        view! { <option value=s selected=selected>{s.replace('_', " ")}</option> }
                     })
                     .collect_view()}
             </select>
@@ -194,10 +187,7 @@ fn task_card(
     cancel: ServerAction<CancelTask>,
 ) -> impl IntoView {
     let waiting = t.status == "awaiting_approval";
-    let active = matches!(
-        t.status.as_str(),
-        "queued" | "running" | "awaiting_approval"
-    );
+    let active = TaskStatus::parse(&t.status).is_some_and(|s| !s.is_final());
     let cancel_id = t.task_id.clone();
     let steps = t
         .steps
