@@ -15,9 +15,9 @@ pub enum SeedError {
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
-    Rule(#[from] brain_runtime::rules::RuleError),
+    Rule(#[from] brain_automation::rules::RuleError),
     #[error(transparent)]
-    Crew(#[from] brain_runtime::crews::CrewError),
+    Crew(#[from] brain_automation::crews::CrewError),
 }
 
 pub struct NewTenant<'a> {
@@ -174,9 +174,13 @@ pub async fn demo(conn: &mut PgConnection) -> Result<Option<CreatedTenant>, Seed
         ids.get("content-creator"),
         ids.get("data-analyst"),
     ) {
-        brain_runtime::rules::RuleStore::create_in(&mut tx, created.id, weekend_report(*analyst))
-            .await?;
-        brain_runtime::crews::CrewStore::create_in(
+        brain_automation::rules::RuleStore::create_in(
+            &mut tx,
+            created.id,
+            weekend_report(*analyst),
+        )
+        .await?;
+        brain_automation::crews::CrewStore::create_in(
             &mut tx,
             created.id,
             campaign_crew(*strategist, *creator, *analyst),
@@ -192,8 +196,8 @@ pub fn campaign_crew(
     strategist: Uuid,
     creator: Uuid,
     analyst: Uuid,
-) -> brain_runtime::crews::CrewInput {
-    use brain_runtime::crews::{CrewInput, CrewTask, Process};
+) -> brain_automation::crews::CrewInput {
+    use brain_automation::crews::{CrewInput, CrewTask, Process};
     CrewInput {
         name: "Campaign crew".to_owned(),
         members: vec![creator, analyst],
@@ -219,8 +223,8 @@ pub fn campaign_crew(
 /// The demo's example rule, disabled until someone connects Google Ads and WordPress and
 /// turns it on: every Saturday at 08:00 (UTC) fetch last week's Google Ads campaign metrics,
 /// have the Data Analyst summarise them, and save the summary as a WordPress draft.
-pub fn weekend_report(analyst: Uuid) -> brain_runtime::rules::RuleInput {
-    use brain_runtime::rules::{AgentTaskStep, ConnectorActionStep, RuleInput, Step, Trigger};
+pub fn weekend_report(analyst: Uuid) -> brain_automation::rules::RuleInput {
+    use brain_automation::rules::{AgentTaskStep, ConnectorActionStep, RuleInput, Step, Trigger};
     RuleInput {
         name: "Weekend report".to_owned(),
         enabled: false,

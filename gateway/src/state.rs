@@ -26,13 +26,13 @@ pub struct AppState {
     /// Collections, uploads with background ingestion, and search per tenant.
     pub knowledge: Arc<brain_knowledge::KnowledgeService>,
     /// Durable tasks, approvals, automation rules and their schedules (Temporal).
-    pub tasks: Arc<brain_runtime::tasks::TaskService>,
+    pub tasks: Arc<brain_tasks::TaskService>,
     /// Inbound webhooks: endpoints, verified deliveries.
     pub webhooks: Arc<brain_tools::webhooks::WebhookService>,
     /// Failed-delivery limits checked before a delivery costs a lookup or a secret read.
     pub hook_guard: Arc<crate::hook_guard::HookGuard>,
     /// Run events of tasks (Redis streams), for live watchers on any gateway instance.
-    pub events: brain_runtime::tasks::RunEvents,
+    pub events: brain_tasks::RunEvents,
     /// Open event streams per tenant on this instance, and how long each may last.
     pub streams: Arc<crate::streams::StreamLimits>,
 }

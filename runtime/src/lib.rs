@@ -5,15 +5,12 @@
 //! Invariant: this is the only crate that knows the actor library.
 
 pub mod agent;
-pub mod crews;
 pub mod delegation;
 pub mod deps;
 pub mod error;
 pub mod handle;
 pub mod metrics;
-pub mod rules;
 pub mod supervisor;
-pub mod tasks;
 pub mod tenant;
 pub mod tools;
 

@@ -23,7 +23,7 @@ pub enum Suite {
     /// tokens/s (`runtime/examples/runtime_bench.rs`).
     Runtime,
     /// Durable tasks on Temporal: start → complete latency and tasks/s with one worker, next
-    /// to an empty workflow (`runtime/examples/tasks_bench.rs`).
+    /// to an empty workflow (`tasks/examples/tasks_bench.rs`).
     Tasks,
     /// One agent turn through a served Brain's HTTP API against the direct OpenAI client,
     /// LangGraph and CrewAI on one mock: added latency and server CPU per turn (the shared
@@ -49,7 +49,7 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
         }
         Suite::Tasks => {
             let env = infra.up()?;
-            cargo_bench_example(&workspace::root(), &env, "brain-runtime", "tasks_bench")
+            cargo_bench_example(&workspace::root(), &env, "brain-tasks", "tasks_bench")
         }
     }
 }

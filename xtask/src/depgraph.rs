@@ -1,10 +1,11 @@
 //! The crate dependency rules (ARCHITECTURE.md, SPEC §1), checked against `cargo metadata`.
 //!
-//! `gateway → runtime → agents → {tools, knowledge} → auth`, each arrow meaning "may depend
-//! on" (and so on everything further down); `migrations` is usable by every crate that
+//! `gateway → tasks → {runtime, automation}`, `runtime → agents → {tools, knowledge} → auth`
+//! and `automation → {tools, knowledge} → auth`, each arrow meaning "may depend on" (and so on
+//! everything further down); `migrations` is usable by every crate that
 //! touches the database; the gateway, as composition root, links the portal's server; the
 //! portal reaches everything else over HTTP only; `types` (shared vocabulary, wasm-safe) is
-//! usable by all and uses nothing but serde. ractor only in `runtime`; axum only in
+//! usable by all and uses nothing but serde. ractor only in `runtime`; the Temporal SDK only in `tasks`; axum only in
 //! `gateway`, `auth` and `portal`.
 
 use std::fmt;
@@ -19,6 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "brain-gateway",
         &[
+            "brain-tasks",
+            "brain-automation",
             "brain-runtime",
             "brain-agents",
             "brain-tools",
@@ -26,6 +29,29 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "brain-auth",
             "brain-migrations",
             "brain-portal",
+        ],
+    ),
+    (
+        "brain-tasks",
+        &[
+            "brain-runtime",
+            "brain-automation",
+            "brain-agents",
+            "brain-tools",
+            "brain-knowledge",
+            "brain-auth",
+            "brain-migrations",
+            "brain-types",
+        ],
+    ),
+    (
+        "brain-automation",
+        &[
+            "brain-tools",
+            "brain-knowledge",
+            "brain-auth",
+            "brain-migrations",
+            "brain-types",
         ],
     ),
     (
@@ -64,6 +90,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "brain-evals",
         &[
+            "brain-tasks",
+            "brain-automation",
             "brain-runtime",
             "brain-agents",
             "brain-tools",
@@ -83,6 +111,12 @@ const TYPES_MAY_USE: &[&str] = &["serde"];
 /// External crates confined to some workspace crates.
 const CONFINED: &[(&str, &[&str])] = &[
     ("ractor", &["brain-runtime"]),
+    // Only `tasks` knows Temporal: the actors and the automation domain stay free of it.
+    ("temporalio-sdk", &["brain-tasks"]),
+    ("temporalio-client", &["brain-tasks"]),
+    ("temporalio-common", &["brain-tasks"]),
+    ("temporalio-macros", &["brain-tasks"]),
+    ("temporalio-workflow", &["brain-tasks"]),
     ("axum", &["brain-gateway", "brain-auth", "brain-portal"]),
 ];
 

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use brain_auth::{Authorized, require};
-use brain_runtime::crews::{CrewInput, CrewPatch};
-use brain_runtime::tasks::NewCrewRun;
+use brain_automation::crews::{CrewInput, CrewPatch};
+use brain_tasks::NewCrewRun;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -104,7 +104,7 @@ async fn run(
         .start_crew_run(auth.principal().tenant, crew_id(&id)?, body)
         .await
         .map_err(|e| match e {
-            brain_runtime::tasks::TaskError::NotFound => ApiError::not_found("crew"),
+            brain_tasks::TaskError::NotFound => ApiError::not_found("crew"),
             other => ApiError::from(other),
         })?;
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())

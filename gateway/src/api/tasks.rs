@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
-use brain_runtime::tasks::{Approver, NewTask, ReadError, RunEvent, TaskFilter, TaskStatus};
+use brain_tasks::{Approver, NewTask, ReadError, RunEvent, TaskFilter, TaskStatus};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -207,7 +207,7 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
 /// through Redis). A crew run's stream carries its members' steps too (each event names its
 /// `task_id`), and a member task's end as `child_done`.
 ///
-/// All streams of an instance share one Redis reader (see `brain_runtime::tasks::events`).
+/// All streams of an instance share one Redis reader (see `brain_tasks::events`).
 /// Each run event carries its stream id; a client reconnecting with `Last-Event-ID` gets the
 /// snapshot and then only later events. A tenant has at most `BRAIN_MAX_STREAMS_PER_TENANT`
 /// open streams per instance (429 `too_many_streams` beyond), and a stream ends after

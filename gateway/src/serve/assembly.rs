@@ -130,13 +130,12 @@ fn gateway_router(state: AppState, readiness: Readiness) -> Router {
 pub struct App {
     pub state: AppState,
     pub auth: Option<AuthState>,
-    pub task_metrics: brain_runtime::tasks::TaskMetrics,
+    pub task_metrics: brain_tasks::TaskMetrics,
 }
 
 /// Where Temporal is, from the configuration.
-fn temporal_settings(config: &Config) -> anyhow::Result<brain_runtime::tasks::TemporalSettings> {
-    let mut settings =
-        brain_runtime::tasks::TemporalSettings::new(config.require_temporal_address()?);
+fn temporal_settings(config: &Config) -> anyhow::Result<brain_tasks::TemporalSettings> {
+    let mut settings = brain_tasks::TemporalSettings::new(config.require_temporal_address()?);
     settings.namespace = config.temporal_namespace.clone();
     settings.task_queue = config.temporal_task_queue.clone();
     Ok(settings)
@@ -199,15 +198,15 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             .with_metrics(brain_tools::webhooks::WebhookMetrics::new(&registry)?)
             .with_public_base_url(config.public_gateway_url.trim_end_matches('/')),
     );
-    let tasks = Arc::new(brain_runtime::tasks::TaskService::new(
+    let tasks = Arc::new(brain_tasks::TaskService::new(
         db.clone(),
         runtime.deps().agents.clone(),
         secrets.clone(),
         connectors.egress().clone(),
         temporal_settings(config)?,
-        brain_runtime::tasks::StepTimeouts::default(),
+        brain_tasks::StepTimeouts::default(),
     )?);
-    let task_metrics = brain_runtime::tasks::TaskMetrics::new(&registry)?;
+    let task_metrics = brain_tasks::TaskMetrics::new(&registry)?;
     let redis_for_events = redis.clone();
     let state = AppState {
         runtime,
@@ -221,7 +220,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         tasks,
         webhooks,
         hook_guard,
-        events: brain_runtime::tasks::RunEvents::new(redis_client, redis_for_events),
+        events: brain_tasks::RunEvents::new(redis_client, redis_for_events),
         streams: crate::streams::StreamLimits::new(
             config.max_streams_per_tenant,
             Duration::from_secs(config.stream_max_secs),
@@ -415,36 +414,29 @@ async fn runtime(
 
 impl App {
     /// The activities of this process's Temporal worker, on the shared runtime's components.
-    pub fn task_activities(&self) -> anyhow::Result<brain_runtime::tasks::TaskActivities> {
+    pub fn task_activities(&self) -> anyhow::Result<brain_tasks::TaskActivities> {
         let state = &self.state;
         let deps = state.runtime.deps();
-        Ok(brain_runtime::tasks::TaskActivities::new(
-            brain_runtime::tasks::TaskDeps {
-                db: state.db.clone(),
-                agents: deps.agents.clone(),
-                turns: deps.turns.clone(),
-                providers: deps.providers.clone(),
-                connectors: state.connectors.clone(),
-                retriever: deps.retriever.clone(),
-                secrets: state.secrets.clone(),
-                limits: deps.config.turn_limits,
-                metrics: Some(self.task_metrics.clone()),
-                events: Some(state.events.clone()),
-                runtime: Some((*state.runtime).clone()),
-            },
-        )?)
+        Ok(brain_tasks::TaskActivities::new(brain_tasks::TaskDeps {
+            db: state.db.clone(),
+            agents: deps.agents.clone(),
+            turns: deps.turns.clone(),
+            providers: deps.providers.clone(),
+            connectors: state.connectors.clone(),
+            retriever: deps.retriever.clone(),
+            secrets: state.secrets.clone(),
+            limits: deps.config.turn_limits,
+            metrics: Some(self.task_metrics.clone()),
+            events: Some(state.events.clone()),
+            runtime: Some((*state.runtime).clone()),
+        })?)
     }
 
     /// Starts a Temporal worker on the configured task queue with this process's activities.
-    pub async fn start_worker(
-        &self,
-        config: &Config,
-    ) -> anyhow::Result<brain_runtime::tasks::TaskWorker> {
-        let worker = brain_runtime::tasks::TaskWorker::start(
-            temporal_settings(config)?,
-            self.task_activities()?,
-        )
-        .await?;
+    pub async fn start_worker(&self, config: &Config) -> anyhow::Result<brain_tasks::TaskWorker> {
+        let worker =
+            brain_tasks::TaskWorker::start(temporal_settings(config)?, self.task_activities()?)
+                .await?;
         Ok(worker)
     }
 }

@@ -417,7 +417,7 @@ fn sse_ids_and_names(body: &str) -> Vec<(Option<String>, String)> {
 
 #[tokio::test]
 async fn an_event_stream_ends_after_its_lifetime_and_resumes_after_the_last_event_id() {
-    use brain_runtime::tasks::{RunEvent, TaskStatus};
+    use brain_tasks::{RunEvent, TaskStatus};
     let app = TestApp::with_config(|c| c.stream_max_secs = 1).await;
     let token = owner_token(&app, "Resume").await;
     let task = queued_task(&app, &token).await;

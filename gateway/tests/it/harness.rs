@@ -112,7 +112,7 @@ pub async fn member(app: &TestApp, owner: &Owner, role: &str) -> String {
 
 impl TestApp {
     /// A Temporal worker for this app's task queue, as `brain serve` runs it.
-    pub async fn worker(&self) -> brain_runtime::tasks::TaskWorker {
+    pub async fn worker(&self) -> brain_tasks::TaskWorker {
         self.app.start_worker(&self.config).await.unwrap()
     }
 

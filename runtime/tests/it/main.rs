@@ -2,14 +2,9 @@
 //! scripted model (and the real local model once).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
-mod crews;
 mod delegation;
-mod events;
 mod harness;
 mod lifecycle;
 mod local_model;
-mod rules;
-mod schedules;
 mod supervision;
-mod tasks;
 mod tools;

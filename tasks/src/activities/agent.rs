@@ -17,12 +17,12 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use super::{
     TaskActivities, agent_error, infrastructure, permanent, task_error, transient, with_heartbeats,
 };
-use crate::tasks::model::{
+use crate::model::{
     AgentTaskInput, LlmStepInput, LlmStepOutput, StepKind, StepRecord, StepStatus, TaskKind,
     TaskPlan, ToolStepInput, ToolStepOutput,
 };
-use crate::tasks::store::NewTaskRow;
-use crate::tools::CapabilityInvoker;
+use crate::store::NewTaskRow;
+use brain_runtime::tools::CapabilityInvoker;
 
 /// The tools of a task's plan, with their per-run rules (see [`TaskPlan`]).
 struct TaskTools {
@@ -130,9 +130,10 @@ impl TaskActivities {
             plan.tools.push(d.definition);
         }
         for target in &input.delegates {
-            let d = crate::delegation::run_granted_tool(&self.agents, tenant, AgentId(*target))
-                .await
-                .map_err(agent_error)?;
+            let d =
+                brain_runtime::delegation::run_granted_tool(&self.agents, tenant, AgentId(*target))
+                    .await
+                    .map_err(agent_error)?;
             if !plan.tools.iter().any(|t| t.name == d.definition.name) {
                 plan.run_granted.push(d.definition.name.clone());
                 plan.tools.push(d.definition);
@@ -395,8 +396,11 @@ impl TaskActivities {
             (Some(runtime), Ok(target)) => {
                 let args = &input.call.arguments;
                 let question = args["question"].as_str().unwrap_or_default().to_owned();
-                let mut request =
-                    crate::DelegationRequest::new(AgentId(input.agent_id), target.id, question);
+                let mut request = brain_runtime::DelegationRequest::new(
+                    AgentId(input.agent_id),
+                    target.id,
+                    question,
+                );
                 if let Some(context) = args["context"].as_str() {
                     request = request.with_context(context);
                 }
@@ -405,10 +409,10 @@ impl TaskActivities {
                 request.run_grant = input.run_grant;
                 match with_heartbeats(ctx, runtime.delegate(tenant, request)).await {
                     Ok(outcome) => Ok(outcome),
-                    Err(crate::RuntimeError::Agent(AgentError::Tool(e))) => {
+                    Err(brain_runtime::RuntimeError::Agent(AgentError::Tool(e))) => {
                         Err(refuse(Refusal::from(&e)))
                     }
-                    Err(crate::RuntimeError::Agent(AgentError::Validation(v))) => {
+                    Err(brain_runtime::RuntimeError::Agent(AgentError::Validation(v))) => {
                         Err(refuse(Refusal::new(Code::InvalidArguments, v.to_string())))
                     }
                     Err(e) => return Err(transient(e)),

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use brain_automation::rules::RuleInput;
 use brain_migrations::testing::setting;
-use brain_runtime::rules::RuleInput;
 use serde_json::json;
 
 use crate::tasks::Tasks;

@@ -10,12 +10,12 @@ use uuid::Uuid;
 use super::{
     ChildRun, Ledger, Report, Stop, conclude, ending, finish, new_id, note_options, run_child,
 };
-use crate::crews::Process;
-use crate::tasks::activities::TaskActivities;
-use crate::tasks::model::{
+use crate::activities::TaskActivities;
+use crate::model::{
     AgentTaskInput, CrewMember, CrewPlan, CrewPlanTask, CrewRunInput, StepKind, StepRecord,
     StepStatus, TaskOutcome, TaskStatus,
 };
+use brain_automation::crews::Process;
 
 /// What a member of a sequential crew is asked to do.
 fn member_prompt(crew_input: &str, task: &CrewPlanTask, earlier: &[(String, String)]) -> String {

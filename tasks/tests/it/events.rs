@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use brain_migrations::testing::setting;
-use brain_runtime::tasks::{ReadError, RunEvent, RunEventReader, RunEvents, TaskStatus};
+use brain_tasks::{ReadError, RunEvent, RunEventReader, RunEvents, TaskStatus};
 use uuid::Uuid;
 
 async fn run_events() -> (RunEvents, redis::aio::ConnectionManager) {
@@ -115,7 +115,7 @@ async fn a_watcher_that_falls_behind_is_let_go_and_resumes_without_loss() {
     let (events, _) = run_events().await;
     let task = Uuid::new_v4();
     let mut slow = events.subscribe(task, None).await.unwrap();
-    let total = brain_runtime::tasks::events::WATCHER_BUFFER + 200;
+    let total = brain_tasks::events::WATCHER_BUFFER + 200;
     for n in 0..total {
         events.publish(&[task], &status(task, n)).await;
     }

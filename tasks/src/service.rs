@@ -31,8 +31,8 @@ use super::model::{
 use super::store::{NewTaskRow, TaskFilter, TaskStore};
 use super::worker::{TemporalSettings, connect};
 use super::workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};
-use crate::crews::{Crew, CrewStore};
-use crate::rules::{Rule, RuleInput, RulePatch, RuleStore, matches};
+use brain_automation::crews::{Crew, CrewStore};
+use brain_automation::rules::{Rule, RuleInput, RulePatch, RuleStore, matches};
 
 /// `POST /v1/agents/{id}/tasks`.
 #[derive(Clone, Debug, Deserialize)]
@@ -272,7 +272,7 @@ impl TaskService {
     ) -> Result<StartedTask, TaskError> {
         check_start(&request.input, request.idempotency_key.as_deref())?;
         let crew: Crew = self.crews.get(tenant, crew_id).await.map_err(|e| match e {
-            crate::crews::CrewError::NotFound => TaskError::NotFound,
+            brain_automation::crews::CrewError::NotFound => TaskError::NotFound,
             other => TaskError::Internal(other.to_string()),
         })?;
         let task_id = Uuid::now_v7();

@@ -9,7 +9,7 @@ use brain_agents::providers::scripted::ScriptStep;
 use brain_agents::spec::{Approval, NewAgent};
 use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 use brain_migrations::testing::setting;
-use brain_runtime::tasks::{TaskActivities, TaskDeps, TaskFilter, TaskWorker};
+use brain_tasks::{TaskActivities, TaskDeps, TaskFilter, TaskWorker};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() 
             vec![grant(&["create_contact"], Approval::Always)],
         )
         .await;
-    let crews = brain_runtime::crews::CrewStore::new(t.db.app.clone());
+    let crews = brain_automation::crews::CrewStore::new(t.db.app.clone());
     let crew = crews
         .create(
             t.tenant,
@@ -59,7 +59,7 @@ async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() 
         .start_crew_run(
             t.tenant,
             crew.id,
-            brain_runtime::tasks::NewCrewRun {
+            brain_tasks::NewCrewRun {
                 input: "Prepare the spring launch".into(),
                 idempotency_key: Some("spring".into()),
             },
@@ -153,7 +153,7 @@ async fn a_sequential_crew_passes_outputs_along_and_survives_a_worker_restart() 
         .start_crew_run(
             t.tenant,
             crew.id,
-            brain_runtime::tasks::NewCrewRun {
+            brain_tasks::NewCrewRun {
                 input: "Prepare the spring launch".into(),
                 idempotency_key: Some("spring".into()),
             },
@@ -169,7 +169,7 @@ async fn a_hierarchical_crews_manager_delegates_to_two_members() {
     let manager = t.agent_named("Lead", vec![]).await;
     let writer = t.agent_named("Headline Writer", vec![]).await;
     let copy = t.agent_named("Body Writer", vec![]).await;
-    let crews = brain_runtime::crews::CrewStore::new(t.db.app.clone());
+    let crews = brain_automation::crews::CrewStore::new(t.db.app.clone());
     let crew = crews
         .create(
             t.tenant,
@@ -206,7 +206,7 @@ async fn a_hierarchical_crews_manager_delegates_to_two_members() {
         .start_crew_run(
             t.tenant,
             crew.id,
-            brain_runtime::tasks::NewCrewRun {
+            brain_tasks::NewCrewRun {
                 input: "Announce the spring sale".into(),
                 idempotency_key: None,
             },
@@ -306,7 +306,7 @@ async fn a_crew_run_with_the_local_model_completes_and_lists_its_steps() {
             .unwrap();
         ids.push(spec.id.0);
     }
-    let crew = brain_runtime::crews::CrewStore::new(t.db.app.clone())
+    let crew = brain_automation::crews::CrewStore::new(t.db.app.clone())
         .create(
             t.tenant,
             serde_json::from_value(json!({
@@ -354,7 +354,7 @@ async fn a_crew_run_with_the_local_model_completes_and_lists_its_steps() {
         .start_crew_run(
             t.tenant,
             crew.id,
-            brain_runtime::tasks::NewCrewRun {
+            brain_tasks::NewCrewRun {
                 input: "We are launching a steel water bottle.".into(),
                 idempotency_key: None,
             },

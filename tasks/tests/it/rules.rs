@@ -4,8 +4,8 @@
 use brain_agents::AgentStore;
 use brain_auth::TenantId;
 use brain_auth::{Code, ErrorCode};
+use brain_automation::rules::{RuleError, RuleInput, RulePatch, RuleStore};
 use brain_migrations::testing::TestDb;
-use brain_runtime::rules::{RuleError, RuleInput, RulePatch, RuleStore};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -270,7 +270,7 @@ pub struct RulePlan {
 }
 
 /// A rule step as workflow history carries it. Its own type, not the API's
-/// [`crate::rules::Step`]: a change to what the API accepts must not break the replay of runs
+/// [`brain_automation::rules::Step`]: a change to what the API accepts must not break the replay of runs
 /// already in flight. Same JSON as the API type had when history began to carry steps
 /// (externally tagged, snake_case), and lenient about fields it does not know.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -295,9 +295,9 @@ pub enum PlannedStep {
     },
 }
 
-impl From<crate::rules::Step> for PlannedStep {
-    fn from(step: crate::rules::Step) -> Self {
-        use crate::rules::Step;
+impl From<brain_automation::rules::Step> for PlannedStep {
+    fn from(step: brain_automation::rules::Step) -> Self {
+        use brain_automation::rules::Step;
         match step {
             Step::ConnectorAction(a) => PlannedStep::ConnectorAction {
                 connector: a.connector,
@@ -376,7 +376,7 @@ pub struct CrewPlanTask {
 pub struct CrewPlan {
     pub task_id: Uuid,
     pub name: String,
-    pub process: crate::crews::Process,
+    pub process: brain_automation::crews::Process,
     pub manager: Option<CrewMember>,
     pub members: Vec<CrewMember>,
     pub tasks: Vec<CrewPlanTask>,
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn planned_steps_read_what_history_holds_and_convert_from_the_api_type() {
-        let api: Vec<crate::rules::Step> = serde_json::from_value(serde_json::json!([
+        let api: Vec<brain_automation::rules::Step> = serde_json::from_value(serde_json::json!([
             {"connector_action": {"connector": "slack", "action": "post_message",
                                   "args": {"text": "{{ event.id }}"}}},
             {"agent_task": {"agent_id": "0190d5c0-0000-7000-8000-000000000001", "input": "go"}},

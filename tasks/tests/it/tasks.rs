@@ -13,7 +13,7 @@ use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 use brain_auth::TenantId;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
 use brain_migrations::testing::{TestDb, setting};
-use brain_runtime::tasks::{
+use brain_tasks::{
     ActivitiesFactory, Approver, NewTask, StepTimeouts, TaskActivities, TaskDeps, TaskService,
     TaskView, TaskWorker, TemporalSettings,
 };

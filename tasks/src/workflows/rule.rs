@@ -11,12 +11,12 @@ use super::{
     ChildRun, Decisions, Ledger, Report, Stop, await_decision, conclude, finish, new_id,
     note_options, run_child, tool_options,
 };
-use crate::rules::render_text;
-use crate::tasks::activities::TaskActivities;
-use crate::tasks::model::{
+use crate::activities::TaskActivities;
+use crate::model::{
     AgentTaskInput, ApprovalDecision, CrewRunInput, PlannedStep, RuleActionInput, RuleRunInput,
     StepKind, StepRecord, StepStatus, TaskOutcome, TaskStatus,
 };
+use brain_automation::rules::render_text;
 
 /// One run of an automation rule.
 #[workflow]

@@ -11,12 +11,12 @@ use uuid::Uuid;
 use super::{
     TaskActivities, agent_error, infrastructure, permanent, task_error, transient, with_heartbeats,
 };
-use crate::rules::render_args;
-use crate::tasks::model::{
+use crate::model::{
     CrewMember, CrewPlan, CrewPlanTask, CrewRunInput, PlannedStep, RuleActionInput, RulePlan,
     RuleRunInput, StepKind, StepRecord, StepStatus, TaskKind,
 };
-use crate::tasks::store::NewTaskRow;
+use crate::store::NewTaskRow;
+use brain_automation::rules::render_args;
 
 impl TaskActivities {
     /// Starts a crew run: its task row, and the crew as it is now — members by name, and who
@@ -30,7 +30,7 @@ impl TaskActivities {
         let workflow_id = ctx.info().workflow_id.clone().unwrap_or_default();
         let crew = match self.crews.get(tenant, input.crew_id).await {
             Ok(crew) => crew,
-            Err(crate::crews::CrewError::NotFound) => {
+            Err(brain_automation::crews::CrewError::NotFound) => {
                 return Err(permanent("the crew no longer exists"));
             }
             Err(e) => return Err(transient(e)),
@@ -114,7 +114,7 @@ impl TaskActivities {
         let workflow_id = ctx.info().workflow_id.clone().unwrap_or_default();
         let rule = match self.rules.get(tenant, input.rule_id).await {
             Ok(rule) => Some(rule),
-            Err(crate::rules::RuleError::NotFound) => None,
+            Err(brain_automation::rules::RuleError::NotFound) => None,
             Err(e) => return Err(transient(e)),
         };
         let (task, first) = self

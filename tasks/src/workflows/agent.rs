@@ -19,8 +19,8 @@ use super::{
     Decisions, Ledger, Report, Stop, await_decision, conclude, delegation_options, llm_options,
     note_options, tool_options,
 };
-use crate::tasks::activities::TaskActivities;
-use crate::tasks::model::{
+use crate::activities::TaskActivities;
+use crate::model::{
     AgentTaskInput, ApprovalDecision, LlmStepInput, LlmStepOutput, StepKind, StepRecord,
     StepStatus, TaskPlan, ToolStepInput,
 };

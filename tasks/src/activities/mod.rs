@@ -27,8 +27,8 @@ use super::model::{
     TaskStatus, ToolStepInput, ToolStepOutput,
 };
 use super::store::TaskStore;
-use crate::crews::CrewStore;
-use crate::rules::RuleStore;
+use brain_automation::crews::CrewStore;
+use brain_automation::rules::RuleStore;
 
 mod agent;
 mod automation;
@@ -48,7 +48,7 @@ pub struct TaskActivities {
     limits: TurnLimits,
     metrics: Option<TaskMetrics>,
     events: Option<RunEvents>,
-    runtime: Option<crate::RuntimeHandle>,
+    runtime: Option<brain_runtime::RuntimeHandle>,
 }
 
 /// Everything the activities need, assembled by the composition root (or a test).
@@ -66,7 +66,7 @@ pub struct TaskDeps {
     /// Where run events go for live watchers (SSE on any gateway instance).
     pub events: Option<RunEvents>,
     /// The actor tree, for delegations (another agent's turn runs there).
-    pub runtime: Option<crate::RuntimeHandle>,
+    pub runtime: Option<brain_runtime::RuntimeHandle>,
 }
 
 impl TaskActivities {

@@ -6,10 +6,10 @@ use serde_json::json;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use super::{TaskActivities, permanent, task_error, transient};
-use crate::tasks::error::TaskError;
-use crate::tasks::events::RunEvent;
-use crate::tasks::model::{CallbackInput, CallbackStatus, TaskOutcome};
-use crate::tasks::store::TaskStore;
+use crate::error::TaskError;
+use crate::events::RunEvent;
+use crate::model::{CallbackInput, CallbackStatus, TaskOutcome};
+use crate::store::TaskStore;
 
 impl TaskActivities {
     /// Writes how the task ended, its usage, and its audit event.

@@ -3,7 +3,7 @@
 use brain_agents::AgentError;
 use brain_auth::{Code, ErrorCode, FieldError};
 
-use crate::rules::RuleError;
+use brain_automation::rules::RuleError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
