@@ -470,8 +470,11 @@ async fn a_document_whose_ingestion_dies_three_times_is_failed_not_reclaimed() {
     let attempts = || {
         let pool = db.owner.clone();
         async move {
-            sqlx::query_as::<_, (i32, String)>(
-                "SELECT attempts, status FROM documents ORDER BY created_at DESC LIMIT 1",
+            // `pages > 0`: the attempt got past extraction and wrote its progress, so it is
+            // hung in the embedder and writes nothing more (a claim racing a progress write
+            // would see a fresh `updated_at` and rightly skip the document).
+            sqlx::query_as::<_, (i32, String, bool)>(
+                "SELECT attempts, status, pages > 0 FROM documents ORDER BY created_at DESC LIMIT 1",
             )
             .fetch_one(&pool)
             .await
@@ -480,7 +483,7 @@ async fn a_document_whose_ingestion_dies_three_times_is_failed_not_reclaimed() {
     };
     let wait_for_attempt = |n: i32| async move {
         for _ in 0..200 {
-            if attempts().await == (n, "processing".to_owned()) {
+            if attempts().await == (n, "processing".to_owned(), true) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
