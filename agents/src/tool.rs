@@ -137,6 +137,11 @@ pub trait ToolInvoker: Send + Sync {
         call: &ToolCall,
         idempotency_key: &str,
     ) -> Result<ToolOutput, ToolError>;
+
+    /// Told of a call the turn refused before it reached [`invoke`](Self::invoke) (the gate's
+    /// refusals, and approvals a chat turn cannot wait for), so the invoker can record it as
+    /// it records calls it refuses itself. By default nothing.
+    async fn refused(&self, _tenant: TenantId, _call: &ToolCall, _why: &ToolError) {}
 }
 
 /// An agent without tools.

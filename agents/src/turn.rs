@@ -495,15 +495,18 @@ async fn execute(
     );
     let mut nested = Vec::new();
     let outcome = match gate.admit(call) {
-        // A chat turn cannot pause for a person; approvals belong to durable tasks.
-        Ok(admitted) if admitted.needs_approval => {
-            Err(ToolError::ApprovalRequired(call.name.clone()))
-        }
-        Ok(_) => {
+        Ok(admitted) if !admitted.needs_approval => {
             let key = format!("{turn_id}:{}", call.id);
             tools.invoke(tenant, call, &key).await
         }
-        Err(refused) => Err(refused),
+        // A chat turn cannot pause for a person; approvals belong to durable tasks.
+        refused => {
+            let why = refused
+                .err()
+                .unwrap_or_else(|| ToolError::ApprovalRequired(call.name.clone()));
+            tools.refused(tenant, call, &why).await;
+            Err(why)
+        }
     };
     let (status, summary) = match outcome {
         Ok(output) => {

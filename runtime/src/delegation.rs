@@ -624,4 +624,35 @@ impl ToolInvoker for TurnTools {
             nested: outcome.tool_calls,
         })
     }
+
+    /// A delegation the turn's gate refused (over its per-run limit, or needing an approval
+    /// a chat turn cannot wait for) is audited like one the hop's own checks refuse.
+    async fn refused(&self, tenant: TenantId, call: &ToolCall, why: &ToolError) {
+        let Some((target, calls)) = self.delegates.get(&call.name) else {
+            return self.inner.refused(tenant, call, why).await;
+        };
+        let refused_hop = Hop {
+            tenant: self.tenant,
+            context: &self.context,
+            target: *target,
+            label: call.name.clone(),
+            question: text_argument(call, "question")
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            extra: text_argument(call, "context").ok().flatten(),
+            approved: false,
+            calls_to_target: calls.load(Ordering::SeqCst).saturating_add(1),
+            run_grant: false,
+        };
+        let result = Err(HopError::Refused(why.clone()));
+        self.deps
+            .metrics
+            .delegations
+            .with_label_values(&[why.code().as_str()])
+            .inc();
+        if let Err(e) = record(&self.deps, &refused_hop, &result).await {
+            tracing::error!(tenant = %tenant, target = %target, error = %e, "could not audit a refused delegation");
+        }
+    }
 }

@@ -440,6 +440,17 @@ async fn per_grant_limits_and_the_budget_of_the_root_turn_are_enforced() {
     );
     assert_eq!(team.model("b").requests().len(), 1);
     assert_eq!(team.model("c").requests().len(), 1);
+    // Every hop is audited, the one the turn's gate refused before it left the turn too.
+    let audited: Vec<Value> = team
+        .delegate_events()
+        .await
+        .into_iter()
+        .map(|(.., details)| details["outcome"].clone())
+        .collect();
+    assert_eq!(
+        audited,
+        ["ok", "tool_call_limit", "ok", "delegation_limit"].map(Value::from)
+    );
 }
 
 #[tokio::test]
@@ -461,6 +472,9 @@ async fn an_approval_grant_is_refused_in_chat_and_passes_once_approved() {
     assert_eq!(error_code(call), "approval_required");
     assert!(call.result_summary.contains("human approval"));
     assert!(team.model("b").requests().is_empty());
+    let audited = team.delegate_events().await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].3["outcome"], "approval_required");
 
     // A durable task that obtained the approval may go ahead.
     team.model("b")
