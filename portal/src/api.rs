@@ -68,6 +68,11 @@ impl ApiFailure {
     fn sentence(&self) -> String {
         match self.status {
             401 => "Your session has ended; sign in again.".to_owned(),
+            // A write sent with `If-Match` (or a `version`) after someone else's change.
+            409 if self.code == "version_conflict" => {
+                "Someone else changed this meanwhile; reload the page to see their changes."
+                    .to_owned()
+            }
             403 => format!("Not allowed: {}", self.message),
             _ => self.message.clone(),
         }

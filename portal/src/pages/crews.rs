@@ -208,9 +208,6 @@ pub async fn save_crew(
             return Ok(Outcome::ok("Crew created."));
         }
         Ok(crew) => Outcome::ok(format!("Saved (version {}).", crew["version"])),
-        Err(ApiFailure { code, .. }) if code == "version_conflict" => Outcome::error(
-            "Someone else changed this crew meanwhile; reload the page to see their changes.",
-        ),
         Err(ApiFailure { code, message, .. }) if code == "name_taken" => Outcome {
             ok: false,
             message: format!("name: {message}"),

@@ -14,11 +14,12 @@ use crate::model::{Agent, DelegateGrant, Outcome};
 pub async fn save_delegates(
     csrf: String,
     id: String,
+    version: String,
     #[server(default)] delegates: HashMap<String, String>,
     #[server(default)] delegate_approval: HashMap<String, String>,
     #[server(default)] delegate_max: HashMap<String, String>,
 ) -> Result<Outcome, ServerFnError> {
-    use crate::api::{Service, call, check_csrf, encode};
+    use crate::api::{Service, call_with, check_csrf, encode};
     check_csrf(&csrf)?;
     // Keys are `a<agent id>`: a key starting with a digit would read as a list index.
     let mut targets: Vec<&String> = delegates.keys().collect();
@@ -46,11 +47,12 @@ pub async fn save_delegates(
     }
     let count = grants.len();
     Ok(
-        match call(
+        match call_with(
             Service::Gateway,
             reqwest::Method::PUT,
             &format!("/v1/agents/{}/delegates", encode(&id)),
             Some(serde_json::Value::Array(grants)),
+            &[("if-match", version)],
         )
         .await
         {
@@ -91,6 +93,7 @@ pub(super) fn DelegatesForm(
                     <ActionForm action=delegates>
                         <CsrfField/>
                         <input type="hidden" name="id" value=agent.id.clone()/>
+                        <input type="hidden" name="version" value=agent.version.to_string()/>
                         <div class="tools-grid">{rows}</div>
                         <div class="delegates-outcome">
                             <OutcomeNote outcome/>

@@ -26,7 +26,7 @@ pub async fn save_agent(
     model: String,
     max_tokens: String,
 ) -> Result<Outcome, ServerFnError> {
-    use crate::api::{ApiFailure, Service, call_with, check_csrf, encode};
+    use crate::api::{Service, call_with, check_csrf, encode};
     check_csrf(&csrf)?;
     let Ok(temperature) = temperature.trim().parse::<f64>() else {
         return Ok(Outcome::error("temperature: must be a number"));
@@ -51,9 +51,6 @@ pub async fn save_agent(
             "Saved (version {}). The agent's next turn uses these settings.",
             agent["version"]
         )),
-        Err(ApiFailure { code, .. }) if code == "version_conflict" => Outcome::error(
-            "Someone else changed this agent meanwhile; reload the page to see their changes.",
-        ),
         Err(e) => e.outcome(),
     })
 }

@@ -9,15 +9,17 @@ use crate::app::{Badge, CsrfField, OutcomeNote};
 use crate::model::{ActionDef, Agent, Connector, Grant, Outcome};
 
 /// Replaces the tool grants: a ticked connector with no ticked action may use all of them.
+/// `If-Match` with the version the form showed makes a concurrent edit a conflict.
 #[server(endpoint = "agents/tools")]
 pub async fn save_tools(
     csrf: String,
     id: String,
+    version: String,
     #[server(default)] grants: HashMap<String, String>,
     #[server(default)] actions: HashMap<String, String>,
     #[server(default)] approval: HashMap<String, String>,
 ) -> Result<Outcome, ServerFnError> {
-    use crate::api::{Service, call, check_csrf, encode};
+    use crate::api::{Service, call_with, check_csrf, encode};
     check_csrf(&csrf)?;
     let mut connectors: Vec<&String> = grants.keys().collect();
     connectors.sort();
@@ -42,11 +44,12 @@ pub async fn save_tools(
         .collect();
     let count = tools.len();
     Ok(
-        match call(
+        match call_with(
             Service::Gateway,
             reqwest::Method::PUT,
             &format!("/v1/agents/{}/tools", encode(&id)),
             Some(serde_json::Value::Array(tools)),
+            &[("if-match", version)],
         )
         .await
         {
@@ -82,6 +85,7 @@ pub(super) fn ToolsForm(
                     <ActionForm action=tools>
                         <CsrfField/>
                         <input type="hidden" name="id" value=agent.id.clone()/>
+                        <input type="hidden" name="version" value=agent.version.to_string()/>
                         <div class="tools-grid">{rows}</div>
                         <div class="tools-outcome">
                             <OutcomeNote outcome/>
