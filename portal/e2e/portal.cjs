@@ -182,6 +182,9 @@ async function main() {
     await page.locator('.message.assistant .citation').first().waitFor();
     const cited = await page.locator('.message.assistant .citation').allTextContents();
     check(cited.some((c) => /brand-book/.test(c) && /p\. ?2/.test(c)), `citations: ${cited}`);
+    // The turn commits (and the conversation is listed) before `done` re-enables Send;
+    // citations arrive before the commit, so reloading on them alone races it.
+    await page.waitForSelector('button#send:not([disabled])');
     ok('chat-stream');
     // The conversation is listed and reloads from the API.
     await page.reload();
