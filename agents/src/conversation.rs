@@ -5,6 +5,7 @@ use brain_auth::TenantId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::AgentError;
@@ -73,24 +74,33 @@ pub trait TurnStore: Send + Sync {
 }
 
 /// A conversation as listed by the API.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Conversation {
     pub id: Uuid,
     pub agent_id: Uuid,
+    /// The first 80 characters of its first message.
     pub title: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 /// A stored message as listed by the API.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, ToSchema)]
 pub struct StoredMessage {
     pub id: Uuid,
     pub conversation_id: Uuid,
+    /// `user`, `assistant` or `tool`.
     pub role: String,
     pub content: String,
+    /// An assistant message's calls (`{id, name, arguments}`); for a tool message one
+    /// `{call_id, connector, action, status}` naming the call it answers; else empty.
+    #[schema(value_type = Vec<Object>)]
     pub tool_calls: serde_json::Value,
+    /// What the final assistant message of a turn cites; empty on other messages.
+    #[schema(value_type = Vec<crate::knowledge::Citation>)]
     pub citations: serde_json::Value,
+    /// The turn's tokens, on its final assistant message.
+    #[schema(value_type = Option<crate::providers::Usage>)]
     pub usage: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }

@@ -13,7 +13,7 @@ use crate::providers::{ChatMessage, ChatRole, ToolDefinition};
 const MESSAGE_OVERHEAD: usize = 8;
 
 /// How a turn's prompt was fitted; recorded on the turn when something had to go.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PromptFit {
     /// The model's context window, in tokens.
     pub window: usize,

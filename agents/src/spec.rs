@@ -6,12 +6,15 @@ use std::str::FromStr;
 use brain_auth::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::FieldError;
 
 /// The id of an agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(transparent)]
 pub struct AgentId(pub Uuid);
 
@@ -34,7 +37,7 @@ impl fmt::Display for AgentId {
 }
 
 /// Sampling temperature, always within 0.0–2.0.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize, ToSchema)]
 #[serde(transparent)]
 pub struct Temperature(f32);
 
@@ -133,7 +136,7 @@ impl<'de> Deserialize<'de> for ModelRef {
 }
 
 /// Text that is not empty after trimming (an agent's role and goal).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(transparent)]
 pub struct NonEmptyText(String);
 
@@ -153,7 +156,7 @@ impl NonEmptyText {
 }
 
 /// A URL-safe identifier unique within a tenant: `[a-z0-9][a-z0-9-]{0,62}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
 #[serde(transparent)]
 pub struct Slug(String);
 
@@ -206,7 +209,7 @@ impl fmt::Display for Slug {
 }
 
 /// Whether a human must approve each call a grant allows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Approval {
     #[default]
@@ -224,14 +227,17 @@ impl Approval {
 }
 
 /// A stored tool grant: which actions of one connector the agent may call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolGrant {
+    /// A connector of the registry (`GET /v1/connectors`), granted at most once per agent.
     pub connector: String,
     /// `["*"]` grants every action of the connector.
     pub actions: Vec<String>,
+    /// Whether a human must approve each call (default `never`).
     #[serde(default)]
     pub approval: Approval,
+    /// Calls of this connector allowed per run, at least 1; no limit when absent.
     #[serde(default)]
     pub max_calls_per_run: Option<u32>,
 }
@@ -244,12 +250,15 @@ impl ToolGrant {
 
 /// A stored delegate grant: the agent may ask `agent` (another agent of its tenant) through
 /// the tool `ask_<slug>`; the runtime runs the target's own turn and returns its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelegateGrant {
+    /// Another agent of the tenant, granted at most once.
     pub agent: AgentId,
+    /// Whether a human must approve each delegation (default `never`).
     #[serde(default)]
     pub approval: Approval,
+    /// Delegations to this agent allowed per run, at least 1; no limit when absent.
     #[serde(default)]
     pub max_calls_per_run: Option<u32>,
 }
@@ -271,15 +280,16 @@ pub trait ConnectorCatalog: Send + Sync {
 }
 
 /// Per-agent limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
+    /// Tokens (prompt and completion) the agent may use per UTC day; unlimited when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens_per_day: Option<u64>,
 }
 
 /// Health of an agent as its supervisor sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentHealth {
     Active,
@@ -305,9 +315,10 @@ impl AgentHealth {
 }
 
 /// A stored agent, as the runtime runs it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct AgentSpec {
     pub id: AgentId,
+    #[schema(value_type = Uuid)]
     pub tenant_id: TenantId,
     pub name: String,
     pub slug: Slug,
@@ -315,14 +326,19 @@ pub struct AgentSpec {
     pub goal: NonEmptyText,
     pub backstory: String,
     pub temperature: Temperature,
+    /// `provider:model`, e.g. `local:default` or `openai:gpt-4o-mini`.
+    #[schema(value_type = String)]
     pub model: ModelRef,
+    /// The most tokens the agent asks for per model call.
     pub max_tokens: u32,
+    /// Knowledge collections the agent's replies are grounded in (and cite).
     pub knowledge_collections: Vec<Uuid>,
     pub tools: Vec<ToolGrant>,
     /// Other agents of the tenant this one may ask (`ask_<slug>` tools).
     pub delegates: Vec<DelegateGrant>,
     pub budget: Budget,
     pub status: AgentHealth,
+    /// Incremented by every change; send it as `If-Match` to update only this version.
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -356,22 +372,30 @@ impl AgentSpec {
 }
 
 /// A new agent as a client describes it; raw values, checked by [`NewAgent::validate`].
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
+    /// 1–200 characters.
     pub name: String,
+    /// `[a-z0-9][a-z0-9-]{0,62}`, unique in the tenant; derived from `name` when absent.
     #[serde(default)]
     pub slug: Option<String>,
+    /// What the agent is (must not be empty).
     pub role: String,
+    /// What the agent works towards (must not be empty).
     pub goal: String,
     #[serde(default)]
     pub backstory: String,
+    /// 0.0–2.0 (default 0.7).
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// `provider:model`; the server's default model when absent.
     #[serde(default)]
     pub model: Option<String>,
+    /// Tokens per model call, 1–32768 (default 1024).
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// Knowledge collections of the tenant to ground replies in.
     #[serde(default)]
     pub knowledge_collections: Vec<Uuid>,
     #[serde(default)]
@@ -382,8 +406,8 @@ pub struct NewAgent {
     pub budget: Budget,
 }
 
-/// Changes to an agent; absent fields stay as they are.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Changes to an agent; absent fields stay as they are (each is checked as in `NewAgent`).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentPatch {
     pub name: Option<String>,

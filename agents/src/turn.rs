@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::conversation::{CommittedTurn, NewMessage, TurnStore};
@@ -54,7 +55,8 @@ pub struct TurnInput {
     pub user_id: Option<Uuid>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How a tool call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ToolCallStatus {
     Ok,
@@ -66,24 +68,31 @@ pub enum ToolCallStatus {
 /// One tool call of a turn: `{connector, action, args, status, result_summary, nested?}`.
 /// A delegation is `{connector: "delegate", action: <target slug>}`, and `nested` holds the
 /// delegated agent's own calls (and its delegations, recursively).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ToolCallRecord {
+    /// The model's id for the call.
     pub id: String,
     pub connector: String,
     pub action: String,
     pub args: serde_json::Value,
     pub status: ToolCallStatus,
+    /// What the model was told of the result.
     pub result_summary: String,
+    /// A delegation's own calls; absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     pub nested: Vec<ToolCallRecord>,
 }
 
 /// The finished turn.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TurnResult {
+    /// The conversation the turn belongs to; send it back to continue the conversation.
     pub conversation_id: Uuid,
     pub reply: String,
+    /// The knowledge passages the model was shown.
     pub citations: Vec<Citation>,
+    /// Every tool call of the turn, in order.
     pub tool_calls: Vec<ToolCallRecord>,
     pub usage: Usage,
     /// Set when the conversation outgrew the model's context window: what was left out.
@@ -92,30 +101,32 @@ pub struct TurnResult {
 }
 
 /// What a turn streams, in order: tokens, tool calls and their results, citations, then
-/// exactly one `done` or `error` (sent by whoever runs the turn).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// exactly one `done` or `error` (sent by whoever runs the turn). On the wire (SSE) each is
+/// one event named after its `type`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TurnEvent {
-    Token {
-        text: String,
-    },
+    /// The next piece of the reply.
+    Token { text: String },
+    /// The model called a tool.
     ToolCall {
         id: String,
         connector: String,
         action: String,
         args: serde_json::Value,
     },
+    /// How the call `id` ended.
     ToolResult {
         id: String,
         status: ToolCallStatus,
         summary: String,
     },
+    /// A passage the reply is grounded in.
     Citation(Citation),
+    /// The turn finished and is stored.
     Done(TurnResult),
-    Error {
-        code: String,
-        message: String,
-    },
+    /// The turn failed; `code` is an API error code.
+    Error { code: String, message: String },
 }
 
 impl TurnEvent {

@@ -309,15 +309,26 @@ pub async fn current_role(tx: &mut PgConnection, user: Uuid) -> Result<Option<Ro
     role.map(|r| r.parse().map_err(AuthError::from)).transpose()
 }
 
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+/// A member of the tenant as the users API shows them.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub display_name: Option<String>,
+    #[schema(schema_with = role_schema)]
     pub role: String,
     pub disabled: bool,
+    /// Has no password: signs in through SSO only.
     pub sso_only: bool,
     pub created_at: DateTime<Utc>,
+}
+
+/// The OpenAPI schema of a [`Role`]: one of its names (`brain-types` stays serde-only).
+pub(crate) fn role_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Role::ALL.map(Role::as_str)))
+        .build()
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.display_name, m.role, u.disabled_at IS NOT NULL \

@@ -17,17 +17,28 @@ pub const PREFIX: &str = "bk_";
 const DISPLAY_LEN: usize = 9;
 
 /// A key as listed: never the key itself.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: Uuid,
     pub name: String,
     /// `bk_ab12cd…`
     pub prefix: String,
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The OpenAPI schema of a key's scopes: an array of [`Scope`] names (`agents:read`, …).
+pub(crate) fn scopes_schema() -> utoipa::openapi::schema::Array {
+    let scope = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Scope::ALL.map(Scope::as_str)));
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(scope)
+        .build()
 }
 
 /// A verified key.

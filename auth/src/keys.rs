@@ -36,12 +36,14 @@ struct LoadedKey {
 }
 
 /// A JSON Web Key Set with the public keys that currently verify.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// One Ed25519 public key (RFC 8037: `kty` `OKP`, `crv` `Ed25519`, `alg` `EdDSA`); `kid`
+/// names it in the tokens' header.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,

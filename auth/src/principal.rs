@@ -16,7 +16,8 @@ use crate::revocation::Revocations;
 use crate::token::{Claims, TokenVerifier};
 use crate::{AuthError, Permission, Role, Scope, TenantId, api_keys};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+/// Who acts: `{"kind": "user" | "api_key", "id": <uuid>}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Actor {
     User(Uuid),

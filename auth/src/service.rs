@@ -7,16 +7,18 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
-use axum::{Extension, Json, Router};
-use chrono::{DateTime, Utc};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::accounts::{self, LoginOutcome, NewUser, UserChange};
-use crate::audit::{self, AuditEvent, Recorded};
+use crate::accounts::{self, LoginOutcome, UserView, role_schema};
+use crate::audit::{self, AuditEvent};
 use crate::client_ip::TrustedProxies;
 use crate::http::{ApiError, ApiJson, Code};
 use crate::keys::{Jwks, KeyRing};
@@ -24,9 +26,12 @@ use crate::refresh::{RefreshStore, Refreshed};
 use crate::sso::Sso;
 use crate::throttle::LoginThrottle;
 use crate::token::TokenIssuer;
-use crate::{
-    Actor, Authenticated, Authenticator, Authorized, Role, Scope, TenantId, api_keys, require,
-};
+use crate::{Actor, Authenticated, Authenticator, Role, Scope, TenantId};
+
+mod api_key_routes;
+mod user_routes;
+
+pub use api_key_routes::api_keys_router;
 
 /// Everything the auth routes need.
 #[derive(Clone)]
@@ -54,43 +59,43 @@ impl FromRef<AuthState> for PgPool {
     }
 }
 
-/// Routes served by the auth service.
+/// Routes served by the auth service: the documented ones and `/healthz` (infrastructure).
 pub fn router(state: AuthState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/me", get(me))
-        .route("/v1/auth/sso/{provider}/start", get(sso_start))
-        .route("/v1/auth/sso/{provider}/callback", get(sso_callback))
-        .route("/v1/users", get(list_users).post(create_user))
-        .route("/v1/users/{id}", patch(update_user).delete(delete_user))
-        .with_state(state)
+        .merge(Router::from(routes().with_state(state)))
 }
 
-/// The API-key routes, for any state that can authenticate and reach Postgres (the gateway).
-pub fn api_keys_router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Authenticator>: FromRef<S>,
-    PgPool: FromRef<S>,
-{
-    Router::new()
-        .route(
-            "/v1/integrations/api-keys",
-            get(list_api_keys).post(create_api_key),
-        )
-        .route("/v1/integrations/api-keys/{id}", delete(revoke_api_key))
+/// The auth service's routes as an OpenAPI document (for the gateway's `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
-#[derive(Serialize)]
+/// Every documented route of the auth service.
+fn routes() -> OpenApiRouter<AuthState> {
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(sso_start))
+        .routes(routes!(sso_callback))
+        .merge(user_routes::routes())
+}
+
+/// A session's tokens: send the access token as `Authorization: Bearer` until it expires,
+/// then trade the refresh token at `POST /v1/auth/refresh`.
+#[derive(Serialize, ToSchema)]
 struct TokenPair {
+    /// A JWT signed with a key of `/.well-known/jwks.json`.
     access_token: String,
+    /// Single use: refreshing spends it and answers with the next one.
     refresh_token: String,
+    /// Seconds the access token stays valid.
     expires_in: u64,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
 }
 
@@ -114,18 +119,44 @@ async fn tokens(
     })
 }
 
+/// The public keys that verify access tokens (JWKS). No credentials needed.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()),
+    responses((status = 200, description = "The key set", body = Jwks)))]
 async fn jwks(State(state): State<AuthState>) -> Json<Jwks> {
     Json(state.keys.jwks())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignupRequest {
+    /// 1 to 200 characters; the tenant's slug is made from it.
     tenant_name: String,
+    /// The owner's e-mail.
     email: String,
     password: String,
 }
 
+/// A new tenant, its owner and the owner's first session.
+#[derive(Serialize, ToSchema)]
+struct SignedUp {
+    tenant: SignedUpTenant,
+    /// The owner's id.
+    user_id: Uuid,
+    #[serde(flatten)]
+    tokens: TokenPair,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SignedUpTenant {
+    id: Uuid,
+    /// Unique; `tenant` at login when one e-mail belongs to several tenants.
+    slug: String,
+}
+
+/// Creates a tenant with the caller as its owner, signed in. No credentials needed.
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", security(()),
+    request_body = SignupRequest,
+    responses((status = 201, description = "The tenant and the owner's tokens", body = SignedUp)))]
 async fn signup(
     State(state): State<AuthState>,
     ApiJson(body): ApiJson<SignupRequest>,
@@ -133,22 +164,23 @@ async fn signup(
     let created =
         accounts::signup(&state.db, &body.tenant_name, &body.email, &body.password).await??;
     let pair = tokens(&state, created.id, created.owner, Role::Owner).await?;
-    let body = json!({
-        "tenant": {"id": created.id, "slug": created.slug},
-        "user_id": created.owner,
-        "access_token": pair.access_token,
-        "refresh_token": pair.refresh_token,
-        "expires_in": pair.expires_in,
-        "token_type": pair.token_type,
-    });
+    let body = SignedUp {
+        tenant: SignedUpTenant {
+            id: created.id.0,
+            slug: created.slug,
+        },
+        user_id: created.owner,
+        tokens: pair,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     email: String,
     password: String,
+    /// The tenant's slug; needed only when the e-mail belongs to several tenants.
     tenant: Option<String>,
 }
 
@@ -179,6 +211,10 @@ impl axum::extract::FromRequestParts<AuthState> for ClientIp {
     }
 }
 
+/// Signs in with e-mail and password (failures are throttled). No credentials needed.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", security(()),
+    request_body = LoginRequest,
+    responses((status = 200, description = "A new session", body = TokenPair)))]
 async fn login(
     State(state): State<AuthState>,
     ClientIp(ip): ClientIp,
@@ -246,12 +282,18 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+/// The refresh token travels in the JSON body (no cookie is read).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
+/// Trades a refresh token (from the body) for new tokens, with the user's current role; the
+/// old refresh token is spent. No bearer token needed.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", security(()),
+    request_body = RefreshRequest,
+    responses((status = 200, description = "The next tokens of the session", body = TokenPair)))]
 async fn refresh(
     State(state): State<AuthState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -284,6 +326,11 @@ async fn refresh(
     }))
 }
 
+/// Ends the session of the refresh token in the body (no bearer token is read); the access
+/// token stays valid until it expires.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(()),
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out")))]
 async fn logout(
     State(state): State<AuthState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -296,239 +343,75 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who the caller is: a user with their role, or an API key with its scopes.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Me {
+    /// A user, signed in with an access token.
+    User {
+        actor: Actor,
+        tenant: CallerTenant,
+        user: UserView,
+        #[schema(schema_with = role_schema)]
+        role: Option<Role>,
+    },
+    /// An API key, limited to its scopes.
+    ApiKey {
+        actor: Actor,
+        tenant: CallerTenant,
+        #[schema(schema_with = crate::api_keys::scopes_schema)]
+        scopes: Vec<Scope>,
+    },
+}
+
+#[derive(Serialize, ToSchema)]
+struct CallerTenant {
+    id: Uuid,
+    slug: Option<String>,
+}
+
+/// Who the caller is, in which tenant. Any valid access token or API key.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = Me)))]
 async fn me(
     State(state): State<AuthState>,
     Authenticated(principal): Authenticated,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let mut tx = principal.begin(&state.db).await?;
     let slug: Option<String> = sqlx::query_scalar("SELECT slug FROM tenants")
         .fetch_optional(&mut *tx)
         .await?;
+    let tenant = CallerTenant {
+        id: principal.tenant.0,
+        slug,
+    };
     let body = match principal.actor {
-        Actor::User(id) => {
-            let user = accounts::get_user(&mut tx, id)
+        Actor::User(id) => Me::User {
+            actor: principal.actor,
+            tenant,
+            user: accounts::get_user(&mut tx, id)
                 .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            json!({
-                "actor": principal.actor,
-                "tenant": {"id": principal.tenant, "slug": slug},
-                "user": user,
-                "role": principal.role,
-            })
-        }
-        Actor::ApiKey(_) => json!({
-            "actor": principal.actor,
-            "tenant": {"id": principal.tenant, "slug": slug},
-            "scopes": principal.scopes,
-        }),
+                .ok_or_else(ApiError::unauthorized)?,
+            role: principal.role,
+        },
+        Actor::ApiKey(_) => Me::ApiKey {
+            actor: principal.actor,
+            tenant,
+            scopes: principal.scopes,
+        },
     };
     tx.commit().await?;
     Ok(Json(body))
 }
 
-async fn list_users(
-    State(state): State<AuthState>,
-    auth: Authorized<require::UsersRead>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut tx = auth.principal().begin(&state.db).await?;
-    let users = accounts::list_users(&mut tx).await?;
-    tx.commit().await?;
-    Ok(Json(json!({ "users": users })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateUserRequest {
-    email: String,
-    role: Role,
-    password: Option<String>,
-    display_name: Option<String>,
-}
-
-/// The acting user's role; API keys carry no users permission, so this is always a user.
-fn actor_role(principal: &crate::Principal) -> Result<Role, ApiError> {
-    principal
-        .role
-        .ok_or_else(|| ApiError::forbidden("only users can manage users"))
-}
-
-async fn create_user(
-    State(state): State<AuthState>,
-    auth: Authorized<require::UsersManage>,
-    ApiJson(body): ApiJson<CreateUserRequest>,
-) -> Result<Response, ApiError> {
-    let principal = auth.principal();
-    let mut tx = principal.begin(&state.db).await?;
-    let new = NewUser {
-        email: &body.email,
-        role: body.role,
-        password: body.password.as_deref(),
-        display_name: body.display_name.as_deref(),
-    };
-    let user =
-        accounts::create_user(&mut tx, principal.tenant, actor_role(principal)?, &new).await??;
-    let event = AuditEvent::by(
-        principal.actor,
-        "user.create",
-        format!("users/{}", user.id),
-        json!({"role": user.role}),
-    );
-    audit::append(&mut tx, principal.tenant, event).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Extension(Recorded), Json(user)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateUserRequest {
-    role: Option<Role>,
-    display_name: Option<String>,
-    disabled: Option<bool>,
-}
-
-async fn update_user(
-    State(state): State<AuthState>,
-    auth: Authorized<require::UsersManage>,
-    Path(id): Path<Uuid>,
-    ApiJson(body): ApiJson<UpdateUserRequest>,
-) -> Result<Response, ApiError> {
-    let principal = auth.principal();
-    let mut tx = principal.begin(&state.db).await?;
-    let change = UserChange {
-        role: body.role,
-        display_name: body.display_name.as_deref(),
-        disabled: body.disabled,
-    };
-    let (user, previous) =
-        accounts::update_user(&mut tx, actor_role(principal)?, id, &change).await??;
-    if let Some(previous) = previous {
-        let event = AuditEvent::by(
-            principal.actor,
-            "user.role_change",
-            format!("users/{id}"),
-            json!({"from": previous, "to": user.role}),
-        );
-        audit::append(&mut tx, principal.tenant, event).await?;
-    }
-    // Before the commit: if revoking fails nothing changes; if the commit fails the user
-    // only has to sign in again.
-    if previous.is_some() || body.disabled == Some(true) {
-        state.authenticator.revoke_sessions(id).await?;
-    }
-    tx.commit().await?;
-    Ok((Extension(Recorded), Json(user)).into_response())
-}
-
-async fn delete_user(
-    State(state): State<AuthState>,
-    auth: Authorized<require::UsersManage>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    let principal = auth.principal();
-    let mut tx = principal.begin(&state.db).await?;
-    accounts::delete_user(&mut tx, actor_role(principal)?, id).await??;
-    let event = AuditEvent::by(
-        principal.actor,
-        "user.delete",
-        format!("users/{id}"),
-        json!({}),
-    );
-    audit::append(&mut tx, principal.tenant, event).await?;
-    state.authenticator.revoke_sessions(id).await?;
-    tx.commit().await?;
-    Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateApiKeyRequest {
-    name: String,
-    scopes: Vec<String>,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-async fn create_api_key(
-    State(db): State<PgPool>,
-    auth: Authorized<require::ApiKeysManage>,
-    ApiJson(body): ApiJson<CreateApiKeyRequest>,
-) -> Result<Response, ApiError> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
-    }
-    let scopes = body
-        .scopes
-        .iter()
-        .map(|s| s.parse::<Scope>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::invalid("scopes", e))?;
-    if scopes.is_empty() {
-        return Err(ApiError::invalid("scopes", "give at least one"));
-    }
-    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::invalid("expires_at", "must be in the future"));
-    }
-    let principal = auth.principal();
-    let created_by = match principal.actor {
-        Actor::User(id) => Some(id),
-        Actor::ApiKey(_) => None,
-    };
-    let mut tx = principal.begin(&db).await?;
-    let (info, key) = api_keys::create(
-        &mut tx,
-        principal.tenant,
-        created_by,
-        name,
-        &scopes,
-        body.expires_at,
-    )
-    .await?;
-    let event = AuditEvent::by(
-        principal.actor,
-        "api_key.create",
-        format!("api-keys/{}", info.id),
-        json!({"name": info.name, "scopes": info.scopes}),
-    );
-    audit::append(&mut tx, principal.tenant, event).await?;
-    tx.commit().await?;
-    let mut body = serde_json::to_value(&info).map_err(ApiError::internal)?;
-    body["key"] = json!(key);
-    Ok((StatusCode::CREATED, Extension(Recorded), Json(body)).into_response())
-}
-
-async fn list_api_keys(
-    State(db): State<PgPool>,
-    auth: Authorized<require::ApiKeysManage>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut tx = auth.principal().begin(&db).await?;
-    let keys = api_keys::list(&mut tx).await?;
-    tx.commit().await?;
-    Ok(Json(json!({ "api_keys": keys })))
-}
-
-async fn revoke_api_key(
-    State(db): State<PgPool>,
-    auth: Authorized<require::ApiKeysManage>,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    let principal = auth.principal();
-    let mut tx = principal.begin(&db).await?;
-    if !api_keys::revoke(&mut tx, id).await? {
-        return Err(ApiError::not_found("api key"));
-    }
-    let event = AuditEvent::by(
-        principal.actor,
-        "api_key.revoke",
-        format!("api-keys/{id}"),
-        json!({}),
-    );
-    audit::append(&mut tx, principal.tenant, event).await?;
-    tx.commit().await?;
-    Ok((StatusCode::NO_CONTENT, Extension(Recorded)).into_response())
-}
-
-/// `GET /v1/auth/sso/{provider}/start`: redirects the browser to the provider, with the
-/// cookie that binds the login to this browser.
+/// Starts an SSO login: redirects the browser to the provider, with the cookie that binds the
+/// login to this browser. No credentials needed.
+#[utoipa::path(get, path = "/v1/auth/sso/{provider}/start", tag = "auth", security(()),
+    params(("provider" = String, Path, description = "A configured identity provider")),
+    responses((status = 302, description = "To the provider's login page", headers(
+        ("Location" = String, description = "The provider's authorization URL"),
+        ("Set-Cookie" = String, description = "`brain_sso`: binds the login to this browser"),
+    ))))]
 async fn sso_start(
     State(state): State<AuthState>,
     Path(provider): Path<String>,
@@ -545,14 +428,29 @@ async fn sso_start(
         .into_response())
 }
 
-#[derive(Deserialize)]
+/// What the provider appends to the callback URL (other parameters are ignored).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
+    /// The authorization code (required unless `error` is set).
     code: Option<String>,
+    /// The login's state from the start (required unless `error` is set).
     state: Option<String>,
+    /// Set when the provider refused the login.
     error: Option<String>,
 }
 
-/// `GET /v1/auth/sso/{provider}/callback?code&state`: finishes the login, answers with tokens.
+/// Finishes an SSO login in the browser that started it (its `brain_sso` cookie) and answers
+/// with tokens. No credentials needed.
+#[utoipa::path(get, path = "/v1/auth/sso/{provider}/callback", tag = "auth", security(()),
+    params(
+        ("provider" = String, Path, description = "A configured identity provider"),
+        CallbackQuery,
+        ("brain_sso" = Option<String>, Cookie, description = "Set by the start of the login"),
+    ),
+    responses((status = 200, description = "A new session", body = TokenPair, headers(
+        ("Set-Cookie" = String, description = "Clears `brain_sso`"),
+    ))))]
 async fn sso_callback(
     State(state): State<AuthState>,
     Path(provider): Path<String>,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hook_guard;
 pub mod knowledge;
 pub mod metrics;
+pub mod openapi;
 pub mod readiness;
 pub mod seed;
 pub mod serve;

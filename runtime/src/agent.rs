@@ -56,13 +56,14 @@ pub enum AgentMessage {
     },
 }
 
-/// What `GetStatus` reports about a running agent.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What `GetStatus` reports about a running agent (the `runtime` of `GET /v1/agents/{id}`).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AgentStatus {
     pub agent_id: AgentId,
     pub health: AgentHealth,
     /// Whether an actor is running for the agent right now.
     pub running: bool,
+    /// The spec version the actor runs.
     pub version: i32,
     pub model: String,
     pub temperature: f32,

@@ -266,23 +266,33 @@ pub(crate) async fn hop(
 ) -> Result<DelegationOutcome, HopError> {
     let started = std::time::Instant::now();
     let result = checked_hop(deps, supervisor, &hop).await;
-    let outcome = match &result {
+    tracing::debug!(
+        tenant = %hop.tenant,
+        target = %hop.target,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "delegation"
+    );
+    if let Err(e) = account(deps, &hop, &result).await {
+        return Err(HopError::Refused(ToolError::Failed(format!("audit: {e}"))));
+    }
+    result
+}
+
+/// Counts a hop's outcome in `brain_agent_delegations_total` and audits it as
+/// `agent.delegate` — for hops that ran and for delegations a turn's gate refused alike.
+async fn account(
+    deps: &RuntimeDeps,
+    hop: &Hop<'_>,
+    result: &Result<DelegationOutcome, HopError>,
+) -> Result<(), RuntimeError> {
+    let outcome = match result {
         Ok(_) => "ok",
         Err(e) => e.code().as_str(),
     };
     deps.metrics.delegations.with_label_values(&[outcome]).inc();
-    tracing::debug!(
-        tenant = %hop.tenant,
-        target = %hop.target,
-        outcome,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "delegation"
-    );
-    if let Err(e) = record(deps, &hop, &result).await {
+    record(deps, hop, result).await.inspect_err(|e| {
         tracing::error!(tenant = %hop.tenant, target = %hop.target, error = %e, "could not audit a delegation");
-        return Err(HopError::Refused(ToolError::Failed(format!("audit: {e}"))));
-    }
-    result
+    })
 }
 
 async fn checked_hop(
@@ -645,14 +655,12 @@ impl ToolInvoker for TurnTools {
             calls_to_target: calls.load(Ordering::SeqCst).saturating_add(1),
             run_grant: false,
         };
-        let result = Err(HopError::Refused(why.clone()));
-        self.deps
-            .metrics
-            .delegations
-            .with_label_values(&[why.code().as_str()])
-            .inc();
-        if let Err(e) = record(&self.deps, &refused_hop, &result).await {
-            tracing::error!(tenant = %tenant, target = %target, error = %e, "could not audit a refused delegation");
-        }
+        // A failure to audit is logged by `account`; the refusal stands either way.
+        let _ = account(
+            &self.deps,
+            &refused_hop,
+            &Err(HopError::Refused(why.clone())),
+        )
+        .await;
     }
 }

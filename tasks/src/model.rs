@@ -7,9 +7,40 @@ use brain_agents::providers::{ChatMessage, ToolCall, ToolDefinition, Usage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use uuid::Uuid;
 
 pub use brain_types::status::{CallbackStatus, StepKind, StepStatus, TaskKind, TaskStatus};
+
+/// The OpenAPI schema of a `brain_types` status or kind (that crate stays serde-only): a
+/// string, one of `names`.
+fn names(names: impl Iterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .build()
+}
+
+fn task_status_schema() -> Object {
+    names(TaskStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+fn task_kind_schema() -> Object {
+    names(TaskKind::ALL.iter().map(|k| k.as_str()))
+}
+
+fn step_status_schema() -> Object {
+    names(StepStatus::ALL.iter().map(|s| s.as_str()))
+}
+
+fn step_kind_schema() -> Object {
+    names(StepKind::ALL.iter().map(|k| k.as_str()))
+}
+
+fn callback_status_schema() -> Object {
+    names(CallbackStatus::ALL.iter().map(|s| s.as_str()))
+}
 
 impl StepRecord {
     /// A step with no call, connector or action (set those with struct update syntax).
@@ -47,17 +78,22 @@ pub struct StepRecord {
 }
 
 /// A step as the API shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StepView {
+    /// Position in the task, from 0.
     pub seq: i32,
+    #[schema(schema_with = step_kind_schema)]
     pub kind: StepKind,
+    #[schema(schema_with = step_status_schema)]
     pub status: StepStatus,
+    /// The model's id of the tool call (tool and approval steps); approvals name it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Arguments, outputs, usage, approver: never secrets.
     pub detail: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -66,9 +102,10 @@ pub struct StepView {
 }
 
 /// A task as the API shows it: `GET /v1/tasks/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskView {
     pub task_id: Uuid,
+    #[schema(schema_with = task_kind_schema)]
     pub kind: TaskKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
@@ -79,14 +116,21 @@ pub struct TaskView {
     /// The crew run or rule run this task is a step of.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_task_id: Option<Uuid>,
+    #[schema(schema_with = task_status_schema)]
     pub status: TaskStatus,
+    /// What the task was given: `{"input": …}` for agent tasks and crew runs, `{"trigger",
+    /// "event"}` for rule runs.
     pub input: Value,
+    /// The result, once succeeded.
     pub output: Option<Value>,
     pub error: Option<String>,
+    /// Tokens spent (`prompt_tokens`, `completion_tokens`), once finished.
     pub usage: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// Delivery of the signed completion callback, when the task has one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = callback_status_schema)]
     pub callback_status: Option<CallbackStatus>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

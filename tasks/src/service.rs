@@ -20,6 +20,7 @@ use temporalio_client::{
     WorkflowStartOptions,
 };
 use tokio::sync::OnceCell;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::callback::CallbackSigner;
@@ -35,20 +36,25 @@ use brain_automation::crews::{Crew, CrewStore};
 use brain_automation::rules::{Rule, RuleInput, RulePatch, RuleStore, matches};
 
 /// `POST /v1/agents/{id}/tasks`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
+    /// What the agent is asked to do; at most 100000 bytes.
     pub input: String,
+    /// 1 to 255 visible ASCII characters; a repeated key answers the task it started (with
+    /// the same input) instead of starting another.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Where the signed completion callback is posted when the task ends.
     #[serde(default)]
     pub callback_url: Option<String>,
 }
 
 /// A task as answered by `202 Accepted`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, ToSchema)]
 pub struct StartedTask {
     pub task_id: Uuid,
+    /// The task's status now (`queued` for a new one).
     pub status: String,
     /// Whether this request created the task (a repeated idempotency key answers `false`).
     #[serde(skip)]
@@ -77,10 +83,12 @@ pub struct EventDelivery {
 }
 
 /// `POST /v1/crews/{id}/runs`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCrewRun {
+    /// What the crew works on; at most 100000 bytes.
     pub input: String,
+    /// As for agent tasks: a repeated key answers the run it started.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }

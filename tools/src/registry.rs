@@ -7,18 +7,22 @@ use std::sync::LazyLock;
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::ToolError;
 
 /// One connector: a secure link to an external platform.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ConnectorDef {
+    /// E.g. `hubspot`; the `{id}` of `/v1/connectors/{id}`.
     pub id: &'static str,
     pub name: &'static str,
     pub category: &'static str,
     pub description: &'static str,
+    /// The fields `PUT /v1/connectors/{id}/connection` takes as `credentials`.
     pub auth_schema: Vec<AuthField>,
     pub actions: Vec<ActionDef>,
+    /// What `GET /v1/connectors/{id}/resources/{resource}` can read.
     pub resources: Vec<&'static str>,
 }
 
@@ -40,19 +44,22 @@ impl ConnectorDef {
 }
 
 /// One credential field of a connection form.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AuthField {
+    /// The key in `credentials`.
     pub field: &'static str,
     pub label: &'static str,
     pub kind: FieldKind,
     pub required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<&'static str>,
+    /// The allowed values of a `select` field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<&'static str>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// How a credential field is entered and stored (`secret` ones go to the secret store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     String,
@@ -62,7 +69,7 @@ pub enum FieldKind {
 }
 
 /// One thing a connector can do; each is also an agent tool named `connector.action`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ActionDef {
     pub name: &'static str,
     pub description: &'static str,

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ToolError;
@@ -52,7 +53,7 @@ impl Default for ServiceConfig {
 }
 
 /// A tenant's connection state for one connector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
     Connected,
@@ -71,11 +72,12 @@ impl ConnectionStatus {
 }
 
 /// A connector as one tenant sees it: the registry entry plus its connection.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ConnectorView {
     #[serde(flatten)]
     pub connector: &'static ConnectorDef,
     pub status: ConnectionStatus,
+    /// When the credentials were last checked against the platform; absent if never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_checked_at: Option<DateTime<Utc>>,
     /// Why the connection is in `error` (never contains a credential).

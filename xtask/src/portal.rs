@@ -1,8 +1,10 @@
 //! The portal's browser side: what building it needs (the `wasm32-unknown-unknown` target and
 //! `wasm-bindgen-cli` at the exact version in Cargo.lock, installed into `.brain/tools/`), the
 //! bundle itself (`<target>/portal-site/pkg/brain_portal{.js,_bg.wasm}`, rebuilt only when the
-//! portal's sources change), and what its browser tests need (Debian's Chromium and
-//! `playwright-core` from npm in `.brain/node/`).
+//! portal's sources change), the API reference's viewer (Swagger UI from npm's
+//! `swagger-ui-dist`, copied into `<target>/portal-site/docs/`, where the gateway serves
+//! `/docs` from), and what its browser tests need (Debian's Chromium, `playwright-core` and
+//! the OpenAPI validator `@apidevtools/swagger-parser` from npm in `.brain/node/`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +22,15 @@ pub const NODE_MODULES_ENV: &str = "BRAIN_PORTAL_NODE_MODULES";
 /// The browser the tests drive.
 pub const CHROMIUM_ENV: &str = "BRAIN_CHROMIUM";
 
-const PLAYWRIGHT_CORE: &str = "1.65.1";
+/// The npm packages Brain uses, installed together (a later `npm install --no-save` would
+/// prune the packages an earlier one installed).
+const NODE_PACKAGES: &[(&str, &str)] = &[
+    ("playwright-core", "1.65.1"),
+    ("swagger-ui-dist", "5.36.0"),
+    ("@apidevtools/swagger-parser", "13.1.0"),
+];
+/// What the gateway's `/docs` page loads (`brain_gateway::openapi::DOCS_ASSETS`).
+const DOCS_ASSETS: &[&str] = &["swagger-ui.css", "swagger-ui-bundle.js"];
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The size-optimised profile of the browser build (workspace Cargo.toml).
 const WASM_PROFILE: &str = "portal-wasm";
@@ -33,17 +43,33 @@ pub fn prepare(
     browser: bool,
 ) -> anyhow::Result<()> {
     let site = build(root)?;
+    let modules = ensure_node_packages(root)?;
+    docs_assets(&modules, &site)?;
     let mut settings = vec![(SITE_ROOT_ENV, site.display().to_string())];
     if browser {
         let chromium = infra::ensure_apt("chromium", "chromium")?;
         infra::ensure_apt("chromedriver", "chromium-driver")?;
-        let modules = ensure_playwright(root)?;
         settings.push((CHROMIUM_ENV, chromium.display().to_string()));
         settings.push((NODE_MODULES_ENV, modules.display().to_string()));
     }
     for (key, value) in settings {
         record(root, key, &value)?;
         env.insert(key.to_owned(), value);
+    }
+    Ok(())
+}
+
+/// Copies Swagger UI's stylesheet and bundle into `<site>/docs/` when they differ.
+fn docs_assets(modules: &Path, site: &Path) -> anyhow::Result<()> {
+    let docs = site.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    for file in DOCS_ASSETS {
+        let from = modules.join("swagger-ui-dist").join(file);
+        let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        let to = docs.join(file);
+        if std::fs::read(&to).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&to, bytes).with_context(|| format!("writing {}", to.display()))?;
+        }
     }
     Ok(())
 }
@@ -222,20 +248,25 @@ pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(site)
 }
 
-/// `playwright-core` (no browser download of its own: it drives Debian's Chromium) in
-/// `.brain/node/node_modules`.
-fn ensure_playwright(root: &Path) -> anyhow::Result<PathBuf> {
+/// [`NODE_PACKAGES`] in `.brain/node/node_modules` (`playwright-core` downloads no browser of
+/// its own: it drives Debian's Chromium).
+fn ensure_node_packages(root: &Path) -> anyhow::Result<PathBuf> {
     let prefix = root.join(".brain/node");
     let modules = prefix.join("node_modules");
-    let manifest = modules.join("playwright-core/package.json");
-    let installed = std::fs::read_to_string(&manifest)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["version"] == PLAYWRIGHT_CORE);
-    if installed {
+    let installed = |name: &str, version: &str| {
+        std::fs::read_to_string(modules.join(name).join("package.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["version"] == version)
+    };
+    if NODE_PACKAGES.iter().all(|(n, v)| installed(n, v)) {
         return Ok(modules);
     }
-    println!("portal: installing playwright-core {PLAYWRIGHT_CORE} with npm (first run only)");
+    let specs: Vec<String> = NODE_PACKAGES
+        .iter()
+        .map(|(n, v)| format!("{n}@{v}"))
+        .collect();
+    println!("portal: installing {} with npm", specs.join(", "));
     std::fs::create_dir_all(&prefix)?;
     run(Command::new("npm")
         .args([
@@ -246,7 +277,7 @@ fn ensure_playwright(root: &Path) -> anyhow::Result<PathBuf> {
             "--prefix",
         ])
         .arg(&prefix)
-        .arg(format!("playwright-core@{PLAYWRIGHT_CORE}")))?;
+        .args(&specs))?;
     Ok(modules)
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_MEMBERS: usize = 10;
@@ -46,7 +47,9 @@ impl brain_auth::ErrorCode for CrewError {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `sequential`: tasks in order, each seeing the earlier outputs; `hierarchical`: a manager
+/// agent hands the tasks out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Process {
     Sequential,
@@ -63,7 +66,7 @@ impl Process {
 }
 
 /// One task of a crew: what to do and what a good result looks like.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewTask {
     pub description: String,
@@ -74,20 +77,25 @@ pub struct CrewTask {
 }
 
 /// `POST /v1/crews`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewInput {
+    /// Unique in the tenant, 1 to 200 characters.
     pub name: String,
+    /// 1 to 10 distinct agents of the tenant.
     pub members: Vec<Uuid>,
     pub process: Process,
+    /// The agent that hands the tasks out: required by, and only allowed for, a `hierarchical`
+    /// crew, and not one of its members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_agent_id: Option<Uuid>,
+    /// 1 to 20 tasks.
     #[serde(default)]
     pub tasks: Vec<CrewTask>,
 }
 
 /// `PATCH /v1/crews/{id}`: each field present replaces the crew's.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewPatch {
     pub name: Option<String>,
@@ -95,6 +103,7 @@ pub struct CrewPatch {
     pub process: Option<Process>,
     /// `null` removes the manager.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
     pub manager_agent_id: Option<Option<Uuid>>,
     pub tasks: Option<Vec<CrewTask>>,
 }
@@ -121,7 +130,8 @@ impl CrewPatch {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A stored crew.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Crew {
     pub id: Uuid,
     pub name: String,
@@ -129,6 +139,7 @@ pub struct Crew {
     pub process: Process,
     pub manager_agent_id: Option<Uuid>,
     pub tasks: Vec<CrewTask>,
+    /// Bumped by every update; send it as `If-Match` to update only this version.
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

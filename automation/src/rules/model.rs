@@ -4,6 +4,8 @@ use brain_auth::Role;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use uuid::Uuid;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -19,20 +21,31 @@ fn yes() -> bool {
     true
 }
 
+/// `Role` as OpenAPI sees it: `brain_types` stays serde-only, so its names are listed here.
+fn role_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Role::ALL.iter().map(|r| r.as_str())))
+        .build()
+}
+
 /// A rule as written by a client (create), before it has an id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
+    /// At most 200 characters.
     pub name: String,
+    /// A disabled rule neither fires on events nor runs on its schedule (default `true`).
     #[serde(default = "yes")]
     pub enabled: bool,
     pub trigger: Trigger,
+    /// Run in order, at most 20.
     #[serde(default)]
     pub steps: Vec<Step>,
 }
 
 /// A partial update: each field present replaces the rule's.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,10 +72,12 @@ impl RulePatch {
 
 /// What starts a rule: a connector event (`hubspot.contact.updated`), `schedule` with a cron
 /// expression, or `manual`; and the conditions the event must meet.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
+    /// `{connector}.{event}`, `schedule` or `manual`.
     pub event: String,
+    /// Five-field cron expression or `@` macro; required by, and only allowed for, `schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// IANA zone the cron expression is read in; Temporal's default (UTC) when absent.
@@ -92,17 +107,19 @@ impl Trigger {
 }
 
 /// A test on one field of the event, e.g. `properties.lead_score gt 50`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     /// Dotted path into the event; numeric segments index arrays.
     pub field: String,
     pub op: ConditionOp,
+    /// What the field is compared with; absent for `exists`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How the field compares with `value`; `exists` takes no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionOp {
     Eq,
@@ -139,7 +156,7 @@ impl ConditionOp {
 
 /// One step of a rule. Externally tagged: `{"connector_action": {..}}`, `{"agent_task": {..}}`,
 /// `{"approval": {"role": "admin"}}`; each inner struct refuses unknown fields.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     ConnectorAction(ConnectorActionStep),
@@ -150,7 +167,7 @@ pub enum Step {
 }
 
 /// Starts a run of a crew of the same tenant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CrewRunStep {
     pub crew_id: Uuid,
@@ -158,7 +175,7 @@ pub struct CrewRunStep {
 }
 
 /// Runs a connector action with templated arguments.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorActionStep {
     pub connector: String,
@@ -169,7 +186,7 @@ pub struct ConnectorActionStep {
 }
 
 /// Gives an agent a task; `input` is a template rendered to text.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentTaskStep {
     pub agent_id: Uuid,
@@ -177,9 +194,10 @@ pub struct AgentTaskStep {
 }
 
 /// Waits until a member holding `role` approves (how roles rank is up to the approver check).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalStep {
+    #[schema(schema_with = role_schema)]
     pub role: Role,
 }
 
@@ -200,7 +218,7 @@ impl Step {
 }
 
 /// A stored rule.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Rule {
     pub id: Uuid,
     pub name: String,

@@ -1,35 +1,94 @@
 //! `GET /v1/audit`: the tenant's audit events, newest first, with a cursor and filters.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use brain_auth::audit::{self, Listing};
+use brain_auth::audit::{self, Listing, StoredEvent};
 use brain_auth::{Authorized, require};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiQuery, Code};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/audit", get(list))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Events per page, 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only events of this actor id or kind (`user`, `api_key`, `system`).
     actor: Option<String>,
+    /// Only this action, or every action under it (`agent` matches `agent.update`).
     action: Option<String>,
 }
 
+/// One page of the audit log, newest first.
+#[derive(Serialize, ToSchema)]
+struct AuditPage {
+    events: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    next_cursor: Option<String>,
+}
+
+/// One audit event; `hash` chains it to the previous event of the tenant (`prev_hash`).
+#[derive(Serialize, ToSchema)]
+struct AuditEventView {
+    id: Uuid,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: AuditActor,
+    action: String,
+    resource: String,
+    /// Ids, names and field names; never secrets.
+    details: Value,
+    prev_hash: String,
+    hash: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct AuditActor {
+    kind: String,
+    id: String,
+}
+
+impl From<StoredEvent> for AuditEventView {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            id: e.id,
+            seq: e.seq,
+            at: e.at,
+            actor: AuditActor {
+                kind: e.actor_kind,
+                id: e.actor_id,
+            },
+            action: e.action,
+            resource: e.resource,
+            details: e.details,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+/// The tenant's audit events, newest first. Needs `audit:read`.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "A page of events", body = AuditPage)))]
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::AuditRead>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::new(
@@ -55,18 +114,8 @@ async fn list(
     let next_cursor = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.seq.to_string()))
         .flatten();
-    let events: Vec<Value> = events
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "seq": e.seq, "at": e.at,
-                "actor": {"kind": e.actor_kind, "id": e.actor_id},
-                "action": e.action, "resource": e.resource, "details": e.details,
-                "prev_hash": e.prev_hash, "hash": e.hash,
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "events": events, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(AuditPage {
+        events: events.into_iter().map(AuditEventView::from).collect(),
+        next_cursor,
+    }))
 }

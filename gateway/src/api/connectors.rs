@@ -4,37 +4,41 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use brain_auth::{Authorized, require};
 use brain_tools::ConnectorView;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiJson, ApiQuery, Code};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/connectors", get(list))
-        .route("/v1/connectors/{id}", get(show))
-        .route(
-            "/v1/connectors/{id}/connection",
-            put(connect).delete(disconnect),
-        )
-        .route("/v1/connectors/{id}/test", post(test))
-        .route("/v1/connectors/{id}/resources/{resource}", get(resource))
-        .route("/v1/connectors/{id}/actions/{action}", post(action))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(connect, disconnect))
+        .routes(routes!(test))
+        .routes(routes!(resource))
+        .routes(routes!(action))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConnectBody {
+    /// One value per field of the connector's `auth_schema`; secret ones go to the secret
+    /// store, never to the database.
     credentials: BTreeMap<String, String>,
 }
 
+/// Every connector with the tenant's connection status. Needs `connectors:manage`.
+#[utoipa::path(get, path = "/v1/connectors", tag = "connectors",
+    responses((status = 200, description = "Every connector", body = Vec<ConnectorView>)))]
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
@@ -43,6 +47,10 @@ async fn list(
     Ok(Json(state.connectors.list(tenant).await?))
 }
 
+/// One connector with the tenant's connection status. Needs `connectors:manage`.
+#[utoipa::path(get, path = "/v1/connectors/{id}", tag = "connectors",
+    params(("id" = String, Path, description = "The connector, e.g. `hubspot`")),
+    responses((status = 200, description = "The connector", body = ConnectorView)))]
 async fn show(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
@@ -52,6 +60,12 @@ async fn show(
     Ok(Json(state.connectors.get(tenant, &id).await?))
 }
 
+/// Connects the tenant (or replaces its credentials) after checking them against the
+/// platform. Needs `connectors:manage`.
+#[utoipa::path(put, path = "/v1/connectors/{id}/connection", tag = "connectors",
+    params(("id" = String, Path, description = "The connector, e.g. `hubspot`")),
+    request_body = ConnectBody,
+    responses((status = 200, description = "The connector, now connected", body = ConnectorView)))]
 async fn connect(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsManage>,
@@ -66,6 +80,11 @@ async fn connect(
     Ok(Json(view))
 }
 
+/// Disconnects the tenant and forgets its credentials. Needs `connectors:manage`.
+#[utoipa::path(delete, path = "/v1/connectors/{id}/connection", tag = "connectors",
+    params(("id" = String, Path, description = "The connector, e.g. `hubspot`")),
+    responses((status = 200, description = "The connector, now disconnected",
+        body = ConnectorView)))]
 async fn disconnect(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsManage>,
@@ -75,6 +94,12 @@ async fn disconnect(
     Ok(Json(state.connectors.disconnect(tenant, &id).await?))
 }
 
+/// Checks the stored credentials against the platform and records the outcome. Needs
+/// `connectors:manage`.
+#[utoipa::path(post, path = "/v1/connectors/{id}/test", tag = "connectors",
+    params(("id" = String, Path, description = "The connector, e.g. `hubspot`")),
+    responses((status = 200, description = "The connector with the test's outcome",
+        body = ConnectorView)))]
 async fn test(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsManage>,
@@ -84,6 +109,16 @@ async fn test(
     Ok(Json(state.connectors.test(tenant, &id).await?))
 }
 
+/// Reads one of the connector's `resources` (briefly cached). Needs `connectors:manage`.
+#[utoipa::path(get, path = "/v1/connectors/{id}/resources/{resource}", tag = "connectors",
+    params(
+        ("id" = String, Path, description = "The connector, e.g. `hubspot`"),
+        ("resource" = String, Path, description = "One of the connector's `resources`"),
+        ("query" = Option<BTreeMap<String, String>>, Query, style = Form, explode,
+            description = "The resource's own parameters (`per_page`, `limit`, …), passed on"),
+    ),
+    responses((status = 200, description = "The platform's data, as the connector shapes it",
+        body = Object)))]
 async fn resource(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsRead>,
@@ -98,7 +133,19 @@ async fn resource(
     Ok(Json(value))
 }
 
-/// The body is the action's arguments; a retry-safe write sends `Idempotency-Key`.
+/// Runs one of the connector's `actions`; the body is its arguments (checked against its
+/// `parameters` schema), and a retry-safe write sends `Idempotency-Key`. Needs
+/// `connectors:manage`.
+#[utoipa::path(post, path = "/v1/connectors/{id}/actions/{action}", tag = "connectors",
+    params(
+        ("id" = String, Path, description = "The connector, e.g. `hubspot`"),
+        ("action" = String, Path, description = "One of the connector's `actions`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII \
+            characters; a repeated side-effecting action with the same key is done once"),
+    ),
+    request_body(content = Object, description = "The action's arguments"),
+    responses((status = 200, description = "The action's result, as the connector shapes it",
+        body = Object)))]
 async fn action(
     State(state): State<AppState>,
     auth: Authorized<require::ConnectorsManage>,

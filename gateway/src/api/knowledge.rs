@@ -2,17 +2,18 @@
 //! document status and hybrid search, as thin handlers over
 //! `brain_knowledge::KnowledgeService`.
 
+use axum::Json;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use brain_auth::{Authorized, require};
 use brain_knowledge::{
-    Collection, CollectionId, Document, DocumentId, DocumentStatus, Hit, NewCollection,
+    ChunkId, Collection, CollectionId, Document, DocumentId, DocumentStatus, Hit, NewCollection,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiJson, Code};
@@ -25,31 +26,26 @@ const MULTIPART_HEADROOM: u64 = 64 * 1024;
 /// Hits a search returns when the body gives no `k`.
 const DEFAULT_K: usize = 10;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/knowledge/collections",
-            post(create_collection).get(list_collections),
-        )
-        .route("/v1/knowledge/collections/{id}", delete(delete_collection))
-        .route(
-            "/v1/knowledge/collections/{id}/documents",
-            // The gateway-wide body limit is for JSON; uploads are held to the configured
-            // `max_upload_bytes` (plus framing) while they stream in, see `read_upload`.
-            post(upload.layer(DefaultBodyLimit::disable())).get(list_documents),
-        )
-        .route(
-            "/v1/knowledge/documents/{id}",
-            get(show_document).delete(delete_document),
-        )
-        .route("/v1/knowledge/collections/{id}/search", post(search))
+pub fn routes() -> OpenApiRouter<AppState> {
+    // The gateway-wide body limit is for JSON; uploads are held to the configured
+    // `max_upload_bytes` (plus framing) while they stream in, see `read_upload`. Only the
+    // upload reads a body on this path, so the limit is lifted for the whole path.
+    let (schemas, paths, documents) = routes!(upload, list_documents);
+    let documents = documents.layer(DefaultBodyLimit::disable());
+    OpenApiRouter::new()
+        .routes(routes!(create_collection, list_collections))
+        .routes(routes!(delete_collection))
+        .routes((schemas, paths, documents))
+        .routes(routes!(show_document, delete_document))
+        .routes(routes!(search))
 }
 
 // ---- wire types ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateCollectionBody {
+    /// Unique within the tenant.
     name: String,
     /// Characters per chunk (default 1000).
     chunk_size: Option<usize>,
@@ -57,13 +53,18 @@ struct CreateCollectionBody {
     chunk_overlap: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// A knowledge collection: documents embedded the same way, searched together.
+#[derive(Serialize, ToSchema)]
 struct CollectionView {
     id: CollectionId,
     name: String,
+    /// `provider:model` that embeds the chunks, e.g. `local:all-minilm-l6-v2`.
     embedder: String,
+    /// Width of the embedding vectors.
     dimension: usize,
+    /// Characters per chunk.
     chunk_size: usize,
+    /// Characters shared by consecutive chunks.
     chunk_overlap: usize,
     created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -82,12 +83,14 @@ impl From<Collection> for CollectionView {
     }
 }
 
-#[derive(Serialize)]
+/// An uploaded document with its ingestion progress.
+#[derive(Serialize, ToSchema)]
 struct DocumentView {
     id: DocumentId,
     collection_id: CollectionId,
     title: String,
     filename: String,
+    /// `application/pdf`, `text/plain` or `text/markdown`.
     media_type: String,
     size_bytes: u64,
     status: DocumentStatus,
@@ -98,7 +101,7 @@ struct DocumentView {
     /// Pages whose chunks are embedded.
     pages_done: u32,
     chunks: u32,
-    /// 0.0 to 1.0.
+    /// Share of the pages done, 0.0 to 1.0 (1.0 once `ready`).
     progress: f64,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
@@ -130,7 +133,8 @@ impl From<Document> for DocumentView {
     }
 }
 
-#[derive(Serialize)]
+/// The answer to an upload: the document being ingested in the background.
+#[derive(Serialize, ToSchema)]
 struct UploadView {
     document_id: DocumentId,
     status: DocumentStatus,
@@ -139,22 +143,37 @@ struct UploadView {
     deduplicated: bool,
 }
 
-#[derive(Deserialize)]
+/// The upload form; parts other than `file` are ignored. Only described, never built:
+/// `read_upload` streams the parts itself.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "the schema of a form read part by part")]
+struct UploadForm {
+    /// The document (PDF, plain text or Markdown, told apart by the part's `Content-Type`
+    /// and file name); at most the server's `max_upload_bytes`.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
+    /// Free text, matched by meaning and by words (hybrid search).
     query: String,
+    /// Hits to return, 1 to the server's maximum (default 10).
     k: Option<usize>,
 }
 
-#[derive(Serialize)]
+/// One matching chunk, best first.
+#[derive(Serialize, ToSchema)]
 struct HitView {
-    chunk_id: brain_knowledge::ChunkId,
+    chunk_id: ChunkId,
     document_id: DocumentId,
     title: String,
     page: u32,
     /// The last page the chunk spans (equal to `page` for most chunks).
     page_end: u32,
     text: String,
+    /// Higher is better (reciprocal-rank-fusion sum of the vector and full-text ranks).
     score: f64,
 }
 
@@ -172,13 +191,17 @@ impl From<Hit> for HitView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct SearchView {
     hits: Vec<HitView>,
 }
 
 // ---- collections ----
 
+/// Creates a collection. Needs `knowledge:write`.
+#[utoipa::path(post, path = "/v1/knowledge/collections", tag = "knowledge",
+    request_body = CreateCollectionBody,
+    responses((status = 201, description = "The new collection", body = CollectionView)))]
 async fn create_collection(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeWrite>,
@@ -196,6 +219,9 @@ async fn create_collection(
     Ok((StatusCode::CREATED, Json(collection.into())))
 }
 
+/// The tenant's collections. Needs `agents:read` or `knowledge:write`.
+#[utoipa::path(get, path = "/v1/knowledge/collections", tag = "knowledge",
+    responses((status = 200, description = "Every collection", body = Vec<CollectionView>)))]
 async fn list_collections(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeRead>,
@@ -205,6 +231,10 @@ async fn list_collections(
     Ok(Json(collections.into_iter().map(Into::into).collect()))
 }
 
+/// Deletes a collection with its documents and chunks. Needs `knowledge:write`.
+#[utoipa::path(delete, path = "/v1/knowledge/collections/{id}", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The collection")),
+    responses((status = 204, description = "Deleted")))]
 async fn delete_collection(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeWrite>,
@@ -218,7 +248,14 @@ async fn delete_collection(
 
 // ---- documents ----
 
-/// `multipart/form-data` with the file in the field `file`; other fields are ignored.
+/// Uploads a document into a collection; it is ingested in the background (follow it with
+/// `GET /v1/knowledge/documents/{id}`). Needs `knowledge:write`.
+#[utoipa::path(post, path = "/v1/knowledge/collections/{id}/documents", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The collection")),
+    request_body(content = UploadForm, content_type = "multipart/form-data",
+        description = "The document in the field `file`"),
+    responses((status = 202, description = "Accepted for ingestion, or already there \
+        (`deduplicated`)", body = UploadView)))]
 async fn upload(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeWrite>,
@@ -335,6 +372,11 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
+/// The documents of a collection with their ingestion progress. Needs `agents:read` or
+/// `knowledge:write`.
+#[utoipa::path(get, path = "/v1/knowledge/collections/{id}/documents", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The collection")),
+    responses((status = 200, description = "Every document", body = Vec<DocumentView>)))]
 async fn list_documents(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeRead>,
@@ -346,6 +388,11 @@ async fn list_documents(
     Ok(Json(documents.into_iter().map(Into::into).collect()))
 }
 
+/// One document with its ingestion status and progress. Needs `agents:read` or
+/// `knowledge:write`.
+#[utoipa::path(get, path = "/v1/knowledge/documents/{id}", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The document")),
+    responses((status = 200, description = "The document", body = DocumentView)))]
 async fn show_document(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeRead>,
@@ -357,6 +404,10 @@ async fn show_document(
     Ok(Json(document.into()))
 }
 
+/// Deletes a document and its chunks. Needs `knowledge:write`.
+#[utoipa::path(delete, path = "/v1/knowledge/documents/{id}", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The document")),
+    responses((status = 204, description = "Deleted")))]
 async fn delete_document(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeWrite>,
@@ -370,6 +421,12 @@ async fn delete_document(
 
 // ---- search ----
 
+/// Hybrid (vector and full-text) search of a collection. Needs `agents:read` or
+/// `knowledge:write`.
+#[utoipa::path(post, path = "/v1/knowledge/collections/{id}/search", tag = "knowledge",
+    params(("id" = Uuid, Path, description = "The collection")),
+    request_body = SearchBody,
+    responses((status = 200, description = "The best chunks, best first", body = SearchView)))]
 async fn search(
     State(state): State<AppState>,
     auth: Authorized<require::KnowledgeRead>,

@@ -1,8 +1,12 @@
 //! The public v1 API, one module per area. Ready for areas.
 //!
 //! Pattern for an area (e.g. `knowledge.rs`):
-//! * `pub fn routes() -> Router<AppState>` with absolute paths (`/v1/knowledge/collections`);
-//!   add `.merge(<area>::routes())` to [`router`] below and `mod <area>;` here.
+//! * `pub fn routes() -> OpenApiRouter<AppState>` (`utoipa_axum`) registering handlers with
+//!   `.routes(routes!(list, create))` (one call per path); each handler carries
+//!   `#[utoipa::path(method, path = "/v1/…", tag, params, request_body, responses)]` with
+//!   absolute paths, and its request/response types derive `utoipa::ToSchema` (query structs
+//!   `IntoParams`). That is how the route reaches `GET /openapi.json`; add
+//!   `.merge(<area>::routes())` to [`router`] below and `mod <area>;` here.
 //! * Handlers take `State(state): State<AppState>` and an extractor that states the permission
 //!   in its type: `auth: Authorized<require::KnowledgeWrite>` (`brain_auth::{Authorized,
 //!   require}`); `auth.principal().tenant` is the tenant, and `auth.principal().begin(&state.db)`
@@ -27,12 +31,13 @@ mod tasks;
 mod tenant;
 mod usage;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every v1 route with its OpenAPI description (`crate::openapi` finishes the document).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(brain_auth::service::api_keys_router())
         .merge(connectors::routes())
         .merge(audit::routes())

@@ -1,37 +1,48 @@
 //! Durable tasks: start an agent task (202), follow it with its steps, approve or reject a
 //! parked tool call, cancel it.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::{Actor, Authorized, require};
-use brain_tasks::{Approver, NewTask, ReadError, RunEvent, TaskFilter, TaskStatus};
+use brain_tasks::{
+    Approver, NewTask, ReadError, RunEvent, StartedTask, TaskFilter, TaskStatus, TaskView,
+};
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiJson, ApiQuery, Code};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/agents/{id}/tasks", post(start))
-        .route("/v1/tasks", get(list))
-        .route("/v1/tasks/{id}", get(show))
-        .route("/v1/tasks/{id}/approvals/{call_id}", post(decide))
-        .route("/v1/tasks/{id}/cancel", post(cancel))
-        .route("/v1/tasks/{id}/events", get(events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(decide))
+        .routes(routes!(cancel))
+        .routes(routes!(events))
 }
 
 fn uuid(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     raw.parse::<Uuid>().map_err(|_| ApiError::not_found(what))
 }
 
+/// Starts a durable task of the agent; follow it with `GET /v1/tasks/{id}` or its events.
+/// Needs `tasks:invoke`.
+#[utoipa::path(post, path = "/v1/agents/{id}/tasks", tag = "tasks",
+    params(("id" = Uuid, Path, description = "The agent")),
+    request_body = NewTask,
+    responses((status = 202, description = "The task was started (or, for a repeated \
+        idempotency key, already had been)", body = StartedTask)))]
 async fn start(
     State(state): State<AppState>,
     auth: Authorized<require::TasksInvoke>,
@@ -46,21 +57,36 @@ async fn start(
     Ok((StatusCode::ACCEPTED, Json(started)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only tasks in this status (`queued`, `running`, `awaiting_approval`, `succeeded`,
+    /// `failed`, `cancelled`).
     status: Option<String>,
+    /// Only tasks of this agent.
     agent_id: Option<Uuid>,
     /// Runs of this crew.
     crew_id: Option<Uuid>,
+    /// Tasks to answer, 1 to 200 (default 50).
     limit: Option<i64>,
 }
 
+/// The tenant's tasks, newest first.
+#[derive(Serialize, ToSchema)]
+struct TaskList {
+    /// Without their steps (`steps` is empty); `GET /v1/tasks/{id}` has them.
+    tasks: Vec<TaskView>,
+}
+
+/// The tenant's tasks, newest first, with filters. Needs `agents:read`.
+#[utoipa::path(get, path = "/v1/tasks", tag = "tasks", params(ListQuery),
+    responses((status = 200, description = "The tasks", body = TaskList)))]
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskList>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::new(
@@ -89,42 +115,69 @@ async fn list(
             limit,
         )
         .await?;
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(TaskList { tasks }))
 }
 
+/// One task with every step, in order. Needs `agents:read`.
+#[utoipa::path(get, path = "/v1/tasks/{id}", tag = "tasks",
+    params(("id" = Uuid, Path, description = "The task")),
+    responses((status = 200, description = "The task and its steps", body = TaskView)))]
 async fn show(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskView>, ApiError> {
     let task = state
         .tasks
         .get(auth.principal().tenant, uuid(&id, "task")?)
         .await?;
-    Ok(Json(
-        serde_json::to_value(task).map_err(ApiError::internal)?,
-    ))
+    Ok(Json(task))
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Decision {
     Approve,
     Reject,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     decision: Decision,
+    /// Why: written to the audit log, and a rejection's note is passed on to the agent.
     #[serde(default)]
     note: Option<String>,
+}
+
+/// The decision as it was handed to the task.
+#[derive(Serialize, ToSchema)]
+struct DecisionView {
+    task_id: Uuid,
+    call_id: String,
+    decision: Decision,
+}
+
+/// The stop was asked for.
+#[derive(Serialize, ToSchema)]
+struct CancelView {
+    task_id: Uuid,
+    /// Always `cancelling`: the task ends as `cancelled` once its workflow has stopped.
+    status: &'static str,
 }
 
 fn actor_label(actor: Actor) -> String {
     format!("{}:{}", actor.kind(), actor.id())
 }
 
+/// Approves or rejects a tool call the task is parked on (its step is `awaiting_approval`).
+/// Needs the `tasks.approve` permission (owners and admins; no API-key scope grants it).
+#[utoipa::path(post, path = "/v1/tasks/{id}/approvals/{call_id}", tag = "tasks",
+    params(("id" = Uuid, Path, description = "The task"),
+        ("call_id" = String, Path, description = "The parked step's `call_id`")),
+    request_body = DecisionBody,
+    responses((status = 202, description = "The decision was handed to the task, which \
+        resumes", body = DecisionView)))]
 async fn decide(
     State(state): State<AppState>,
     auth: Authorized<require::TasksApprove>,
@@ -168,16 +221,20 @@ async fn decide(
     )
     .await?;
     tx.commit().await?;
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(json!({"task_id": task, "call_id": call_id,
-                    "decision": if approve { "approve" } else { "reject" }})),
-    )
-        .into_response();
+    let view = DecisionView {
+        task_id: task,
+        call_id,
+        decision: body.decision,
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     response.extensions_mut().insert(Recorded);
     Ok(response)
 }
 
+/// Asks a running task to stop; it ends as `cancelled` when it does. Needs `tasks:invoke`.
+#[utoipa::path(post, path = "/v1/tasks/{id}/cancel", tag = "tasks",
+    params(("id" = Uuid, Path, description = "The task")),
+    responses((status = 202, description = "The task is stopping", body = CancelView)))]
 async fn cancel(
     State(state): State<AppState>,
     auth: Authorized<require::TasksInvoke>,
@@ -185,11 +242,11 @@ async fn cancel(
 ) -> Result<Response, ApiError> {
     let task = uuid(&id, "task")?;
     state.tasks.cancel(auth.principal().tenant, task).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"task_id": task, "status": "cancelling"})),
-    )
-        .into_response())
+    let view = CancelView {
+        task_id: task,
+        status: "cancelling",
+    };
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
 /// How long one read of the event stream waits before checking the task in Postgres.
@@ -202,16 +259,25 @@ fn sse_event(name: &str, data: &impl serde::Serialize) -> Event {
         .unwrap_or_else(|_| Event::default().event("error"))
 }
 
-/// `GET /v1/tasks/{id}/events`: the task as it is (`snapshot`), then its run events as they
-/// happen — `step`, `status`, and `done` last — wherever the run executes (the events travel
-/// through Redis). A crew run's stream carries its members' steps too (each event names its
-/// `task_id`), and a member task's end as `child_done`.
+/// The task's events as they happen, as server-sent events. Needs `agents:read`.
+///
+/// First the task as it is (`snapshot`), then its run events as they happen — `step`,
+/// `status`, and `done` last — wherever the run executes (the events travel through Redis).
+/// A crew run's stream carries its members' steps too (each event names its `task_id`), and
+/// a member task's end as `child_done`.
 ///
 /// All streams of an instance share one Redis reader (see `brain_tasks::events`).
 /// Each run event carries its stream id; a client reconnecting with `Last-Event-ID` gets the
 /// snapshot and then only later events. A tenant has at most `BRAIN_MAX_STREAMS_PER_TENANT`
 /// open streams per instance (429 `too_many_streams` beyond), and a stream ends after
 /// `BRAIN_STREAM_MAX_SECS` (browsers' `EventSource` reconnects and resumes by itself).
+#[utoipa::path(get, path = "/v1/tasks/{id}/events", tag = "tasks",
+    params(("id" = Uuid, Path, description = "The task"),
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "The last event id seen: resume after it")),
+    responses((status = 200, description = "Server-sent events: `snapshot` (the task), then \
+        `step`, `status`, `child_done` and `done` (run events), or `error`",
+        content_type = "text/event-stream", body = String)))]
 async fn events(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,

@@ -1,31 +1,53 @@
 //! `GET|PATCH /v1/tenant`: the caller's organisation — its name, the model new agents get,
 //! and its daily token budget (all agents together; each agent may have its own too).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use brain_agents::spec::ModelRef;
 use brain_auth::{Authorized, require};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/tenant", get(show).patch(update))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, update))
 }
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
-    id: uuid::Uuid,
+    id: Uuid,
     slug: String,
     name: String,
     default_model: String,
     max_tokens_per_day: Option<i64>,
 }
 
-async fn load(tx: &mut sqlx::PgConnection) -> Result<Value, ApiError> {
+/// The caller's organisation.
+#[derive(Serialize, ToSchema)]
+struct TenantView {
+    id: Uuid,
+    slug: String,
+    name: String,
+    /// `provider:model` new agents get when they name none.
+    default_model: String,
+    budget: BudgetView,
+}
+
+/// The tenant's daily token budget, over all its agents (UTC days).
+#[derive(Serialize, ToSchema)]
+struct BudgetView {
+    /// Prompt plus completion tokens allowed per day; `null` when unlimited.
+    #[schema(required = true)]
+    max_tokens_per_day: Option<i64>,
+    tokens_used_today: i64,
+}
+
+async fn load(tx: &mut sqlx::PgConnection) -> Result<TenantView, ApiError> {
     let row: TenantRow = sqlx::query_as(
         "SELECT id, slug, name, default_model, max_tokens_per_day FROM tenants \
          WHERE id = brain_current_tenant()",
@@ -39,45 +61,58 @@ async fn load(tx: &mut sqlx::PgConnection) -> Result<Value, ApiError> {
     .bind(row.id)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(json!({
-        "id": row.id,
-        "slug": row.slug,
-        "name": row.name,
-        "default_model": row.default_model,
-        "budget": {"max_tokens_per_day": row.max_tokens_per_day, "tokens_used_today": used},
-    }))
+    Ok(TenantView {
+        id: row.id,
+        slug: row.slug,
+        name: row.name,
+        default_model: row.default_model,
+        budget: BudgetView {
+            max_tokens_per_day: row.max_tokens_per_day,
+            tokens_used_today: used,
+        },
+    })
 }
 
+/// The caller's organisation with today's token use. Needs `agents:read`.
+#[utoipa::path(get, path = "/v1/tenant", tag = "tenant",
+    responses((status = 200, description = "The tenant", body = TenantView)))]
 async fn show(
     State(state): State<AppState>,
     auth: Authorized<require::AgentsRead>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     let mut tx = auth.principal().begin(&state.db).await?;
     let tenant = load(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(tenant))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BudgetPatch {
-    /// `null` removes the budget.
+    /// Positive; `null` (or absent) removes the budget.
     max_tokens_per_day: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TenantPatch {
+    /// 1 to 200 characters.
     name: Option<String>,
+    /// `provider:model` of a provider this Brain runs.
     default_model: Option<String>,
     budget: Option<BudgetPatch>,
 }
 
+/// Renames the tenant, changes its default model or its daily token budget. Needs the
+/// `users.manage` permission (owner or admin; no API-key scope carries it).
+#[utoipa::path(patch, path = "/v1/tenant", tag = "tenant", request_body = TenantPatch,
+    responses((status = 200, description = "The tenant as changed", body = TenantView)))]
 async fn update(
     State(state): State<AppState>,
     auth: Authorized<require::UsersManage>,
     ApiJson(patch): ApiJson<TenantPatch>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     let invalid = |field: &str, message: &str| {
         ApiError::new(Code::ValidationFailed, format!("{field}: {message}"))
     };

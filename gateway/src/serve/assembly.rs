@@ -95,7 +95,7 @@ pub async fn assemble(config: &Config, services: &[Service]) -> anyhow::Result<A
 /// (with the database pool's gauges refreshed per scrape).
 fn gateway_service(state: &AppState, config: &Config) -> anyhow::Result<Router> {
     let readiness = Readiness::from_config(config)?;
-    let router = with_edge_limits(gateway_router(state.clone(), readiness), config)?;
+    let router = with_edge_limits(gateway_router(state.clone(), readiness, config)?, config)?;
     let pool_gauges = crate::metrics::db_pool_metrics(&state.registry, &state.db)?;
     let metrics = HttpMetrics::with_registry(state.registry.clone())?.on_scrape(pool_gauges);
     Ok(with_metrics_and_tracing("gateway", metrics, router))
@@ -109,19 +109,45 @@ fn auth_service(auth: AuthState, config: &Config) -> anyhow::Result<Router> {
     Ok(with_metrics_and_tracing("auth", metrics, router))
 }
 
-/// The gateway's routes: health, readiness and the v1 API.
-fn gateway_router(state: AppState, readiness: Readiness) -> Router {
-    let api = crate::api::router()
+/// The gateway's routes: health, readiness, the v1 API and its description.
+fn gateway_router(
+    state: AppState,
+    readiness: Readiness,
+    config: &Config,
+) -> anyhow::Result<Router> {
+    let (api, described) = crate::api::router().split_for_parts();
+    let document = crate::openapi::document(
+        described,
+        brain_auth::service::openapi(),
+        config.public_auth_url.trim_end_matches('/'),
+    )
+    .context("describing the API")?;
+    let api = api
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::audit::audit_writes,
         ))
         .with_state(state);
-    Router::new()
+    let docs_assets = config
+        .portal_site_root
+        .clone()
+        .unwrap_or_else(brain_portal::PortalConfig::default_site_root)
+        .join("docs");
+    Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readiness::readyz).with_state(readiness))
+        .route(
+            "/openapi.json",
+            get(crate::openapi::openapi_json)
+                .with_state(crate::openapi::ApiDocument(Arc::new(document))),
+        )
+        .route("/docs", get(crate::openapi::docs_page))
+        .route(
+            "/docs/assets/{file}",
+            get(crate::openapi::docs_asset).with_state(Arc::new(docs_assets)),
+        )
         .merge(api)
-        .fallback(error::not_found)
+        .fallback(error::not_found))
 }
 
 /// The shared handles of a running Brain: the gateway's state, and the auth service's when

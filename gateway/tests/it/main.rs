@@ -15,6 +15,7 @@ mod http;
 mod knowledge;
 mod leaks;
 mod observability;
+mod openapi;
 mod portal;
 mod process;
 mod seed;

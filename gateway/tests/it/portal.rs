@@ -7,7 +7,6 @@
 //! the API that what the browser did really happened.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::{REPLY, hubspot, model, pdf, serve, wordpress};
 use crate::harness::PASSWORD;
-use crate::process::{Api, BrainProcess, workspace};
+use crate::process::{Api, BrainProcess, node_script, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_works_in_a_real_browser() {
@@ -190,26 +189,7 @@ async fn the_portal_works_in_a_real_browser() {
         "password": PASSWORD, "writer": writer_id, "closer": closer_id, "task": task_id,
         "wordpress": wordpress_url, "pdf": pdf_path, "reply": REPLY, "old_crew": old_crew_id,
     });
-    let script = workspace().join("portal/e2e/portal.cjs");
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .env("PORTAL_E2E", params.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
-    println!("{stdout}");
-    assert!(
-        run.status.success(),
-        "the browser script failed:\n{stdout}\n{stderr}\n--- brain serve log (tail) ---\n{}",
-        brain.log_tail(60)
-    );
+    let stdout = node_script("portal/e2e/portal.cjs", "PORTAL_E2E", &params, &brain).await;
     let report: Value = stdout
         .lines()
         .rev()

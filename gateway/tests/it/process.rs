@@ -23,6 +23,34 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// Runs the browser script `script` (relative to the workspace) with node, its parameters
+/// as JSON in the environment variable `env`; returns its stdout, or panics with both
+/// streams and the tail of `brain`'s log.
+pub async fn node_script(script: &str, env: &str, params: &Value, brain: &BrainProcess) -> String {
+    let script = workspace().join(script);
+    let (env, params) = (env.to_owned(), params.to_string());
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .env(env, params)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "the browser script failed:\n{stdout}\n{stderr}\n--- brain serve log (tail) ---\n{}",
+        brain.log_tail(60)
+    );
+    stdout
+}
+
 /// A running `brain` process and where its services listen.
 pub struct BrainProcess {
     child: Child,

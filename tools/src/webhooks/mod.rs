@@ -69,7 +69,7 @@ const SECRET_FIELD: &str = "secret";
 const GENERATED_PREFIX: &str = "whsec_brain_";
 
 /// A webhook to create, as the API receives it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// One of the registry's connector ids.
@@ -95,7 +95,7 @@ impl fmt::Debug for NewWebhook {
 }
 
 /// A webhook as its tenant sees it (never with its secret).
-#[derive(Serialize, Clone, Debug, sqlx::FromRow)]
+#[derive(Serialize, Clone, Debug, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: Uuid,
     pub connector: String,
