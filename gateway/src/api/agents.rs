@@ -218,10 +218,7 @@ fn turn_input(
     conversation_id: Option<Uuid>,
 ) -> Result<TurnInput, ApiError> {
     if message.trim().is_empty() {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            "message: must not be empty",
-        ));
+        return Err(ApiError::invalid("message", "must not be empty"));
     }
     // Bytes bound characters from above: only long messages are counted.
     if message.len() > MAX_MESSAGE_CHARS && message.chars().count() > MAX_MESSAGE_CHARS {

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiQuery, Code};
+use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -91,16 +91,14 @@ async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            "limit: must be 1 to 200",
-        ));
+        return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
     let before_seq = match query.cursor.as_deref() {
         None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::new(Code::ValidationFailed, "cursor: not a cursor from this API")
-        })?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor from this API"))?,
+        ),
     };
     let listing = Listing {
         limit,

@@ -344,9 +344,9 @@ async fn read_upload(multipart: &mut Multipart, limit: u64) -> Result<UploadedFi
         }
     }
     file.ok_or_else(|| {
-        ApiError::new(
-            Code::ValidationFailed,
-            "file: missing; send the document in the multipart field `file`",
+        ApiError::invalid(
+            "file",
+            "missing; send the document in the multipart field `file`",
         )
     })
 }
@@ -438,10 +438,7 @@ async fn search(
     let max_k = state.knowledge.config().max_k;
     let k = body.k.unwrap_or(DEFAULT_K);
     if !(1..=max_k).contains(&k) {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            format!("k: must be 1 to {max_k}"),
-        ));
+        return Err(ApiError::invalid("k", format!("must be 1 to {max_k}")));
     }
     let hits = state
         .knowledge

@@ -89,17 +89,14 @@ async fn list(
 ) -> Result<Json<TaskList>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            "limit: must be 1 to 200",
-        ));
+        return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
-            ApiError::new(
-                Code::ValidationFailed,
-                "status: one of queued, running, awaiting_approval, succeeded, failed, cancelled",
+            ApiError::invalid(
+                "status",
+                "one of queued, running, awaiting_approval, succeeded, failed, cancelled",
             )
         })?),
     };

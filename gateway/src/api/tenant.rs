@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiJson, Code};
+use crate::error::{ApiError, ApiJson};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -113,18 +113,15 @@ async fn update(
     auth: Authorized<require::UsersManage>,
     ApiJson(patch): ApiJson<TenantPatch>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let invalid = |field: &str, message: &str| {
-        ApiError::new(Code::ValidationFailed, format!("{field}: {message}"))
-    };
     if let Some(name) = &patch.name
         && (name.trim().is_empty() || name.chars().count() > 200)
     {
-        return Err(invalid("name", "must be 1 to 200 characters"));
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     if let Some(model) = &patch.default_model {
         let parsed: ModelRef = model
             .parse()
-            .map_err(|_| invalid("default_model", "must be `provider:model`"))?;
+            .map_err(|_| ApiError::invalid("default_model", "must be `provider:model`"))?;
         if !state
             .runtime
             .deps()
@@ -133,7 +130,7 @@ async fn update(
             .iter()
             .any(|p| p == parsed.provider())
         {
-            return Err(invalid(
+            return Err(ApiError::invalid(
                 "default_model",
                 "names a provider this Brain does not run",
             ));
@@ -144,7 +141,7 @@ async fn update(
     }) = &patch.budget
         && *max <= 0
     {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "budget.max_tokens_per_day",
             "must be positive (or null)",
         ));

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::{ApiError, ApiQuery, Code};
+use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -68,12 +68,8 @@ const MAX_DAYS: i64 = 366;
 fn parse_day(field: &str, value: Option<&str>, default: NaiveDate) -> Result<NaiveDate, ApiError> {
     match value {
         None => Ok(default),
-        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-            ApiError::new(
-                Code::ValidationFailed,
-                format!("{field}: expected YYYY-MM-DD"),
-            )
-        }),
+        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| ApiError::invalid(field, "expected YYYY-MM-DD")),
     }
 }
 
@@ -89,15 +85,12 @@ async fn usage(
     let to = parse_day("to", query.to.as_deref(), today)?;
     let from = parse_day("from", query.from.as_deref(), to - Duration::days(29))?;
     if from > to {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            "from: must not be after to",
-        ));
+        return Err(ApiError::invalid("from", "must not be after to"));
     }
     if (to - from).num_days() >= MAX_DAYS {
-        return Err(ApiError::new(
-            Code::ValidationFailed,
-            format!("from/to: at most {MAX_DAYS} days per request"),
+        return Err(ApiError::invalid(
+            "from/to",
+            format!("at most {MAX_DAYS} days per request"),
         ));
     }
     let mut tx = auth.principal().begin(&state.db).await?;
