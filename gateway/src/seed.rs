@@ -224,11 +224,13 @@ pub fn campaign_crew(
 /// turns it on: every Saturday at 08:00 (UTC) fetch last week's Google Ads campaign metrics,
 /// have the Data Analyst summarise them, and save the summary as a WordPress draft.
 pub fn weekend_report(analyst: Uuid) -> brain_automation::rules::RuleInput {
-    use brain_automation::rules::{AgentTaskStep, ConnectorActionStep, RuleInput, Step, Trigger};
+    use brain_automation::rules::{
+        AgentTaskStep, ConnectorActionStep, RuleInput, Step, TriggerInput,
+    };
     RuleInput {
         name: "Weekend report".to_owned(),
         enabled: false,
-        trigger: Trigger {
+        trigger: TriggerInput {
             event: "schedule".to_owned(),
             cron: Some("0 8 * * 6".to_owned()),
             timezone: None,

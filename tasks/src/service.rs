@@ -33,7 +33,7 @@ use super::store::{NewTaskRow, TaskFilter, TaskStore};
 use super::worker::{TemporalSettings, connect};
 use super::workflows::{AgentTaskWorkflow, CrewRunWorkflow, RuleRunWorkflow};
 use brain_automation::crews::{Crew, CrewStore};
-use brain_automation::rules::{Rule, RuleInput, RulePatch, RuleStore, matches};
+use brain_automation::rules::{Rule, RuleInput, RulePatch, RuleStore, TriggerKind, matches};
 
 /// `POST /v1/agents/{id}/tasks`.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
@@ -491,12 +491,14 @@ impl TaskService {
             }
             return Ok(());
         }
-        let cron = rule.trigger.cron.clone().unwrap_or_default();
+        let TriggerKind::Schedule { cron, timezone } = &rule.trigger.kind else {
+            return Ok(());
+        };
         let client = self.client().await?;
         self.remove_schedule(rule.id).await;
         let spec = ScheduleSpec::builder()
-            .cron_strings(vec![cron])
-            .timezone_name(rule.trigger.timezone.clone().unwrap_or_default())
+            .cron_strings(vec![cron.clone()])
+            .timezone_name(timezone.clone().unwrap_or_default())
             .build();
         let action = ScheduleAction::start_workflow(
             RuleRunWorkflow::run,

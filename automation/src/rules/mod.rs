@@ -19,7 +19,7 @@ pub use cron::validate_cron;
 pub use error::RuleError;
 pub use model::{
     AgentTaskStep, ApprovalStep, Condition, ConditionOp, ConnectorActionStep, CrewRunStep, Rule,
-    RuleInput, RulePatch, Step, Trigger,
+    RuleInput, RulePatch, Step, Trigger, TriggerInput, TriggerKind,
 };
 pub use store::RuleStore;
 pub use template::{check_template, render_args, render_text};

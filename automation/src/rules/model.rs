@@ -1,6 +1,6 @@
 //! The rule as the API and the store see it; its validation is in `validate.rs`.
 
-use brain_auth::Role;
+use brain_auth::{FieldError, Role};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,7 +38,7 @@ pub struct RuleInput {
     /// A disabled rule neither fires on events nor runs on its schedule (default `true`).
     #[serde(default = "yes")]
     pub enabled: bool,
-    pub trigger: Trigger,
+    pub trigger: TriggerInput,
     /// Run in order, at most 20.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -53,7 +53,7 @@ pub struct RulePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<Trigger>,
+    pub trigger: Option<TriggerInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
 }
@@ -70,11 +70,13 @@ impl RulePatch {
     }
 }
 
-/// What starts a rule: a connector event (`hubspot.contact.updated`), `schedule` with a cron
-/// expression, or `manual`; and the conditions the event must meet.
+/// What starts a rule, as a client writes it: a connector event (`hubspot.contact.updated`),
+/// `schedule` with a cron expression, or `manual`; and the conditions the event must meet.
+/// [`RuleInput::validate`] checks it; a stored rule holds the typed [`Trigger`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Trigger {
+#[schema(as = Trigger)]
+pub struct TriggerInput {
     /// `{connector}.{event}`, `schedule` or `manual`.
     pub event: String,
     /// Five-field cron expression or `@` macro; required by, and only allowed for, `schedule`.
@@ -87,22 +89,124 @@ pub struct Trigger {
     pub conditions: Vec<Condition>,
 }
 
+/// A stored rule's trigger: only a schedule has a cron expression and a zone, only a
+/// connector event names a connector. Written and read in [`TriggerInput`]'s shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "TriggerInput", try_from = "TriggerInput")]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// `{connector}.{name}`, delivered by the connector's webhooks.
+    Event { connector: String, name: String },
+    /// Runs on a cron schedule, read in `timezone` (Temporal's default, UTC, when `None`).
+    Schedule {
+        cron: String,
+        timezone: Option<String>,
+    },
+    /// Runs only when started by hand (`POST /v1/integrations/rules/{id}/run`).
+    Manual,
+}
+
 impl Trigger {
     pub fn is_schedule(&self) -> bool {
-        self.event == SCHEDULE_EVENT
+        matches!(self.kind, TriggerKind::Schedule { .. })
     }
 
     pub fn is_manual(&self) -> bool {
-        self.event == MANUAL_EVENT
+        self.kind == TriggerKind::Manual
     }
 
     /// The connector whose event this is (`hubspot` for `hubspot.contact.updated`); `None` for
     /// schedule and manual triggers.
     pub fn connector(&self) -> Option<&str> {
-        if self.is_schedule() || self.is_manual() {
-            return None;
+        match &self.kind {
+            TriggerKind::Event { connector, .. } => Some(connector),
+            _ => None,
         }
-        self.event.split_once('.').map(|(connector, _)| connector)
+    }
+
+    /// The event as clients write it: `hubspot.contact.updated`, `schedule` or `manual`.
+    pub fn event(&self) -> String {
+        match &self.kind {
+            TriggerKind::Event { connector, name } => format!("{connector}.{name}"),
+            TriggerKind::Schedule { .. } => SCHEDULE_EVENT.to_owned(),
+            TriggerKind::Manual => MANUAL_EVENT.to_owned(),
+        }
+    }
+}
+
+/// The shape checks of a trigger (the rest — known connector, cron syntax, zone name, the
+/// conditions — is [`RuleInput::validate`]'s); the error names the field.
+impl TryFrom<TriggerInput> for Trigger {
+    type Error = FieldError;
+
+    fn try_from(input: TriggerInput) -> Result<Self, FieldError> {
+        let TriggerInput {
+            event,
+            cron,
+            timezone,
+            conditions,
+        } = input;
+        let kind = match (event.as_str(), cron) {
+            (SCHEDULE_EVENT, Some(cron)) => TriggerKind::Schedule { cron, timezone },
+            (SCHEDULE_EVENT, None) => {
+                return Err(FieldError::new(
+                    "trigger.cron",
+                    "a schedule trigger needs a cron expression",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(FieldError::new(
+                    "trigger.cron",
+                    "only a `schedule` trigger takes a cron expression",
+                ));
+            }
+            _ if timezone.is_some() => {
+                return Err(FieldError::new(
+                    "trigger.timezone",
+                    "only a `schedule` trigger takes a timezone",
+                ));
+            }
+            (MANUAL_EVENT, None) => TriggerKind::Manual,
+            (event, None) => match event.split_once('.') {
+                Some((connector, name)) if !connector.is_empty() && !name.is_empty() => {
+                    TriggerKind::Event {
+                        connector: connector.to_owned(),
+                        name: name.to_owned(),
+                    }
+                }
+                _ => {
+                    return Err(FieldError::new(
+                        "trigger.event",
+                        format!(
+                            "`{event}` is not `schedule`, `manual` or `<connector>.<event>` \
+                             (e.g. `hubspot.contact.updated`)"
+                        ),
+                    ));
+                }
+            },
+        };
+        Ok(Trigger { kind, conditions })
+    }
+}
+
+impl From<Trigger> for TriggerInput {
+    fn from(trigger: Trigger) -> Self {
+        let event = trigger.event();
+        let (cron, timezone) = match trigger.kind {
+            TriggerKind::Schedule { cron, timezone } => (Some(cron), timezone),
+            _ => (None, None),
+        };
+        TriggerInput {
+            event,
+            cron,
+            timezone,
+            conditions: trigger.conditions,
+        }
     }
 }
 
@@ -223,6 +327,7 @@ pub struct Rule {
     pub id: Uuid,
     pub name: String,
     pub enabled: bool,
+    #[schema(value_type = TriggerInput)]
     pub trigger: Trigger,
     pub steps: Vec<Step>,
     pub created_at: DateTime<Utc>,
@@ -234,7 +339,7 @@ impl From<Rule> for RuleInput {
         RuleInput {
             name: rule.name,
             enabled: rule.enabled,
-            trigger: rule.trigger,
+            trigger: rule.trigger.into(),
             steps: rule.steps,
         }
     }
@@ -406,10 +511,41 @@ pub(super) mod tests {
         let scheduled = parse(json!({"name": "Weekly report",
             "trigger": {"event": "schedule", "cron": "0 8 * * MON", "timezone": "America/Argentina/Buenos_Aires"},
             "steps": [{"approval": {"role": "viewer"}}]}));
-        assert!(scheduled.trigger.is_schedule());
-        assert!(!scheduled.trigger.is_manual());
-        assert_eq!(scheduled.trigger.connector(), None);
         assert_eq!(scheduled.validate().map_err(|e| e.to_string()), Ok(()));
-        assert_eq!(parse(spec_rule()).trigger.connector(), Some("hubspot"));
+        let typed = Trigger::try_from(scheduled.trigger.clone()).unwrap();
+        assert_eq!(
+            typed.kind,
+            TriggerKind::Schedule {
+                cron: "0 8 * * MON".into(),
+                timezone: Some("America/Argentina/Buenos_Aires".into())
+            }
+        );
+        assert!(typed.is_schedule() && !typed.is_manual());
+        assert_eq!(typed.connector(), None);
+        // Stored and answered in the shape it was written in.
+        assert_eq!(TriggerInput::from(typed), scheduled.trigger);
+        let event = Trigger::try_from(parse(spec_rule()).trigger).unwrap();
+        assert_eq!(event.connector(), Some("hubspot"));
+        assert_eq!(event.event(), "hubspot.contact.updated");
+        let manual: Trigger = serde_json::from_value(json!({"event": "manual"})).unwrap();
+        assert!(manual.is_manual());
+        // What the type cannot hold does not load.
+        for (bad, field) in [
+            (json!({"event": "schedule"}), "trigger.cron"),
+            (
+                json!({"event": "manual", "cron": "* * * * *"}),
+                "trigger.cron",
+            ),
+            (
+                json!({"event": "hubspot.x", "timezone": "UTC"}),
+                "trigger.timezone",
+            ),
+            (json!({"event": "hubspot"}), "trigger.event"),
+        ] {
+            let error = serde_json::from_value::<Trigger>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{error}");
+        }
     }
 }

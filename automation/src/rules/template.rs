@@ -541,9 +541,7 @@ mod tests {
             name: "Welcome".into(),
             enabled: true,
             trigger: super::super::model::Trigger {
-                event: "manual".into(),
-                cron: None,
-                timezone: None,
+                kind: super::super::model::TriggerKind::Manual,
                 conditions: vec![],
             },
             steps: vec![],

@@ -9,6 +9,7 @@ use super::error::RuleError;
 use super::model::{
     AgentTaskStep, Condition, ConditionOp, ConnectorActionStep, CrewRunStep, MANUAL_EVENT,
     MAX_CONDITIONS, MAX_NAME_CHARS, MAX_STEPS, RuleInput, SCHEDULE_EVENT, Step, Trigger,
+    TriggerInput, TriggerKind,
 };
 use super::template::{CONTEXT_ROOTS, check_template, is_template, unknown_variables};
 
@@ -43,29 +44,13 @@ fn validate_name(name: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
-fn validate_trigger(trigger: &Trigger) -> Result<(), RuleError> {
+fn validate_trigger(trigger: &TriggerInput) -> Result<(), RuleError> {
     validate_event(&trigger.event)?;
-    if trigger.is_schedule() {
-        let cron = trigger
-            .cron
-            .as_deref()
-            .ok_or_else(|| invalid("trigger.cron", "a schedule trigger needs a cron expression"))?;
+    let typed = Trigger::try_from(trigger.clone()).map_err(RuleError::Validation)?;
+    if let TriggerKind::Schedule { cron, timezone } = &typed.kind {
         validate_cron(cron).map_err(|why| invalid("trigger.cron", why))?;
-        if let Some(tz) = &trigger.timezone {
+        if let Some(tz) = timezone {
             validate_timezone(tz)?;
-        }
-    } else {
-        if trigger.cron.is_some() {
-            return Err(invalid(
-                "trigger.cron",
-                "only a `schedule` trigger takes a cron expression",
-            ));
-        }
-        if trigger.timezone.is_some() {
-            return Err(invalid(
-                "trigger.timezone",
-                "only a `schedule` trigger takes a timezone",
-            ));
         }
     }
     if trigger.conditions.len() > MAX_CONDITIONS {

@@ -96,7 +96,7 @@ async fn create_rule(
         .tasks
         .create_rule(auth.principal().tenant, body)
         .await?;
-    let details = json!({"rule_id": rule.id, "name": rule.name, "trigger": rule.trigger.event,
+    let details = json!({"rule_id": rule.id, "name": rule.name, "trigger": rule.trigger.event(),
                          "enabled": rule.enabled});
     Ok(with_details(StatusCode::CREATED, rule, details))
 }

@@ -4,7 +4,9 @@
 use brain_agents::AgentStore;
 use brain_auth::TenantId;
 use brain_auth::{Code, ErrorCode};
-use brain_automation::rules::{RuleError, RuleInput, RulePatch, RuleStore};
+use brain_automation::rules::{
+    RuleError, RuleInput, RulePatch, RuleStore, TriggerInput, TriggerKind,
+};
 use brain_migrations::testing::TestDb;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -100,7 +102,10 @@ async fn create_list_get_update_delete_round_trip() {
         .unwrap();
     assert_eq!(first.name, "Hot leads");
     assert!(first.enabled);
-    assert_eq!(first.trigger, rule("x", "hubspot.contact.updated").trigger);
+    assert_eq!(
+        TriggerInput::from(first.trigger.clone()),
+        rule("x", "hubspot.contact.updated").trigger
+    );
     assert_eq!(first.steps.len(), 2);
     assert_eq!(first.created_at, first.updated_at);
     assert_eq!(first.id.get_version_num(), 7, "ids are time-ordered");
@@ -146,8 +151,13 @@ async fn create_list_get_update_delete_round_trip() {
         )
         .await
         .unwrap();
-    assert!(scheduled.trigger.is_schedule());
-    assert_eq!(scheduled.trigger.cron.as_deref(), Some("0 8 * * SAT"));
+    assert_eq!(
+        scheduled.trigger.kind,
+        TriggerKind::Schedule {
+            cron: "0 8 * * SAT".into(),
+            timezone: Some("Europe/Berlin".into())
+        }
+    );
     assert!(
         !scheduled.enabled,
         "fields the patch leaves out keep their values"
