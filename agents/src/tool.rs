@@ -70,7 +70,9 @@ impl ToolOutput {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a tool call did not run or did not succeed. Serializable: a durable task's history
+/// carries the refusals its gate decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ToolError {
     #[error("the agent holds no grant for tool `{0}`")]
     NotGranted(String),

@@ -638,29 +638,38 @@ impl ToolInvoker for TurnTools {
     /// A delegation the turn's gate refused (over its per-run limit, or needing an approval
     /// a chat turn cannot wait for) is audited like one the hop's own checks refuse.
     async fn refused(&self, tenant: TenantId, call: &ToolCall, why: &ToolError) {
-        let Some((target, calls)) = self.delegates.get(&call.name) else {
+        let Some((target, _)) = self.delegates.get(&call.name) else {
             return self.inner.refused(tenant, call, why).await;
         };
-        let refused_hop = Hop {
-            tenant: self.tenant,
-            context: &self.context,
-            target: *target,
-            label: call.name.clone(),
-            question: text_argument(call, "question")
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-            extra: text_argument(call, "context").ok().flatten(),
-            approved: false,
-            calls_to_target: calls.load(Ordering::SeqCst).saturating_add(1),
-            run_grant: false,
-        };
         // A failure to audit is logged by `account`; the refusal stands either way.
-        let _ = account(
-            &self.deps,
-            &refused_hop,
-            &Err(HopError::Refused(why.clone())),
-        )
-        .await;
+        let _ = refused_call(&self.deps, tenant, &self.context, *target, call, why).await;
     }
+}
+
+/// Counts and audits a delegation `call` to `target` that a run's gate refused before any hop
+/// check ran.
+pub(crate) async fn refused_call(
+    deps: &RuntimeDeps,
+    tenant: TenantId,
+    context: &DelegationContext,
+    target: AgentId,
+    call: &ToolCall,
+    why: &ToolError,
+) -> Result<(), RuntimeError> {
+    let hop = Hop {
+        tenant,
+        context,
+        target,
+        label: call.name.clone(),
+        question: text_argument(call, "question")
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        extra: text_argument(call, "context").ok().flatten(),
+        approved: false,
+        // Not checked again, and not part of the audit event.
+        calls_to_target: 0,
+        run_grant: false,
+    };
+    account(deps, &hop, &Err(HopError::Refused(why.clone()))).await
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_agents::conversation::{Conversation, StoredMessage};
+use brain_agents::providers::ToolCall;
 use brain_agents::spec::{
     AgentHealth, AgentId, AgentPatch, AgentSpec, DelegateGrant, NewAgent, ToolGrant,
 };
+use brain_agents::tool::ToolError;
 use brain_agents::turn::{TurnEvent, TurnInput, TurnResult};
 use brain_auth::TenantId;
 use futures::Stream;
@@ -363,6 +365,30 @@ impl RuntimeHandle {
         )
         .await
         .map_err(HopError::into_runtime_error)
+    }
+
+    /// Audits a delegation that a durable task's gate refused before it reached the runtime
+    /// (over the grant's per-run limit, arguments not an object) as `agent.delegate`, as chat
+    /// audits its own. A call that names no agent of the tenant asked no one and is not
+    /// audited.
+    pub async fn audit_refused_delegation(
+        &self,
+        tenant: TenantId,
+        from: AgentId,
+        call: &ToolCall,
+        why: &ToolError,
+    ) -> Result<(), RuntimeError> {
+        let Some(slug) = brain_agents::tool::delegate_target(&call.name) else {
+            return Ok(());
+        };
+        let target = match self.deps.agents.get_by_slug(tenant, slug).await {
+            Ok(target) => target,
+            Err(brain_agents::AgentError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let caller = self.deps.agents.get(tenant, from).await?;
+        let context = DelegationContext::root(&caller, self.deps.config.delegation);
+        crate::delegation::refused_call(&self.deps, tenant, &context, target.id, call, why).await
     }
 
     pub async fn delete_agent(&self, tenant: TenantId, agent: AgentId) -> Result<(), RuntimeError> {

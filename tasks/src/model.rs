@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use brain_agents::providers::{ChatMessage, ToolCall, ToolDefinition, Usage};
+use brain_agents::tool::ToolError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -385,6 +386,18 @@ pub struct StepNote {
     /// The task's status from now on, if it changes.
     #[serde(default)]
     pub task_status: Option<TaskStatus>,
+    /// The call this step refused, when the run's gate refused one (its audit is written
+    /// with the step: a refused delegation is an `agent.delegate` event, as in chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<RefusedCall>,
+}
+
+/// A tool call a run's gate refused, and who made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedCall {
+    pub agent_id: Uuid,
+    pub call: ToolCall,
+    pub why: ToolError,
 }
 
 /// Input of the crew-run workflow.

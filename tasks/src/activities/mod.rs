@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use brain_agents::conversation::TurnStore;
 use brain_agents::knowledge::Retriever;
+use brain_agents::spec::AgentId;
 use brain_agents::{AgentError, AgentStore, ProviderRegistry, TurnLimits};
 use brain_auth::TenantId;
 use brain_auth::audit::{self, AuditEvent};
@@ -262,7 +263,8 @@ impl TaskActivities {
         self.run_tool_step(ctx, input).await
     }
 
-    /// Writes a step the workflow decided (approvals, refusals) and the task's status.
+    /// Writes a step the workflow decided (approvals, refusals) and the task's status; a
+    /// refused delegation is also audited (after the step: a retry rewrites the same step).
     #[activity]
     pub async fn record_step(
         self: Arc<Self>,
@@ -270,7 +272,19 @@ impl TaskActivities {
         note: StepNote,
     ) -> Result<(), ActivityError> {
         self.record(note.tenant, note.task_id, &note.step, note.task_status)
-            .await
+            .await?;
+        match (&self.runtime, &note.refused) {
+            (Some(runtime), Some(refused)) => runtime
+                .audit_refused_delegation(
+                    TenantId(note.tenant),
+                    AgentId(refused.agent_id),
+                    &refused.call,
+                    &refused.why,
+                )
+                .await
+                .map_err(transient),
+            _ => Ok(()),
+        }
     }
 
     /// Writes how the task ended, its usage, and its audit event.

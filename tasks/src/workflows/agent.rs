@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use brain_agents::providers::{ChatMessage, ChatRole, ToolCall, Usage};
-use brain_agents::tool::{call_label, delegate_target};
+use brain_agents::tool::{ToolError, call_label, delegate_target};
 use brain_agents::{Refusal, ToolGate, ToolRules};
 use brain_auth::Code;
 use serde_json::{Value, json};
@@ -21,8 +21,8 @@ use super::{
 };
 use crate::activities::TaskActivities;
 use crate::model::{
-    AgentTaskInput, ApprovalDecision, LlmStepInput, LlmStepOutput, StepKind, StepRecord,
-    StepStatus, TaskPlan, ToolStepInput,
+    AgentTaskInput, ApprovalDecision, LlmStepInput, LlmStepOutput, RefusedCall, StepKind,
+    StepRecord, StepStatus, TaskPlan, ToolStepInput,
 };
 
 /// One agent, one input, until it answers.
@@ -205,7 +205,7 @@ impl<'a> AgentRun<'a> {
     ) -> Result<String, Stop> {
         let admitted = match self.gate.admit(call) {
             Ok(admitted) => admitted,
-            Err(e) => return self.refuse(ctx, call, Refusal::from(&e)).await,
+            Err(e) => return self.refuse(ctx, call, e).await,
         };
         let approved_by = if admitted.needs_approval {
             match self.await_approval(ctx, call).await? {
@@ -235,14 +235,20 @@ impl<'a> AgentRun<'a> {
         &mut self,
         ctx: &mut WorkflowContext<AgentTaskWorkflow>,
         call: &ToolCall,
-        refusal: Refusal,
+        why: ToolError,
     ) -> Result<String, Stop> {
+        let refusal = Refusal::from(&why);
         let step = StepRecord {
             detail: json!({"args": call.arguments, "refused": refusal.code}),
             error: Some(refusal.message.clone()),
             ..self.tool_step(call, StepKind::Tool, StepStatus::Failed)
         };
-        self.ledger.note(ctx, step, None).await?;
+        let refused = RefusedCall {
+            agent_id: self.input.agent_id,
+            call: call.clone(),
+            why,
+        };
+        self.ledger.note_refusal(ctx, step, refused).await?;
         self.seq += 1;
         Ok(refusal.fed_back())
     }

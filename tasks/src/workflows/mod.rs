@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use super::activities::TaskActivities;
 use super::model::{
-    AgentTaskInput, ApprovalDecision, CallbackInput, CrewRunInput, StepNote, StepRecord,
-    StepStatus, StepTimeouts, TaskOutcome, TaskStatus,
+    AgentTaskInput, ApprovalDecision, CallbackInput, CrewRunInput, RefusedCall, StepNote,
+    StepRecord, StepStatus, StepTimeouts, TaskOutcome, TaskStatus,
 };
 
 mod agent;
@@ -151,6 +151,26 @@ impl Ledger {
         step: StepRecord,
         task_status: Option<TaskStatus>,
     ) -> Result<(), Stop> {
+        self.write(ctx, step, task_status, None).await
+    }
+
+    /// Records the step of a call the run's gate refused, with what its audit needs.
+    async fn note_refusal<W>(
+        &self,
+        ctx: &mut WorkflowContext<W>,
+        step: StepRecord,
+        refused: RefusedCall,
+    ) -> Result<(), Stop> {
+        self.write(ctx, step, None, Some(refused)).await
+    }
+
+    async fn write<W>(
+        &self,
+        ctx: &mut WorkflowContext<W>,
+        step: StepRecord,
+        task_status: Option<TaskStatus>,
+        refused: Option<RefusedCall>,
+    ) -> Result<(), Stop> {
         ctx.execute_activity(
             TaskActivities::record_step,
             StepNote {
@@ -158,6 +178,7 @@ impl Ledger {
                 tenant: self.tenant,
                 step,
                 task_status,
+                refused,
             },
             note_options(&self.timeouts),
         )

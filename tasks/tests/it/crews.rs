@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_agents::providers::scripted::ScriptStep;
-use brain_agents::spec::{Approval, NewAgent};
+use brain_agents::spec::{AgentId, AgentPatch, Approval, DelegateGrant, NewAgent};
 use brain_agents::{AgentStore, PgTurnStore, ProviderRegistry, TurnLimits};
 use brain_migrations::testing::setting;
 use brain_tasks::{TaskActivities, TaskDeps, TaskFilter, TaskWorker};
@@ -266,6 +266,71 @@ async fn a_hierarchical_crews_manager_delegates_to_two_members() {
     .await
     .unwrap();
     assert_eq!(hops, 2);
+}
+
+/// Outcomes of the tenant's `agent.delegate` audit events, oldest first.
+async fn delegation_outcomes(t: &Tasks) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT details->>'outcome' FROM audit_events \
+         WHERE tenant_id = $1 AND action = 'agent.delegate' ORDER BY seq",
+    )
+    .bind(t.tenant.0)
+    .fetch_all(&t.db.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn chat_and_durable_tasks_audit_a_delegation_their_gate_refuses_alike() {
+    let t = Tasks::new().await;
+    let lead = t.agent_named("Lead", vec![]).await;
+    let writer = t.agent_named("Writer", vec![]).await;
+    let once = AgentPatch {
+        delegates: Some(vec![DelegateGrant {
+            agent: AgentId(writer),
+            approval: Approval::Never,
+            max_calls_per_run: Some(1),
+        }]),
+        ..AgentPatch::default()
+    };
+    t.runtime
+        .update_agent(t.tenant, AgentId(lead), once, None)
+        .await
+        .unwrap();
+    // The lead asks twice; the second ask is over the grant's limit of one per run.
+    let script = || {
+        [
+            ScriptStep::call("ask_writer", json!({"question": "A headline?"})),
+            ScriptStep::reply("Spring into savings"),
+            ScriptStep::call("ask_writer", json!({"question": "Another one?"})),
+            ScriptStep::reply("Spring into savings it is."),
+        ]
+    };
+    t.model.push(script());
+    let ask = "Find a headline";
+    t.runtime
+        .chat(t.tenant, AgentId(lead), crate::harness::say(ask))
+        .await
+        .unwrap();
+    assert_eq!(delegation_outcomes(&t).await, ["ok", "tool_call_limit"]);
+
+    t.model.push(script());
+    let worker = t.worker().await;
+    let id = t.start(lead, ask).await;
+    let task = t
+        .wait(id, "the task to end", |task| task.status == "succeeded")
+        .await;
+    worker.shutdown().await;
+    let refused: Vec<&str> = task
+        .steps
+        .iter()
+        .filter_map(|s| s.detail["refused"].as_str())
+        .collect();
+    assert_eq!(refused, ["tool_call_limit"], "{:#?}", task.steps);
+    assert_eq!(
+        delegation_outcomes(&t).await,
+        ["ok", "tool_call_limit", "ok", "tool_call_limit"]
+    );
 }
 
 /// The local Qwen model end to end: a two-member sequential crew on the real worker path.
