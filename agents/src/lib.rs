@@ -14,6 +14,7 @@ pub mod prompt;
 pub mod providers;
 pub mod spec;
 pub mod store;
+pub mod structured;
 pub mod tool;
 pub mod turn;
 

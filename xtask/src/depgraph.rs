@@ -118,6 +118,8 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("temporalio-macros", &["brain-tasks"]),
     ("temporalio-workflow", &["brain-tasks"]),
     ("axum", &["brain-gateway", "brain-auth", "brain-portal"]),
+    // The OpenAI wire types serve the gateway's OpenAI-compatible surface only.
+    ("async-openai", &["brain-gateway"]),
 ];
 
 #[derive(Debug, PartialEq, Eq)]

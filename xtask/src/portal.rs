@@ -75,7 +75,7 @@ fn docs_assets(modules: &Path, site: &Path) -> anyhow::Result<()> {
 }
 
 /// Keeps `KEY=value` in `.brain/env`, so tests run by hand find it too.
-fn record(root: &Path, key: &str, value: &str) -> anyhow::Result<()> {
+pub(crate) fn record(root: &Path, key: &str, value: &str) -> anyhow::Result<()> {
     let env_file = root.join(".brain/env");
     let text = std::fs::read_to_string(&env_file).unwrap_or_default();
     let line = format!("{key}={value}");

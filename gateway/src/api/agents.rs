@@ -1,5 +1,5 @@
-//! Agents: CRUD, tool and delegate grants, chat (JSON and SSE), conversations, and the OpenAI-compatible
-//! `/v1/chat/completions` + `/v1/models` that let any OpenAI SDK talk to an agent.
+//! Agents: CRUD, tool and delegate grants, chat (JSON and SSE) and conversations. The
+//! OpenAI-compatible surface over the same turns is in [`super::openai`].
 
 use std::convert::Infallible;
 
@@ -10,14 +10,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use brain_agents::spec::DelegateGrant;
 use brain_agents::{
-    AgentError, AgentId, AgentPatch, AgentSpec, Conversation, NewAgent, StoredMessage, ToolGrant,
-    TurnEvent, TurnInput, TurnResult,
+    AgentId, AgentPatch, AgentSpec, Conversation, NewAgent, StoredMessage, ToolGrant, TurnEvent,
+    TurnInput, TurnResult,
 };
 use brain_auth::{Actor, Authorized, require};
-use brain_runtime::{AgentStatus, RuntimeError};
+use brain_runtime::AgentStatus;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,8 +35,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat))
         .routes(routes!(conversations))
         .routes(routes!(messages))
-        .routes(routes!(completions))
-        .routes(routes!(models))
 }
 
 fn agent_id(raw: &str) -> Result<AgentId, ApiError> {
@@ -212,7 +209,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 /// forward pass of the model on the shared process. Documents belong in knowledge.
 pub const MAX_MESSAGE_CHARS: usize = 32_000;
 
-fn turn_input(
+pub(super) fn turn_input(
     principal: &brain_auth::Principal,
     message: String,
     conversation_id: Option<Uuid>,
@@ -326,306 +323,4 @@ async fn messages(
         .list_messages(auth.principal().tenant, conversation)
         .await?;
     Ok(Json(MessageList { messages }))
-}
-
-/// The OpenAI chat-completions request, as far as Brain uses it; other fields are ignored.
-#[derive(Deserialize, ToSchema)]
-struct CompletionRequest {
-    /// `agent:<slug>` (`GET /v1/models` lists them).
-    model: String,
-    /// Only the last `user` message is used: the agent keeps its own instructions and memory.
-    messages: Vec<CompletionMessage>,
-    /// Answer as SSE `chat.completion.chunk`s ending with `data: [DONE]`.
-    #[serde(default)]
-    stream: bool,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct CompletionMessage {
-    /// `system`, `user`, `assistant`, …
-    role: String,
-    /// A string, or an array of `{type: "text", text}` parts.
-    #[serde(default)]
-    content: Value,
-}
-
-/// Text of an OpenAI message `content`: a string or an array of `{type: "text", text}` parts.
-fn message_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
-/// An OpenAI `chat.completion`: the agent's reply as the one choice.
-#[derive(Serialize, ToSchema)]
-struct Completion {
-    /// `chatcmpl-…`
-    id: String,
-    /// Always `chat.completion`.
-    object: &'static str,
-    /// Unix seconds.
-    created: i64,
-    model: String,
-    choices: Vec<CompletionChoice>,
-    usage: CompletionUsage,
-}
-
-#[derive(Serialize, ToSchema)]
-struct CompletionChoice {
-    index: u32,
-    message: CompletionReply,
-    /// Always `stop`.
-    finish_reason: &'static str,
-}
-
-#[derive(Serialize, ToSchema)]
-struct CompletionReply {
-    /// Always `assistant`.
-    role: &'static str,
-    content: String,
-}
-
-/// Tokens the whole turn used (every model call of it).
-#[derive(Serialize, ToSchema)]
-struct CompletionUsage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-}
-
-/// The `data` of one SSE event of a streamed completion (the last event is `[DONE]`).
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-enum CompletionStreamItem {
-    Chunk(CompletionChunk),
-    /// The turn failed; the stream ends with `[DONE]` next.
-    Error {
-        error: CompletionStreamError,
-    },
-}
-
-/// An OpenAI `chat.completion.chunk`.
-#[derive(Serialize, ToSchema)]
-struct CompletionChunk {
-    id: String,
-    /// Always `chat.completion.chunk`.
-    object: &'static str,
-    /// Unix seconds.
-    created: i64,
-    model: String,
-    choices: Vec<ChunkChoice>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ChunkChoice {
-    index: u32,
-    delta: ChunkDelta,
-    /// `stop` on the last chunk, `null` before.
-    finish_reason: Option<&'static str>,
-}
-
-/// The first chunk has the role (and empty content), the next ones pieces of the reply, the
-/// last one nothing.
-#[derive(Default, Serialize, ToSchema)]
-struct ChunkDelta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct CompletionStreamError {
-    /// An API error code.
-    code: String,
-    message: String,
-}
-
-/// What every chunk of one streamed completion repeats.
-struct ChunkHeader {
-    id: String,
-    created: i64,
-    model: String,
-}
-
-impl ChunkHeader {
-    fn chunk(
-        &self,
-        delta: ChunkDelta,
-        finish_reason: Option<&'static str>,
-    ) -> CompletionStreamItem {
-        CompletionStreamItem::Chunk(CompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason,
-            }],
-        })
-    }
-
-    /// The chunk a turn event becomes, if any (tool calls and citations are not sent).
-    fn event_chunk(&self, event: TurnEvent) -> Option<CompletionStreamItem> {
-        match event {
-            TurnEvent::Token { text } => Some(self.chunk(
-                ChunkDelta {
-                    content: Some(text),
-                    ..ChunkDelta::default()
-                },
-                None,
-            )),
-            TurnEvent::Done(_) => Some(self.chunk(ChunkDelta::default(), Some("stop"))),
-            TurnEvent::Error { code, message } => Some(CompletionStreamItem::Error {
-                error: CompletionStreamError { code, message },
-            }),
-            _ => None,
-        }
-    }
-}
-
-/// OpenAI-compatible chat completion with `model: "agent:<slug>"`: the last user message is
-/// one turn of that agent in a new conversation; SSE chunks when `stream` is true. Needs `chat`.
-#[utoipa::path(post, path = "/v1/chat/completions", tag = "agents",
-    request_body = CompletionRequest,
-    responses((status = 200,
-        description = "The completion; with `stream: true`, SSE events whose `data` is a \
-            chunk (or an error), then `[DONE]`",
-        content((Completion = "application/json"),
-            (CompletionStreamItem = "text/event-stream")))))]
-async fn completions(
-    State(state): State<AppState>,
-    auth: Authorized<require::Chat>,
-    ApiJson(body): ApiJson<CompletionRequest>,
-) -> Result<Response, ApiError> {
-    let principal = auth.principal();
-    let slug = body.model.strip_prefix("agent:").ok_or_else(|| {
-        ApiError::not_found("model (use `agent:<slug>`; GET /v1/models lists them)")
-    })?;
-    let spec = state
-        .runtime
-        .get_agent_by_slug(principal.tenant, slug)
-        .await
-        .map_err(|e| match e {
-            RuntimeError::Agent(AgentError::NotFound) => ApiError::not_found("model"),
-            other => ApiError::from(other),
-        })?;
-    let message = body
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .map(|m| message_text(&m.content))
-        .unwrap_or_default();
-    let input = turn_input(principal, message, None)?;
-    let header = ChunkHeader {
-        id: format!("chatcmpl-{}", Uuid::now_v7().simple()),
-        created: chrono::Utc::now().timestamp(),
-        model: body.model,
-    };
-    if !body.stream {
-        let result = state.runtime.chat(principal.tenant, spec.id, input).await?;
-        return Ok(Json(completion(header, result)).into_response());
-    }
-    let stream = state
-        .runtime
-        .chat_stream(principal.tenant, spec.id, input)
-        .await?;
-    let first = header.chunk(
-        ChunkDelta {
-            role: Some("assistant"),
-            content: Some(String::new()),
-        },
-        None,
-    );
-    let chunks = stream.filter_map(move |event| std::future::ready(header.event_chunk(event)));
-    let events = futures::stream::once(std::future::ready(first))
-        .chain(chunks)
-        .map(|item| {
-            Ok::<_, Infallible>(
-                Event::default()
-                    .json_data(&item)
-                    .unwrap_or_else(|_| Event::default().event("error")),
-            )
-        })
-        .chain(futures::stream::once(async {
-            Ok(Event::default().data("[DONE]"))
-        }));
-    Ok(Sse::new(events).into_response())
-}
-
-/// A finished turn as a `chat.completion`.
-fn completion(header: ChunkHeader, result: TurnResult) -> Completion {
-    let (prompt, completion) = (result.usage.prompt_tokens, result.usage.completion_tokens);
-    Completion {
-        id: header.id,
-        object: "chat.completion",
-        created: header.created,
-        model: header.model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            message: CompletionReply {
-                role: "assistant",
-                content: result.reply,
-            },
-            finish_reason: "stop",
-        }],
-        usage: CompletionUsage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-        },
-    }
-}
-
-/// The tenant's agents as an OpenAI model list.
-#[derive(Serialize, ToSchema)]
-struct ModelList {
-    /// Always `list`.
-    object: &'static str,
-    data: Vec<AgentModel>,
-}
-
-/// An agent as an OpenAI model.
-#[derive(Serialize, ToSchema)]
-struct AgentModel {
-    /// `agent:<slug>`, the `model` of a chat completion.
-    id: String,
-    /// Always `model`.
-    object: &'static str,
-    /// When the agent was created, Unix seconds.
-    created: i64,
-    /// Always `brain`.
-    owned_by: &'static str,
-}
-
-/// The tenant's agents as OpenAI models `agent:<slug>`. Needs `agents:read`.
-#[utoipa::path(get, path = "/v1/models", tag = "agents",
-    responses((status = 200, description = "The tenant's agents as models", body = ModelList)))]
-async fn models(
-    State(state): State<AppState>,
-    auth: Authorized<require::AgentsRead>,
-) -> Result<Json<ModelList>, ApiError> {
-    let agents = state.runtime.list_agents(auth.principal().tenant).await?;
-    let data = agents
-        .iter()
-        .map(|a| AgentModel {
-            id: format!("agent:{}", a.slug.as_str()),
-            object: "model",
-            created: a.created_at.timestamp(),
-            owned_by: "brain",
-        })
-        .collect();
-    Ok(Json(ModelList {
-        object: "list",
-        data,
-    }))
 }

@@ -27,6 +27,7 @@ mod connectors;
 mod crews;
 mod integrations;
 mod knowledge;
+mod openai;
 mod tasks;
 mod tenant;
 mod usage;
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(connectors::routes())
         .merge(audit::routes())
         .merge(agents::routes())
+        .merge(openai::routes())
         .merge(usage::routes())
         .merge(knowledge::routes())
         .merge(tasks::routes())

