@@ -232,6 +232,7 @@ async fn measure_agent_task(address: String) -> Stats {
                     input: "Say done".into(),
                     idempotency_key: None,
                     callback_url: None,
+                    output_schema: None,
                 },
             )
             .await

@@ -183,6 +183,9 @@ pub struct AgentTaskInput {
     #[serde(default)]
     pub delegates: Vec<Uuid>,
     pub timeouts: StepTimeouts,
+    /// The JSON Schema the answer must match (`NewTask::output_schema`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
 }
 
 /// What an agent task runs with, fixed at its start.

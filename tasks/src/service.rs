@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use brain_agents::AgentStore;
 use brain_agents::spec::AgentId;
+use brain_agents::structured::OutputSchema;
 use brain_auth::egress::EgressPolicy;
 use brain_auth::secrets::SecretStore;
 use brain_auth::{Role, TenantId};
@@ -48,6 +49,12 @@ pub struct NewTask {
     /// Where the signed completion callback is posted when the task ends.
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// A JSON Schema the answer must match: the agent is asked for JSON, a wrong answer is
+    /// sent back with what was wrong (at most 3 answers), and the output gets the checked
+    /// value as `json`; a task whose answers never fit fails (`invalid_model_output`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
 }
 
 /// A task as answered by `202 Accepted`.
@@ -204,6 +211,10 @@ impl TaskService {
         request: NewTask,
     ) -> Result<StartedTask, TaskError> {
         check_start(&request.input, request.idempotency_key.as_deref())?;
+        if let Some(schema) = &request.output_schema {
+            OutputSchema::json_schema("output", schema.clone())
+                .map_err(|e| TaskError::validation("output_schema", e))?;
+        }
         if let Some(url) = &request.callback_url {
             self.callbacks.check_url(url).await?;
         }
@@ -214,7 +225,10 @@ impl TaskService {
             Some(key) => format!("agent-task/{tenant}/{key}"),
             None => format!("agent-task/{tenant}/{task_id}"),
         };
-        let input = json!({"input": request.input});
+        let mut input = json!({"input": request.input});
+        if let Some(schema) = &request.output_schema {
+            input["output_schema"] = schema.clone();
+        }
         let mut tx = self.store.transaction(tenant).await?;
         let (task, created) = TaskStore::insert(
             &mut tx,
@@ -256,6 +270,7 @@ impl TaskService {
                     parent_task: None,
                     delegates: Vec::new(),
                     timeouts: self.timeouts,
+                    output_schema: request.output_schema,
                 },
                 self.start_options(&task.workflow_id),
             )

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use brain_agents::providers::{ChatMessage, ChatRole, ToolCall, Usage};
+use brain_agents::structured::{MAX_ATTEMPTS, OutputSchema};
 use brain_agents::tool::{ToolError, call_label, delegate_target};
 use brain_agents::{Refusal, ToolGate, ToolRules};
 use brain_auth::Code;
@@ -60,12 +61,12 @@ impl AgentTaskWorkflow {
         let mut spent = Spent::default();
         let result = Self::steps(ctx, &input, ledger, &mut spent).await;
         let report = Report {
-            output: result.as_ref().ok().map(|reply| json!({"reply": reply})),
+            output: result.as_ref().ok().map(Answer::output),
             usage: Some(spent.usage),
             tool_calls: spent.tool_calls,
             callback_url: input.callback_url.clone(),
         };
-        conclude(ctx, &ledger, result, report).await
+        conclude(ctx, &ledger, result.map(|answer| answer.reply), report).await
     }
 
     /// A person's answer to a parked tool call. The first answer counts.
@@ -87,7 +88,7 @@ impl AgentTaskWorkflow {
         input: &AgentTaskInput,
         ledger: Ledger,
         spent: &mut Spent,
-    ) -> Result<String, Stop> {
+    ) -> Result<Answer, Stop> {
         let plan = ctx
             .execute_activity(
                 TaskActivities::begin_agent_task,
@@ -99,6 +100,21 @@ impl AgentTaskWorkflow {
         let result = run.drive(ctx).await;
         *spent = run.spent;
         result
+    }
+}
+
+/// How a task answered: the reply, and with an output schema the checked JSON value.
+struct Answer {
+    reply: String,
+    json: Option<Value>,
+}
+
+impl Answer {
+    fn output(&self) -> Value {
+        match &self.json {
+            Some(value) => json!({"reply": self.reply, "json": value}),
+            None => json!({"reply": self.reply}),
+        }
     }
 }
 
@@ -114,6 +130,9 @@ struct AgentRun<'a> {
     /// Approval ids handed out so far (model call ids may repeat across steps).
     approval_ids: HashSet<String>,
     spent: Spent,
+    /// What the answer must be, and how many answers were given.
+    schema: Option<OutputSchema>,
+    answers: usize,
 }
 
 impl<'a> AgentRun<'a> {
@@ -123,15 +142,63 @@ impl<'a> AgentRun<'a> {
             call_limits: plan.call_limits.clone(),
             approval: plan.approval.iter().cloned().collect(),
         });
+        // Checked when the task started; compiled here again (deterministically) on replay.
+        let schema = input
+            .output_schema
+            .clone()
+            .and_then(|s| OutputSchema::json_schema("output", s).ok());
+        let mut messages = plan.messages.clone();
+        if let Some(schema) = &schema
+            && let Some(ask) = messages.iter_mut().rev().find(|m| m.role == ChatRole::User)
+        {
+            ask.content = schema.ask(&ask.content);
+        }
         Self {
             input,
             ledger,
-            messages: plan.messages.clone(),
+            messages,
             plan,
             gate,
             seq: 0,
             approval_ids: HashSet::new(),
             spent: Spent::default(),
+            schema,
+            answers: 0,
+        }
+    }
+
+    /// The model's final `reply` as the task's answer; with an output schema, a reply that
+    /// does not fit is sent back (`Ok(None)`) until the attempts run out.
+    fn answer(&mut self, reply: String) -> Result<Option<Answer>, Stop> {
+        let Some(schema) = &self.schema else {
+            return Ok(Some(Answer { reply, json: None }));
+        };
+        self.answers += 1;
+        match schema.check(&reply) {
+            Ok(value) => Ok(Some(Answer {
+                reply: value.to_string(),
+                json: Some(value),
+            })),
+            Err(problem) if self.answers < MAX_ATTEMPTS => {
+                let retry = schema.retry(&problem);
+                self.messages.push(ChatMessage {
+                    role: ChatRole::Assistant,
+                    content: reply,
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+                self.messages.push(ChatMessage {
+                    role: ChatRole::User,
+                    content: retry,
+                    tool_calls: Vec::new(),
+                    tool_call_id: None,
+                });
+                Ok(None)
+            }
+            Err(problem) => Err(Stop::Failed(format!(
+                "{}: after {MAX_ATTEMPTS} answers the output is still unusable: {problem}",
+                Code::InvalidModelOutput
+            ))),
         }
     }
 
@@ -139,12 +206,15 @@ impl<'a> AgentRun<'a> {
     async fn drive(
         &mut self,
         ctx: &mut WorkflowContext<AgentTaskWorkflow>,
-    ) -> Result<String, Stop> {
+    ) -> Result<Answer, Stop> {
         let max_steps = self.plan.max_steps.max(1);
         for step in 0..max_steps {
             let reply = self.model_step(ctx, step + 1 >= max_steps).await?;
             if reply.tool_calls.is_empty() {
-                return Ok(reply.content);
+                match self.answer(reply.content)? {
+                    Some(answer) => return Ok(answer),
+                    None => continue,
+                }
             }
             self.messages.push(ChatMessage {
                 role: ChatRole::Assistant,

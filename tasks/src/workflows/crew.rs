@@ -177,6 +177,7 @@ impl CrewRunWorkflow {
                     parent_task: Some(plan.task_id),
                     delegates,
                     timeouts: t,
+                    output_schema: None,
                 }),
                 format!("{}/turn-{seq}", ctx.workflow_id()),
             )

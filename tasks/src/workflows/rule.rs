@@ -150,6 +150,7 @@ impl RuleRunWorkflow {
                         parent_task: Some(task_id),
                         delegates: Vec::new(),
                         timeouts: t,
+                        output_schema: None,
                     })
                 };
                 let detail = json!({"agent_id": agent});

@@ -11,4 +11,5 @@ mod events;
 mod harness;
 mod rules;
 mod schedules;
+mod structured;
 mod tasks;

@@ -203,6 +203,7 @@ impl Tasks {
                     input: input.into(),
                     idempotency_key: None,
                     callback_url: None,
+                    output_schema: None,
                 },
             )
             .await
