@@ -32,6 +32,44 @@ pub struct OpenAiConfig {
     /// Per-tenant keys in Vault, at [`byok_secret_path`].
     pub secrets: Option<Arc<dyn SecretStore>>,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// How a call the server refused for now (429, 500, 502, 503, 504, or no connection) is
+/// tried again before the turn sees the error: `Retry-After` is honoured when the server
+/// sends one, else the wait doubles from `base`.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Calls in all, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    /// A longer `Retry-After` is not waited for: the error is returned at once.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            base: Duration::from_millis(500),
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// How long to wait before attempt `attempt + 1`, if there is one.
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if attempt >= self.attempts {
+            return None;
+        }
+        let doubling = self.base.saturating_mul(1 << (attempt - 1).min(10));
+        match retry_after {
+            Some(wait) if wait > self.max_wait => None,
+            Some(wait) => Some(wait),
+            None => Some(doubling.min(self.max_wait)),
+        }
+    }
 }
 
 impl OpenAiConfig {
@@ -41,6 +79,7 @@ impl OpenAiConfig {
             api_key: None,
             secrets: None,
             timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -50,6 +89,7 @@ pub struct OpenAiProvider {
     endpoint: String,
     api_key: Option<SecretString>,
     secrets: Option<Arc<dyn SecretStore>>,
+    retry: RetryPolicy,
 }
 
 impl OpenAiProvider {
@@ -65,6 +105,7 @@ impl OpenAiProvider {
             endpoint: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
             api_key: config.api_key,
             secrets: config.secrets,
+            retry: config.retry,
         })
     }
 
@@ -144,26 +185,34 @@ fn wire_message(m: &ChatMessage) -> Value {
 impl LlmProvider for OpenAiProvider {
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
         let key = self.key_for(request.tenant).await?;
-        let mut builder = self.http.post(&self.endpoint).json(&request_body(&request));
-        if let Some(key) = key {
-            builder = builder.bearer_auth(key.expose());
-        }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(300).collect());
-            return Err(ProviderError::Status {
-                status: status.as_u16(),
-                message,
-            });
-        }
+        let body = request_body(&request);
+        let mut attempt = 1;
+        let response = loop {
+            let mut builder = self.http.post(&self.endpoint).json(&body);
+            if let Some(key) = &key {
+                builder = builder.bearer_auth(key.expose());
+            }
+            let (error, retry_after) = match builder.send().await {
+                Ok(response) if response.status().is_success() => break response,
+                Ok(response) => {
+                    let transient = matches!(response.status().as_u16(), 429 | 500 | 502..=504);
+                    let retry_after = retry_after(&response);
+                    let error = status_error(response).await;
+                    if !transient {
+                        return Err(error);
+                    }
+                    (error, retry_after)
+                }
+                Err(e) if e.is_connect() => (ProviderError::Unreachable(e.to_string()), None),
+                Err(e) => return Err(ProviderError::Unreachable(e.to_string())),
+            };
+            let Some(wait) = self.retry.delay(attempt, retry_after) else {
+                return Err(error);
+            };
+            tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, %error, "model call refused for now; retrying");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        };
         let state = StreamState {
             response: Some(response),
             parser: SseParser::default(),
@@ -171,6 +220,31 @@ impl LlmProvider for OpenAiProvider {
         };
         Ok(Box::pin(futures::stream::unfold(state, next_event)))
     }
+}
+
+/// A `Retry-After` in seconds (the form model APIs send).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// A refused call as an error, with the server's message when it sent one.
+async fn status_error(response: reqwest::Response) -> ProviderError {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    ProviderError::Status { status, message }
 }
 
 struct StreamState {

@@ -170,30 +170,89 @@ async fn split_tool_call_arguments_of_parallel_calls_are_reassembled() {
     assert!(requests[0].headers.get("authorization").is_none());
 }
 
+fn ask() -> ChatRequest {
+    ChatRequest {
+        tenant: TenantId::new(),
+        model: "m".into(),
+        messages: vec![ChatMessage::user("x")],
+        tools: vec![],
+        temperature: 1.0,
+        max_tokens: 8,
+    }
+}
+
 #[tokio::test]
-async fn error_statuses_surface_with_the_servers_message() {
+async fn error_statuses_surface_with_the_servers_message_after_the_retries() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).set_body_json(
-            json!({"error": {"message": "Rate limit reached", "type": "rate_limit"}}),
-        ))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0")
+                .set_body_json(
+                    json!({"error": {"message": "Rate limit reached", "type": "rate_limit"}}),
+                ),
+        )
         .mount(&server)
         .await;
     let err = provider(&server, Some("k"))
-        .complete(ChatRequest {
-            tenant: TenantId::new(),
-            model: "m".into(),
-            messages: vec![ChatMessage::user("x")],
-            tools: vec![],
-            temperature: 1.0,
-            max_tokens: 8,
-        })
+        .complete(ask())
         .await
         .unwrap_err();
     assert!(
         matches!(&err, ProviderError::Status { status: 429, message } if message == "Rate limit reached")
     );
     assert_eq!(err.code(), Code::ModelRateLimited);
+    let calls = server.received_requests().await.unwrap().len();
+    assert_eq!(calls, 3, "three attempts in all");
+
+    // A refusal that waiting cannot fix is not retried; nor a Retry-After past the limit.
+    for refusal in [
+        ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "bad key"}})),
+        ResponseTemplate::new(429).insert_header("retry-after", "3600"),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(refusal)
+            .mount(&server)
+            .await;
+        provider(&server, Some("k"))
+            .complete(ask())
+            .await
+            .unwrap_err();
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_and_a_server_error_are_waited_out_honouring_retry_after() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(sse(&[
+            chunk(json!({"content": "Fine now"}), None),
+            chunk(json!({}), Some("stop")),
+        ]))
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let reply = provider(&server, Some("k")).complete(ask()).await.unwrap();
+    assert_eq!(reply.content, "Fine now");
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    // Retry-After: 1, then the default first wait of 0.5 s (doubling would come next).
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
