@@ -1,7 +1,7 @@
 """Drives Brain's OpenAI-compatible surface with the official OpenAI Python SDK (PyPI
 `openai`, pinned by `cargo xtask`): models, chat completions (plain, streamed with and
 without `include_usage`, `json_schema`), responses (plain, streamed, `json_schema`) and
-three refusals. Every call goes
+four refusals. Every call goes
 through the SDK's own parsing; the script exits non-zero on the first mismatch and prints
 a JSON summary for the Rust test otherwise. Parameters come as JSON in BRAIN_OPENAI_SDK:
 {base_url, api_key, model, question}."""
@@ -141,6 +141,12 @@ try:
     check(False, "a message without content answered")
 except openai.BadRequestError as e:
     check(e.body["type"] == "invalid_request_error", f"{e.body}")
-summary["refusals"] = 3
+try:
+    stranger = openai.OpenAI(base_url=params["base_url"], api_key="bk_not-a-key", max_retries=0)
+    stranger.models.list()
+    check(False, "a wrong key was let in")
+except openai.AuthenticationError as e:
+    check(e.body["type"] == "authentication_error" and e.body["code"] == "unauthorized", f"{e.body}")
+summary["refusals"] = 4
 
 print(json.dumps(summary))

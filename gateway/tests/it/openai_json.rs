@@ -109,6 +109,8 @@ async fn json_that_never_fits_is_an_error_and_a_bad_schema_a_400() {
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], "invalid_model_output");
     assert_eq!(reply.body["error"]["type"], "server_error");
+    // The agent had its retries: OpenAI SDKs are told not to repeat the whole request.
+    assert_eq!(reply.headers["x-should-retry"], "false");
     let message = reply.body["error"]["message"].as_str().unwrap();
     assert!(message.contains("/greeting"), "{message}");
     assert_eq!(
@@ -135,4 +137,16 @@ async fn json_that_never_fits_is_an_error_and_a_bad_schema_a_400() {
         3,
         "a bad schema reaches no model"
     );
+
+    // Refused before any handler ran, and still in OpenAI's shape.
+    let stranger = post(
+        &app.gateway,
+        "/v1/responses",
+        None,
+        json!({"model": "agent:analyst", "input": "Greet Ada"}),
+    )
+    .await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stranger.body["error"]["type"], "authentication_error");
+    assert_eq!(stranger.body["error"]["code"], "unauthorized");
 }

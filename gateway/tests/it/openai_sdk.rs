@@ -86,5 +86,5 @@ async fn the_official_openai_sdk_talks_to_an_agent_on_the_local_model() {
     for call in ["chat_json_schema", "response_json_schema"] {
         assert!(summary[call]["greeting"].is_string(), "{call}: {summary}");
     }
-    assert_eq!(summary["refusals"], 3, "{summary}");
+    assert_eq!(summary["refusals"], 4, "{summary}");
 }

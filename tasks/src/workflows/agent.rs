@@ -118,6 +118,14 @@ impl Answer {
     }
 }
 
+/// A task whose `answers` never fit its output schema; `problem` is the last one's.
+fn unusable(answers: usize, problem: &str) -> Stop {
+    Stop::Failed(format!(
+        "{}: after {answers} answers the output is still unusable: {problem}",
+        Code::InvalidModelOutput
+    ))
+}
+
 /// A running agent task: what it was given, what it may do, where it is.
 struct AgentRun<'a> {
     input: &'a AgentTaskInput,
@@ -130,9 +138,11 @@ struct AgentRun<'a> {
     /// Approval ids handed out so far (model call ids may repeat across steps).
     approval_ids: HashSet<String>,
     spent: Spent,
-    /// What the answer must be, and how many answers were given.
+    /// What the answer must be, how many answers were given, and what was wrong with the
+    /// last one sent back.
     schema: Option<OutputSchema>,
     answers: usize,
+    refused: Option<String>,
 }
 
 impl<'a> AgentRun<'a> {
@@ -164,6 +174,7 @@ impl<'a> AgentRun<'a> {
             spent: Spent::default(),
             schema,
             answers: 0,
+            refused: None,
         }
     }
 
@@ -181,6 +192,7 @@ impl<'a> AgentRun<'a> {
             })),
             Err(problem) if self.answers < MAX_ATTEMPTS => {
                 let retry = schema.retry(&problem);
+                self.refused = Some(problem);
                 self.messages.push(ChatMessage {
                     role: ChatRole::Assistant,
                     content: reply,
@@ -195,10 +207,7 @@ impl<'a> AgentRun<'a> {
                 });
                 Ok(None)
             }
-            Err(problem) => Err(Stop::Failed(format!(
-                "{}: after {MAX_ATTEMPTS} answers the output is still unusable: {problem}",
-                Code::InvalidModelOutput
-            ))),
+            Err(problem) => Err(unusable(self.answers, &problem)),
         }
     }
 
@@ -216,6 +225,8 @@ impl<'a> AgentRun<'a> {
                     None => continue,
                 }
             }
+            // Whatever was wrong with an earlier answer, the model went on working.
+            self.refused = None;
             self.messages.push(ChatMessage {
                 role: ChatRole::Assistant,
                 content: reply.content.clone(),
@@ -227,6 +238,10 @@ impl<'a> AgentRun<'a> {
                 self.messages
                     .push(ChatMessage::tool_result(call.id.clone(), fed_back));
             }
+        }
+        // The steps ran out right after an answer was sent back for not fitting the schema.
+        if let Some(problem) = &self.refused {
+            return Err(unusable(self.answers, problem));
         }
         // The last step offers no tools, so the loop only ends here without an answer if the
         // model insisted on calling one anyway.

@@ -101,3 +101,27 @@ async fn answers_that_never_fit_fail_the_task_and_a_bad_schema_is_refused() {
     assert_eq!(refused.code(), Code::ValidationFailed);
     assert!(refused.to_string().contains("output_schema"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_task_whose_steps_run_out_after_an_answer_was_sent_back_fails_as_unusable() {
+    let t = Tasks::new().await;
+    let agent = t.agent(vec![]).await;
+    // Four refused calls, then two answers that do not fit: the sixth step is the last.
+    let refused_call = || ScriptStep::call("wordpress__create_post", json!({"title": "Hi"}));
+    t.model.push((0..4).map(|_| refused_call()));
+    t.model.push([
+        ScriptStep::reply("Hello Ada!"),
+        ScriptStep::reply("{\"greeting\": 2}"),
+    ]);
+    let worker = t.worker().await;
+    let id = start(&t, agent, greeting()).await.unwrap().task_id;
+    let task = t.wait(id, "failed", |task| task.status == "failed").await;
+    worker.shutdown().await;
+    let error = task.error.unwrap();
+    assert!(
+        error.starts_with("invalid_model_output: after 2 answers"),
+        "{error}"
+    );
+    assert!(error.contains("/greeting"), "{error}");
+    assert_eq!(t.model.requests().len(), 6);
+}

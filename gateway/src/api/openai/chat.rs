@@ -12,7 +12,7 @@ use async_openai::types::chat::{
 };
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use brain_agents::structured::OutputSchema;
 use brain_agents::{TurnEvent, TurnResult, providers::Usage};
@@ -20,7 +20,7 @@ use brain_auth::{Authorized, require};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{OpenAiError, OpenAiJson, agent_for, now, structured, tokens, turn};
+use super::{OpenAiError, OpenAiJson, agent_for, now, stream_error, structured, tokens, turn};
 use crate::state::AppState;
 
 /// OpenAI's chat completion with `model: "agent:<slug>"`: the last user message is one turn
@@ -101,7 +101,9 @@ fn sse(chunks: Chunks, turn: impl futures::Stream<Item = TurnEvent> + Send + 'st
             Event::default().data("[DONE]"),
         )))
         .map(Ok::<_, Infallible>);
-    Sse::new(events).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// What an agent turn cannot honour is refused rather than silently dropped.
@@ -230,9 +232,7 @@ impl Chunks {
                 events
             }
             TurnEvent::Error { code, message } => {
-                let status = brain_auth::Code::from_wire(&code).map_or(500, |c| c.status());
-                let status = axum::http::StatusCode::from_u16(status)
-                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+                let (status, message) = stream_error(&code, message);
                 vec![data(&OpenAiError::wire(&code, status, message, None))]
             }
             _ => Vec::new(),

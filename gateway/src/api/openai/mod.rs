@@ -29,6 +29,36 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chat::completions))
         .routes(routes!(responses::create))
         .routes(routes!(models))
+        // Errors answered before a handler runs (credentials, scopes, rate limits) too.
+        .route_layer(axum::middleware::map_response(in_openai_shape))
+}
+
+/// Rewrites an error answered in Brain's shape (`{"error": {code, message}}`, from the
+/// extractors that run before a handler) into OpenAI's, keeping status and headers.
+async fn in_openai_shape(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let brain: Option<(String, String)> = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(|v| v["error"].get("type").is_none())
+        .and_then(|v| {
+            let code = v["error"]["code"].as_str()?.to_owned();
+            let message = v["error"]["message"].as_str()?.to_owned();
+            Some((code, message))
+        });
+    let Some((code, message)) = brain else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let wire = OpenAiError::wire(&code, status, message, None);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::to_vec(&wire).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// An error in OpenAI's shape, with the status and `code` of Brain's catalogue; `param`
@@ -97,6 +127,12 @@ impl IntoResponse for OpenAiError {
         // Brain's own answer keeps its headers (Retry-After) and the logged cause.
         let (mut parts, _) = self.error.into_response().into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
+        if code == Code::InvalidModelOutput {
+            // The agent already had its retries; OpenAI SDKs would repeat a 5xx whole.
+            parts
+                .headers
+                .insert("x-should-retry", header::HeaderValue::from_static("false"));
+        }
         let body = serde_json::to_vec(&body).unwrap_or_default();
         Response::from_parts(parts, Body::from(body))
     }
@@ -165,6 +201,22 @@ fn turn(
         };
         OpenAiError::from(error).with_param(param)
     })
+}
+
+/// The status and the message a client may see of a turn's streamed error: a 500 or 503
+/// shows its code's description, never the cause (as [`ApiError`] answers do).
+fn stream_error(code: &str, message: String) -> (StatusCode, String) {
+    let Some(code) = Code::from_wire(code) else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal.description().to_owned(),
+        );
+    };
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if code.hides_cause() {
+        return (status, code.description().to_owned());
+    }
+    (status, message)
 }
 
 /// Unix seconds now, in the width the wire types use.

@@ -16,7 +16,7 @@ use async_openai::types::responses::{
 };
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use brain_agents::structured::OutputSchema;
 use brain_agents::{TurnEvent, TurnResult, providers::Usage};
@@ -24,7 +24,7 @@ use brain_auth::{Authorized, require};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{OpenAiError, OpenAiJson, agent_for, structured, tokens, turn};
+use super::{OpenAiError, OpenAiJson, agent_for, stream_error, structured, tokens, turn};
 use crate::state::AppState;
 
 /// OpenAI's Responses API with `model: "agent:<slug>"`: the last user message of `input` is
@@ -110,14 +110,23 @@ fn answer_sse(
         }))
         .flat_map(futures::stream::iter)
         .map(Ok::<_, Infallible>);
-    Sse::new(events).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// What an agent turn cannot honour is refused rather than silently dropped.
 fn refuse_unsupported(request: &CreateResponse) -> Result<(), OpenAiError> {
-    if request.previous_response_id.is_some() || request.conversation.is_some() {
-        return Err(OpenAiError::invalid(
+    let stateful = [
+        (
             "previous_response_id",
+            request.previous_response_id.is_some(),
+        ),
+        ("conversation", request.conversation.is_some()),
+    ];
+    if let Some((param, _)) = stateful.iter().find(|(_, sent)| *sent) {
+        return Err(OpenAiError::invalid(
+            param,
             "each response is a new conversation with the agent; send the whole question",
         ));
     }
@@ -337,6 +346,7 @@ impl EventStream {
             }
             TurnEvent::Done(result) => self.closing(&result),
             TurnEvent::Error { code, message } => {
+                let (_, message) = stream_error(&code, message);
                 let error = ResponseError {
                     code: ResponseErrorCode::Other(code),
                     message,

@@ -37,6 +37,8 @@ pub(super) async fn answer(
     param: &'static str,
     schema: &OutputSchema,
 ) -> Result<TurnResult, OpenAiError> {
+    // The question itself must pass the turn's checks before the instruction is added.
+    turn(principal, question.clone(), param)?;
     let mut input = turn(principal, question.map(|q| schema.ask(&q)), param)?;
     let mut usage = Usage::default();
     let mut attempt = 1;
