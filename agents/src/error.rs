@@ -57,6 +57,12 @@ pub enum ProviderError {
     UnknownProvider(String),
     #[error("no API key configured for provider `{0}`")]
     MissingApiKey(&'static str),
+    #[error("the model provider `{provider}` rejected the API key: {message}")]
+    Unauthorized { provider: String, message: String },
+    #[error("secret store: {0}")]
+    Secrets(String),
+    #[error("{0}")]
+    EgressRefused(String),
     #[error("model server unreachable: {0}")]
     Unreachable(String),
     #[error("model server answered {status}: {message}")]
@@ -74,11 +80,20 @@ pub enum ProviderError {
     Script(String),
 }
 
+impl ProviderError {
+    pub fn secrets(error: brain_auth::secrets::SecretError) -> Self {
+        Self::Secrets(error.to_string())
+    }
+}
+
 impl ErrorCode for ProviderError {
     fn code(&self) -> Code {
         match self {
             ProviderError::UnknownProvider(_) => Code::UnknownModel,
             ProviderError::MissingApiKey(_) => Code::ModelNotConfigured,
+            ProviderError::Unauthorized { .. } => Code::ModelUnauthorized,
+            ProviderError::Secrets(_) => Code::Unavailable,
+            ProviderError::EgressRefused(_) => Code::EgressRefused,
             ProviderError::Status { status: 429, .. } => Code::ModelRateLimited,
             ProviderError::ContextTooLong { .. } => Code::ContextTooLong,
             _ => Code::ModelError,

@@ -329,6 +329,9 @@ pub struct AgentSpec {
     /// `provider:model`, e.g. `local:default` or `openai:gpt-4o-mini`.
     #[schema(value_type = String)]
     pub model: ModelRef,
+    /// Tried in order when `model` is rate limited, failing or unreachable.
+    #[schema(value_type = Vec<String>)]
+    pub fallback_models: Vec<ModelRef>,
     /// The most tokens the agent asks for per model call.
     pub max_tokens: u32,
     /// Knowledge collections the agent's replies are grounded in (and cite).
@@ -358,6 +361,7 @@ impl AgentSpec {
             backstory: fields.backstory,
             temperature: fields.temperature,
             model: fields.model,
+            fallback_models: fields.fallback_models,
             max_tokens: fields.max_tokens,
             knowledge_collections: fields.knowledge_collections,
             tools: fields.tools,
@@ -392,6 +396,10 @@ pub struct NewAgent {
     /// `provider:model`; the server's default model when absent.
     #[serde(default)]
     pub model: Option<String>,
+    /// Up to 3 `provider:model`s tried in order when `model` is rate limited, failing (5xx)
+    /// or unreachable.
+    #[serde(default)]
+    pub fallback_models: Vec<String>,
     /// Tokens per model call, 1–32768 (default 1024).
     #[serde(default)]
     pub max_tokens: Option<u32>,
@@ -417,6 +425,7 @@ pub struct AgentPatch {
     pub backstory: Option<String>,
     pub temperature: Option<f32>,
     pub model: Option<String>,
+    pub fallback_models: Option<Vec<String>>,
     pub max_tokens: Option<u32>,
     pub knowledge_collections: Option<Vec<Uuid>>,
     pub tools: Option<Vec<ToolGrant>>,
@@ -434,6 +443,7 @@ pub struct AgentFields {
     pub backstory: String,
     pub temperature: Temperature,
     pub model: ModelRef,
+    pub fallback_models: Vec<ModelRef>,
     pub max_tokens: u32,
     pub knowledge_collections: Vec<Uuid>,
     pub tools: Vec<ToolGrant>,
@@ -462,6 +472,7 @@ impl NewAgent {
                 None => Temperature::default(),
             },
             model: self.model.as_deref().unwrap_or(default_model).parse()?,
+            fallback_models: validate_fallbacks(self.fallback_models)?,
             max_tokens: validate_max_tokens(self.max_tokens.unwrap_or(1024))?,
             knowledge_collections: self.knowledge_collections,
             tools: validate_grants(self.tools)?,
@@ -502,6 +513,10 @@ impl AgentPatch {
                 Some(m) => m.parse()?,
                 None => current.model.clone(),
             },
+            fallback_models: match self.fallback_models {
+                Some(f) => validate_fallbacks(f)?,
+                None => current.fallback_models.clone(),
+            },
             max_tokens: validate_max_tokens(self.max_tokens.unwrap_or(current.max_tokens))?,
             knowledge_collections: self
                 .knowledge_collections
@@ -526,6 +541,32 @@ fn validate_name(name: String) -> Result<String, FieldError> {
     } else {
         Ok(trimmed.to_owned())
     }
+}
+
+/// The most fallback models an agent may list.
+pub const MAX_FALLBACK_MODELS: usize = 3;
+
+fn validate_fallbacks(models: Vec<String>) -> Result<Vec<ModelRef>, FieldError> {
+    if models.len() > MAX_FALLBACK_MODELS {
+        return Err(FieldError::new(
+            "fallback_models",
+            format!("at most {MAX_FALLBACK_MODELS} models"),
+        ));
+    }
+    let mut parsed: Vec<ModelRef> = Vec::with_capacity(models.len());
+    for model in models {
+        let model: ModelRef = model
+            .parse()
+            .map_err(|e: FieldError| FieldError::new("fallback_models", e.message))?;
+        if parsed.contains(&model) {
+            return Err(FieldError::new(
+                "fallback_models",
+                format!("`{model}` is listed twice"),
+            ));
+        }
+        parsed.push(model);
+    }
+    Ok(parsed)
 }
 
 fn validate_max_tokens(max_tokens: u32) -> Result<u32, FieldError> {

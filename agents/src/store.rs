@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::error::{AgentError, FieldError};
 use crate::spec::{
     AgentFields, AgentHealth, AgentId, AgentPatch, AgentSpec, Approval, Budget, ConnectorCatalog,
-    DelegateGrant, DelegateTarget, NewAgent, NonEmptyText, Slug, Temperature, ToolGrant,
+    DelegateGrant, DelegateTarget, ModelRef, NewAgent, NonEmptyText, Slug, Temperature, ToolGrant,
     validate_delegates, validate_grants,
 };
 
@@ -37,6 +37,7 @@ struct AgentRow {
     backstory: String,
     temperature: f32,
     model: String,
+    fallback_models: Vec<String>,
     max_tokens: i32,
     knowledge_collections: Vec<Uuid>,
     budget: Json<Budget>,
@@ -75,7 +76,11 @@ struct DelegateTargetRow {
 }
 
 const AGENT_COLUMNS: &str = "id, tenant_id, name, slug, role, goal, backstory, temperature, \
-     model, max_tokens, knowledge_collections, budget, status, version, created_at, updated_at";
+     model, fallback_models, max_tokens, knowledge_collections, budget, status, version, created_at, updated_at";
+
+fn model_names(models: &[ModelRef]) -> Vec<String> {
+    models.iter().map(ToString::to_string).collect()
+}
 
 fn approval_from_row(approval: &str) -> Approval {
     if approval == "always" {
@@ -118,6 +123,11 @@ fn spec_from_row(
         backstory: row.backstory,
         temperature: Temperature::new(row.temperature)?,
         model: row.model.parse()?,
+        fallback_models: row
+            .fallback_models
+            .iter()
+            .map(|m| m.parse())
+            .collect::<Result<_, _>>()?,
         max_tokens: u32::try_from(row.max_tokens).unwrap_or(1),
         knowledge_collections: row.knowledge_collections,
         tools,
@@ -168,17 +178,25 @@ impl AgentStore {
     }
 
     fn check_known(&self, fields: &AgentFields) -> Result<(), FieldError> {
-        if let Some(known) = &self.known_providers
-            && !known.iter().any(|p| p == fields.model.provider())
-        {
-            return Err(FieldError::new(
-                "model",
-                format!(
-                    "unknown model provider `{}` (configured: {})",
-                    fields.model.provider(),
-                    known.join(", ")
-                ),
-            ));
+        if let Some(known) = &self.known_providers {
+            let models = std::iter::once(("model", &fields.model)).chain(
+                fields
+                    .fallback_models
+                    .iter()
+                    .map(|m| ("fallback_models", m)),
+            );
+            for (field, model) in models {
+                if !known.iter().any(|p| p == model.provider()) {
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "unknown model provider `{}` (configured: {})",
+                            model.provider(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         if let Some(catalog) = &self.catalog {
             for grant in &fields.tools {
@@ -218,8 +236,8 @@ impl AgentStore {
         let id = Uuid::now_v7();
         let inserted = sqlx::query(
             "INSERT INTO agents (id, tenant_id, name, slug, role, goal, backstory, temperature, \
-             model, max_tokens, knowledge_collections, budget) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             model, max_tokens, knowledge_collections, budget, fallback_models) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(id)
         .bind(tenant.0)
@@ -233,6 +251,7 @@ impl AgentStore {
         .bind(i32::try_from(fields.max_tokens).unwrap_or(i32::MAX))
         .bind(&fields.knowledge_collections)
         .bind(Json(&fields.budget))
+        .bind(model_names(&fields.fallback_models))
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {
@@ -342,7 +361,8 @@ impl AgentStore {
         let updated = sqlx::query(
             "UPDATE agents SET name = $2, slug = $3, role = $4, goal = $5, backstory = $6, \
              temperature = $7, model = $8, max_tokens = $9, knowledge_collections = $10, \
-             budget = $11, version = version + 1, updated_at = now() WHERE id = $1",
+             budget = $11, fallback_models = $12, version = version + 1, updated_at = now() \
+             WHERE id = $1",
         )
         .bind(id.0)
         .bind(&fields.name)
@@ -355,6 +375,7 @@ impl AgentStore {
         .bind(i32::try_from(fields.max_tokens).unwrap_or(i32::MAX))
         .bind(&fields.knowledge_collections)
         .bind(Json(&fields.budget))
+        .bind(model_names(&fields.fallback_models))
         .execute(&mut *tx)
         .await;
         if let Err(e) = updated {

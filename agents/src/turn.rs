@@ -18,6 +18,7 @@ use crate::fit::{PromptFit, PromptParts, fit};
 use crate::knowledge::{Citation, Passage, Retriever};
 use crate::policy::{Refusal, ToolGate, check_budgets};
 use crate::prompt::system_prompt;
+use crate::providers::fallback::ModelFallback;
 use crate::providers::{
     ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, ToolDefinition, Usage,
 };
@@ -98,6 +99,9 @@ pub struct TurnResult {
     /// Set when the conversation outgrew the model's context window: what was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_fit: Option<PromptFit>,
+    /// Model calls that left a failing model for one of the agent's `fallback_models`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<ModelFallback>,
 }
 
 /// What a turn streams, in order: tokens, tool calls and their results, citations, then
@@ -257,6 +261,7 @@ struct Turn<'a> {
     /// Calls that ran (successfully or not); refused ones are not counted.
     executed: u64,
     reply: String,
+    fallbacks: Vec<ModelFallback>,
 }
 
 impl<'a> Turn<'a> {
@@ -298,6 +303,7 @@ impl<'a> Turn<'a> {
             records: Vec::new(),
             executed: 0,
             reply: String::new(),
+            fallbacks: Vec::new(),
         }
     }
 
@@ -397,6 +403,7 @@ impl<'a> Turn<'a> {
                 ModelEvent::ToolCall(call) => calls.push(call),
                 ModelEvent::Usage(u) => self.usage += u,
                 ModelEvent::Finished(_) => {}
+                ModelEvent::FellBack(fallback) => self.fallbacks.push(fallback),
             }
         }
         Ok((content, calls))
@@ -480,6 +487,7 @@ impl<'a> Turn<'a> {
             tool_calls: self.records,
             usage: self.usage,
             prompt_fit,
+            fallbacks: self.fallbacks,
         };
         (committed, result)
     }

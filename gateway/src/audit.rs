@@ -2,12 +2,15 @@
 //! audit event, unless its handler already recorded one inside its own transaction (marked
 //! with `brain_auth::audit::Recorded`).
 
+use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use brain_auth::audit::{self, AuditEvent, Recorded};
 use brain_auth::principal::PrincipalSlot;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -15,6 +18,13 @@ use crate::state::AppState;
 /// Extra, secret-free details a handler may attach to its response for the audit event.
 #[derive(Clone, Debug)]
 pub struct AuditDetails(pub Value);
+
+/// A JSON response carrying `details` for its audit event.
+pub fn with_details(status: StatusCode, body: impl Serialize, details: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response.extensions_mut().insert(AuditDetails(details));
+    response
+}
 
 /// Routes whose writes are not "sensitive" (conversations, searches, inbound webhooks):
 /// they are accounted for elsewhere (messages, usage, tool-call events).
@@ -37,6 +47,12 @@ const ACTIONS: &[(&str, &str, &str)] = &[
         "connector.disconnect",
     ),
     ("POST", "/v1/connectors/{id}/test", "connector.test"),
+    ("PUT", "/v1/tenant/providers/{provider}", "provider_key.set"),
+    (
+        "DELETE",
+        "/v1/tenant/providers/{provider}",
+        "provider_key.delete",
+    ),
     ("POST", "/v1/connectors/{id}/actions/{action}", "tool.call"),
     ("POST", "/v1/tasks/{id}/approvals/{call_id}", "task.approve"),
     ("POST", "/v1/tasks/{id}/cancel", "task.cancel"),

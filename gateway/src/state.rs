@@ -23,6 +23,8 @@ pub struct AppState {
     pub authenticator: Arc<Authenticator>,
     /// The 13 connectors: connections, tests, resources and actions per tenant.
     pub connectors: Arc<brain_tools::ConnectorService>,
+    /// Tenants' own model provider keys (BYOK).
+    pub model_keys: Arc<brain_agents::providers::keys::ProviderKeys>,
     /// Collections, uploads with background ingestion, and search per tenant.
     pub knowledge: Arc<brain_knowledge::KnowledgeService>,
     /// Durable tasks, approvals, automation rules and their schedules (Temporal).

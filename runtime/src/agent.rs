@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use brain_agents::providers::fallback::ModelChain;
 use brain_agents::spec::{AgentHealth, AgentId, AgentSpec};
 use brain_agents::tool::DELEGATE_CONNECTOR;
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnResult};
@@ -231,6 +232,12 @@ fn count_turn(metrics: &RuntimeMetrics, result: &TurnResult) {
         .tokens
         .with_label_values(&["out"])
         .inc_by(result.usage.completion_tokens);
+    for fallback in &result.fallbacks {
+        metrics
+            .model_fallbacks
+            .with_label_values(&[fallback.code.as_str()])
+            .inc();
+    }
     for call in &result.tool_calls {
         let outcome = match call.status {
             ToolCallStatus::Ok => "ok",
@@ -302,10 +309,9 @@ fn start_turn(
             TurnResponder::Reply(_) => None,
         };
         let turn = async {
-            let provider = deps
-                .providers
-                .resolve(&spec.model)
-                .map_err(AgentError::from)?;
+            let provider = ModelChain::new(&deps.providers, &spec.model, &spec.fallback_models)
+                .map_err(AgentError::from)?
+                .into_provider();
             let tools = deps.tools.tools_for(tenant, &spec).await?;
             let tools =
                 turn_tools(&deps, supervisor.as_ref(), tenant, &spec, delegation, tools).await?;

@@ -14,6 +14,9 @@ pub struct RuntimeMetrics {
     pub tool_calls: IntCounterVec,
     /// `brain_agent_delegations_total{outcome="ok|delegation_cycle|…"}`, one per hop.
     pub delegations: IntCounterVec,
+    /// `brain_model_fallbacks_total{reason="model_rate_limited|model_error"}`: model calls
+    /// that moved on to one of an agent's fallback models.
+    pub model_fallbacks: IntCounterVec,
     pub actor_restarts: IntCounter,
     /// Messages sent to agent actors and not yet handled, summed over all agents.
     pub mailbox_depth: IntGauge,
@@ -55,6 +58,13 @@ impl RuntimeMetrics {
                 ),
                 &["outcome"],
             )?,
+            model_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "brain_model_fallbacks_total",
+                    "Model calls that moved on to a fallback model, by why the model was left",
+                ),
+                &["reason"],
+            )?,
             actor_restarts: IntCounter::new(
                 "brain_agent_actor_restarts_total",
                 "Agent actors restarted by their tenant supervisor",
@@ -74,6 +84,7 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.tokens.clone()))?;
         registry.register(Box::new(m.tool_calls.clone()))?;
         registry.register(Box::new(m.delegations.clone()))?;
+        registry.register(Box::new(m.model_fallbacks.clone()))?;
         registry.register(Box::new(m.actor_restarts.clone()))?;
         registry.register(Box::new(m.mailbox_depth.clone()))?;
         registry.register(Box::new(m.agents_running.clone()))?;

@@ -87,6 +87,7 @@ catalogue! {
     TooManyStreams = ("too_many_streams", 429, "The tenant has too many open event streams."),
     UnknownModel = ("unknown_model", 422, "The model reference names no provider Brain knows."),
     ModelNotConfigured = ("model_not_configured", 502, "The model's provider has no API key configured."),
+    ModelUnauthorized = ("model_unauthorized", 422, "The model provider rejected the API key; set a valid one under /v1/tenant/providers."),
     ModelRateLimited = ("model_rate_limited", 429, "The model provider is rate limiting requests."),
     ContextTooLong = ("context_too_long", 413, "The prompt does not fit the model's context window."),
     ModelError = ("model_error", 502, "The model provider failed or answered something unreadable."),

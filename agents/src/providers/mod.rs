@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ProviderError;
 use crate::spec::ModelRef;
 
+pub mod fallback;
+pub mod keys;
 pub mod local;
 pub mod openai;
 #[cfg(any(test, feature = "test-support"))]
@@ -160,6 +162,8 @@ pub enum ModelEvent {
     ToolCall(ToolCall),
     Usage(Usage),
     Finished(FinishReason),
+    /// The call left a failing model for the next of the agent's fallbacks (sent first).
+    FellBack(fallback::ModelFallback),
 }
 
 pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ProviderError>> + Send>>;
@@ -171,6 +175,7 @@ pub struct ModelReply {
     pub tool_calls: Vec<ToolCall>,
     pub usage: Usage,
     pub finish: Option<FinishReason>,
+    pub fallbacks: Vec<fallback::ModelFallback>,
 }
 
 /// An LLM backend.
@@ -183,6 +188,24 @@ pub trait LlmProvider: Send + Sync {
     /// their prompt into it (see [`crate::fit`]).
     fn context_window(&self, _model: &str) -> Option<usize> {
         None
+    }
+
+    /// Whether tenants may bring their own key for this provider.
+    fn key_use(&self) -> keys::KeyUse {
+        keys::KeyUse::None
+    }
+
+    /// Whether the deployment configured a key that tenants without one fall back to.
+    fn has_deployment_key(&self) -> bool {
+        false
+    }
+
+    /// Checks a tenant's key with a cheap live call before it is kept. Only called on
+    /// providers whose [`LlmProvider::key_use`] takes keys.
+    async fn verify_key(&self, _key: &keys::ProviderKey) -> Result<(), ProviderError> {
+        Err(ProviderError::Malformed(
+            "this provider takes no API key".into(),
+        ))
     }
 
     /// The whole answer of one call.
@@ -200,6 +223,7 @@ pub async fn collect(mut stream: ModelStream) -> Result<ModelReply, ProviderErro
             ModelEvent::ToolCall(c) => reply.tool_calls.push(c),
             ModelEvent::Usage(u) => reply.usage += u,
             ModelEvent::Finished(f) => reply.finish = Some(f),
+            ModelEvent::FellBack(f) => reply.fallbacks.push(f),
         }
     }
     Ok(reply)
@@ -245,6 +269,11 @@ impl ProviderRegistry {
         let mut names: Vec<_> = self.providers.keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// The provider registered as `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn LlmProvider>> {
+        self.providers.get(name).cloned()
     }
 
     pub fn resolve(&self, model: &ModelRef) -> Result<Arc<dyn LlmProvider>, ProviderError> {

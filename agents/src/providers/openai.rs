@@ -10,18 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brain_auth::TenantId;
-use brain_auth::secrets::{SecretPath, SecretStore, SecretString};
+use brain_auth::egress::EgressPolicy;
+use brain_auth::secrets::{SecretStore, SecretString};
 use serde_json::{Value, json};
 
+use super::keys::{KeyUse, ProviderKey};
 use super::{
     ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ModelStream, Usage,
 };
 use crate::error::ProviderError;
 
-/// Where the provider reads a tenant's own key (BYOK): field `api_key` of this secret.
-pub fn byok_secret_path(tenant: TenantId) -> Option<SecretPath> {
-    SecretPath::tenant(tenant, "llm", "openai").ok()
-}
+/// The provider's name in model references and in the secret store.
+const NAME: &str = "openai";
 
 /// Settings of an OpenAI-compatible endpoint.
 pub struct OpenAiConfig {
@@ -29,8 +29,10 @@ pub struct OpenAiConfig {
     pub base_url: String,
     /// The deployment-wide key (`OPENAI_API_KEY`), used when a tenant has none of its own.
     pub api_key: Option<SecretString>,
-    /// Per-tenant keys in Vault, at [`byok_secret_path`].
+    /// Per-tenant keys ([`ProviderKey`]) in Vault.
     pub secrets: Option<Arc<dyn SecretStore>>,
+    /// Where a tenant's own `base_url` may point (the deployment's `base_url` is trusted).
+    pub egress: EgressPolicy,
     pub timeout: Duration,
     pub retry: RetryPolicy,
 }
@@ -78,6 +80,7 @@ impl OpenAiConfig {
             base_url: base_url.into(),
             api_key: None,
             secrets: None,
+            egress: EgressPolicy::default(),
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
         }
@@ -86,42 +89,97 @@ impl OpenAiConfig {
 
 pub struct OpenAiProvider {
     http: reqwest::Client,
-    endpoint: String,
+    /// For tenants' own endpoints: every connection obeys the egress policy.
+    guarded: reqwest::Client,
+    egress: EgressPolicy,
+    base_url: String,
     api_key: Option<SecretString>,
     secrets: Option<Arc<dyn SecretStore>>,
     retry: RetryPolicy,
 }
 
+/// Where one tenant's calls go, and with which key.
+struct Target<'a> {
+    http: &'a reqwest::Client,
+    base_url: &'a str,
+    key: Option<&'a SecretString>,
+    organization: Option<&'a str>,
+}
+
+impl Target<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}/{path}", self.base_url.trim_end_matches('/'));
+        let mut builder = self.http.request(method, url);
+        if let Some(key) = self.key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        if let Some(organization) = self.organization {
+            builder = builder.header("OpenAI-Organization", organization);
+        }
+        builder
+    }
+}
+
 impl OpenAiProvider {
     pub fn new(config: OpenAiConfig) -> Result<Self, ProviderError> {
         brain_auth::install_crypto_provider();
+        let unreachable = |e: reqwest::Error| ProviderError::Unreachable(e.to_string());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(config.timeout)
             .build()
-            .map_err(|e| ProviderError::Unreachable(e.to_string()))?;
+            .map_err(unreachable)?;
+        let guarded = config
+            .egress
+            .client_builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(config.timeout)
+            .build()
+            .map_err(unreachable)?;
         Ok(Self {
             http,
-            endpoint: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            guarded,
+            egress: config.egress,
+            base_url: config.base_url,
             api_key: config.api_key,
             secrets: config.secrets,
             retry: config.retry,
         })
     }
 
-    async fn key_for(&self, tenant: TenantId) -> Result<Option<SecretString>, ProviderError> {
-        if let (Some(store), Some(path)) = (&self.secrets, byok_secret_path(tenant)) {
-            match store.get(&path).await {
-                Ok(Some(mut map)) => {
-                    if let Some(key) = map.remove("api_key") {
-                        return Ok(Some(key));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => return Err(ProviderError::Unreachable(format!("secret store: {e}"))),
-            }
+    /// The tenant's own key, if it set one.
+    async fn tenant_key(&self, tenant: TenantId) -> Result<Option<ProviderKey>, ProviderError> {
+        match &self.secrets {
+            Some(store) => ProviderKey::load(store.as_ref(), tenant, NAME).await,
+            None => Ok(None),
         }
-        Ok(self.api_key.clone())
+    }
+
+    /// Where calls with `key` go (the deployment's endpoint and key without one).
+    fn target<'a>(&'a self, key: Option<&'a ProviderKey>) -> Result<Target<'a>, ProviderError> {
+        let Some(key) = key else {
+            return Ok(Target {
+                http: &self.http,
+                base_url: &self.base_url,
+                key: self.api_key.as_ref(),
+                organization: None,
+            });
+        };
+        let (http, base_url) = match &key.base_url {
+            Some(url) => {
+                self.egress
+                    .check_str(url)
+                    .map_err(|e| ProviderError::EgressRefused(e.to_string()))?;
+                (&self.guarded, url.as_str())
+            }
+            None => (&self.http, self.base_url.as_str()),
+        };
+        Ok(Target {
+            http,
+            base_url,
+            key: Some(&key.api_key),
+            organization: key.organization.as_deref(),
+        })
     }
 }
 
@@ -184,27 +242,29 @@ fn wire_message(m: &ChatMessage) -> Value {
 #[async_trait::async_trait]
 impl LlmProvider for OpenAiProvider {
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ProviderError> {
-        let key = self.key_for(request.tenant).await?;
+        let tenant_key = self.tenant_key(request.tenant).await?;
+        let target = self.target(tenant_key.as_ref())?;
         let body = request_body(&request);
         let mut attempt = 1;
         let response = loop {
-            let mut builder = self.http.post(&self.endpoint).json(&body);
-            if let Some(key) = &key {
-                builder = builder.bearer_auth(key.expose());
-            }
+            let builder = target
+                .request(reqwest::Method::POST, "chat/completions")
+                .json(&body);
             let (error, retry_after) = match builder.send().await {
                 Ok(response) if response.status().is_success() => break response,
                 Ok(response) => {
                     let transient = matches!(response.status().as_u16(), 429 | 500 | 502..=504);
                     let retry_after = retry_after(&response);
-                    let error = status_error(response).await;
+                    let error = status_error(response, target.key).await;
                     if !transient {
                         return Err(error);
                     }
                     (error, retry_after)
                 }
-                Err(e) if e.is_connect() => (ProviderError::Unreachable(e.to_string()), None),
-                Err(e) => return Err(ProviderError::Unreachable(e.to_string())),
+                Err(e) => match send_error(&e) {
+                    error @ ProviderError::Unreachable(_) if e.is_connect() => (error, None),
+                    error => return Err(error),
+                },
             };
             let Some(wait) = self.retry.delay(attempt, retry_after) else {
                 return Err(error);
@@ -219,6 +279,28 @@ impl LlmProvider for OpenAiProvider {
             pending: VecDeque::new(),
         };
         Ok(Box::pin(futures::stream::unfold(state, next_event)))
+    }
+
+    fn key_use(&self) -> KeyUse {
+        KeyUse::TenantOrDeployment
+    }
+
+    fn has_deployment_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// Lists the models: free, and refused without a valid key.
+    async fn verify_key(&self, key: &ProviderKey) -> Result<(), ProviderError> {
+        let target = self.target(Some(key))?;
+        let response = target
+            .request(reqwest::Method::GET, "models")
+            .send()
+            .await
+            .map_err(|e| send_error(&e))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(status_error(response, target.key).await)
     }
 }
 
@@ -236,15 +318,33 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// A refused call as an error, with the server's message when it sent one.
-async fn status_error(response: reqwest::Response) -> ProviderError {
+/// A request that got no answer: refused by the egress policy, or the server unreachable.
+fn send_error(error: &reqwest::Error) -> ProviderError {
+    match brain_auth::egress::refusal(error) {
+        Some(refused) => ProviderError::EgressRefused(refused.to_string()),
+        None => ProviderError::Unreachable(error.to_string()),
+    }
+}
+
+/// A refused call as an error, with the server's message when it sent one (never the key
+/// it was called with, should the server repeat it).
+async fn status_error(response: reqwest::Response, key: Option<&SecretString>) -> ProviderError {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
+    let mut message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(300).collect());
-    ProviderError::Status { status, message }
+    if let Some(key) = key.map(SecretString::expose).filter(|k| !k.is_empty()) {
+        message = message.replace(key, "[the key]");
+    }
+    match status {
+        401 | 403 => ProviderError::Unauthorized {
+            provider: NAME.to_owned(),
+            message,
+        },
+        _ => ProviderError::Status { status, message },
+    }
 }
 
 struct StreamState {

@@ -5,5 +5,6 @@
 
 mod fixtures;
 mod openai_wire;
+mod provider_keys;
 mod store;
 mod turn;

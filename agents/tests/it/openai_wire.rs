@@ -264,7 +264,7 @@ async fn a_tenants_own_key_from_vault_wins_over_the_deployment_key() {
     )
     .unwrap();
     let tenant = TenantId::new();
-    let path = brain_agents::providers::openai::byok_secret_path(tenant).unwrap();
+    let path = brain_agents::providers::keys::ProviderKey::path(tenant, "openai").unwrap();
     let mut secret = SecretMap::new();
     secret.insert("api_key".into(), SecretString::new("sk-tenant"));
     vault.put(&path, &secret).await.unwrap();

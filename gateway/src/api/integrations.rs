@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::audit::AuditDetails;
+use crate::audit::{AuditDetails, with_details};
 use crate::error::{ApiError, ApiJson, Code};
 use crate::state::AppState;
 
@@ -38,12 +38,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 fn uuid(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     raw.parse::<Uuid>().map_err(|_| ApiError::not_found(what))
-}
-
-fn with_details(status: StatusCode, body: impl Serialize, details: Value) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response.extensions_mut().insert(AuditDetails(details));
-    response
 }
 
 // ---- rules ----

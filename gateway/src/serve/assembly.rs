@@ -219,6 +219,11 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
     knowledge.register_metrics(&registry)?;
     let runtime =
         Arc::new(runtime(config, &db, &secrets, &connectors, &knowledge, &registry).await?);
+    let model_keys = Arc::new(brain_agents::providers::keys::ProviderKeys::new(
+        db.clone(),
+        secrets.clone(),
+        runtime.deps().providers.clone(),
+    ));
     let webhooks = Arc::new(
         brain_tools::webhooks::WebhookService::new(db.clone(), secrets.clone())
             .with_metrics(brain_tools::webhooks::WebhookMetrics::new(&registry)?)
@@ -242,6 +247,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         secrets,
         authenticator,
         connectors,
+        model_keys,
         knowledge,
         tasks,
         webhooks,
@@ -423,6 +429,7 @@ async fn runtime(
         .as_ref()
         .map(|k| SecretString::new(k.expose()));
     openai.secrets = Some(secrets.clone());
+    openai.egress = connectors.egress().clone();
     let providers = ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
     let retriever: Arc<dyn Retriever> = knowledge.clone();
     let deps = brain_runtime::RuntimeDeps::standard(

@@ -1,5 +1,5 @@
-//! No password, refresh token, API key or signing key reaches Postgres, the logs or a
-//! response other than the one that hands it out.
+//! No password, refresh token, API key, signing key or tenant model key reaches Postgres, the
+//! logs or a response other than the one that hands it out.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use brain_auth::secrets::{SecretPath, SecretStore, VaultSecretStore};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, get, post, required};
+use crate::harness::{get, post, required};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -58,7 +58,8 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         .with_writer(move || writer.clone())
         .init();
 
-    let app = TestApp::new().await;
+    let models = crate::model_keys::keyed_model_server().await;
+    let app = crate::model_keys::app_on(&models).await;
     let password = "Sup3r-secret passphrase for the leak test";
     let signup = post(
         &app.auth,
@@ -107,6 +108,24 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         StatusCode::OK
     );
 
+    // The tenant's own model key, used for a turn.
+    let owner = crate::harness::Owner {
+        token: access.clone(),
+        slug: signup.body["tenant"]["slug"].as_str().unwrap().to_owned(),
+    };
+    let model_key = crate::model_keys::set_key(&app, &owner, crate::model_keys::TENANT_KEY).await;
+    assert_eq!(model_key.status, StatusCode::OK, "{}", model_key.body);
+    let agent = post(
+        &app.gateway,
+        "/v1/agents",
+        Some(&access),
+        crate::agents::analyst(),
+    )
+    .await;
+    let chat = format!("/v1/agents/{}/chat", agent.body["id"].as_str().unwrap());
+    let turn = post(&app.gateway, &chat, Some(&access), json!({"message": "Hi"})).await;
+    assert_eq!(turn.status, StatusCode::OK, "{}", turn.body);
+
     // The signing keys, read straight from OpenBao.
     let vault =
         VaultSecretStore::new(&required("VAULT_ADDR"), &required("VAULT_TOKEN"), "secret").unwrap();
@@ -128,6 +147,7 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         refresh2,
         refresh3,
         api_key.clone(),
+        crate::model_keys::TENANT_KEY.to_owned(),
     ];
     secrets.extend(private_keys);
 
@@ -141,6 +161,12 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         get(&app.gateway, "/v1/integrations/api-keys", Some(&access))
             .await
             .body,
+        get(&app.gateway, "/v1/tenant/providers", Some(&access))
+            .await
+            .body,
+        get(&app.gateway, "/v1/audit", Some(&access)).await.body,
+        model_key.body,
+        turn.body,
     ];
     for secret in &secrets {
         // A distinctive middle part, so encodings that keep most of the value are caught too.

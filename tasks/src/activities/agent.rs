@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use brain_agents::knowledge::{Citation, Passage};
 use brain_agents::prompt::system_prompt;
+use brain_agents::providers::fallback::ModelChain;
 use brain_agents::providers::{ChatMessage, ChatRequest, ModelReply, ToolDefinition, Usage};
 use brain_agents::spec::{AgentId, AgentSpec, ModelRef};
 use brain_agents::tool::{call_label, delegate_target};
@@ -230,7 +231,9 @@ impl TaskActivities {
             Err(other) => return Err(agent_error(other)),
         }
         let model: ModelRef = input.model.parse().map_err(permanent)?;
-        let provider = self.providers.resolve(&model).map_err(permanent)?;
+        let provider = ModelChain::new(&self.providers, &model, &spec.fallback_models)
+            .map_err(permanent)?
+            .into_provider();
         let request = ChatRequest {
             tenant,
             model: model.model().to_owned(),
@@ -257,6 +260,9 @@ impl TaskActivities {
             "tool_calls": reply.tool_calls.iter().map(|c| json!({"id": c.id, "name": c.name})).collect::<Vec<_>>(),
             "usage": reply.usage,
         });
+        if !reply.fallbacks.is_empty() {
+            step.detail["fallbacks"] = json!(reply.fallbacks);
+        }
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
         Ok(LlmStepOutput {

@@ -1,0 +1,191 @@
+//! `/v1/tenant/providers`: a tenant's own model key, set through the API, is checked with a
+//! live call, serves that tenant's agents only, and is never shown again.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::agents::analyst;
+use crate::harness::{Owner, TestApp, call, get, member, post, signup};
+
+pub(crate) const TENANT_KEY: &str = "sk-proj-leaky-4f1c2a9b8e7d6c5b4a39";
+
+/// An OpenAI-wire server that knows only [`TENANT_KEY`] and refuses calls without it, the
+/// way OpenAI does.
+pub(crate) async fn keyed_model_server() -> MockServer {
+    let server = MockServer::start().await;
+    let bearer = format!("Bearer {TENANT_KEY}");
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"object": "list", "data": []})),
+        )
+        .mount(&server)
+        .await;
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": "Paid by the tenant."}, "finish_reason": "stop"}]});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(header("authorization", bearer.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+            "text/event-stream",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "message": "You didn't provide an API key.", "type": "invalid_request_error",
+            "code": "invalid_api_key"}})))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// An app whose `openai:*` models go to `server`, with no deployment key.
+pub(crate) async fn app_on(server: &MockServer) -> TestApp {
+    let base = format!("{}/v1", server.uri());
+    TestApp::with_config(|c| c.openai_base_url = base).await
+}
+
+pub(crate) async fn set_key(app: &TestApp, owner: &Owner, key: &str) -> crate::harness::Reply {
+    call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        "/v1/tenant/providers/openai",
+        Some(&owner.token),
+        Some(json!({"api_key": key, "organization": "org-leaky"})),
+    )
+    .await
+}
+
+fn openai(listing: &Value) -> Value {
+    listing["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "openai")
+        .cloned()
+        .unwrap()
+}
+
+/// The tenant's analyst agent.
+async fn analyst_of(app: &TestApp, token: &str) -> String {
+    let agent = post(&app.gateway, "/v1/agents", Some(token), analyst()).await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    agent.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn chat(app: &TestApp, token: &str, agent: &str) -> crate::harness::Reply {
+    let uri = format!("/v1/agents/{agent}/chat");
+    post(&app.gateway, &uri, Some(token), json!({"message": "Hi"})).await
+}
+
+#[tokio::test]
+async fn a_tenants_own_key_serves_its_agents_only_and_is_never_shown_again() {
+    let server = keyed_model_server().await;
+    let app = app_on(&server).await;
+    let acme = signup(&app, "Acme").await;
+    let other = signup(&app, "Other").await;
+    let acme_agent = analyst_of(&app, &acme.token).await;
+    let other_agent = analyst_of(&app, &other.token).await;
+
+    let before = get(&app.gateway, "/v1/tenant/providers", Some(&acme.token)).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
+    assert_eq!(openai(&before.body)["key"], "missing");
+
+    // Refused by the provider: a clear 422 naming it, and nothing kept.
+    let wrong = set_key(&app, &acme, "sk-not-the-right-key-at-all").await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert_eq!(wrong.body["error"]["code"], "model_unauthorized");
+    assert!(
+        wrong.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`openai`")
+    );
+    let listed = get(&app.gateway, "/v1/tenant/providers", Some(&acme.token)).await;
+    assert_eq!(openai(&listed.body)["key"], "missing");
+
+    // Only owners and admins set keys.
+    let editor = member(&app, &acme, "editor").await;
+    let refused = call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        "/v1/tenant/providers/openai",
+        Some(&editor),
+        Some(json!({"api_key": TENANT_KEY})),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    let set = set_key(&app, &acme, TENANT_KEY).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["key"], "tenant");
+    assert_eq!(set.body["key_hint"], "sk-…4a39");
+    assert_eq!(set.body["organization"], "org-leaky");
+    assert!(set.body["verified_at"].is_string());
+    assert!(!set.body.to_string().contains(TENANT_KEY));
+
+    let served = chat(&app, &acme.token, &acme_agent).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    assert_eq!(served.body["reply"], "Paid by the tenant.");
+    // Another tenant has no key of its own and the deployment none either.
+    let stranger = chat(&app, &other.token, &other_agent).await;
+    assert_eq!(
+        stranger.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        stranger.body
+    );
+    assert_eq!(stranger.body["error"]["code"], "model_unauthorized");
+    let other_listing = get(&app.gateway, "/v1/tenant/providers", Some(&other.token)).await;
+    assert_eq!(openai(&other_listing.body)["key"], "missing");
+
+    let audit = get(
+        &app.gateway,
+        "/v1/audit?action=provider_key",
+        Some(&acme.token),
+    )
+    .await;
+    let events = audit.body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", audit.body);
+    assert_eq!(events[0]["action"], "provider_key.set");
+    assert!(!audit.body.to_string().contains(TENANT_KEY));
+
+    let removed = call(
+        &app.gateway,
+        axum::http::Method::DELETE,
+        "/v1/tenant/providers/openai",
+        Some(&acme.token),
+        None,
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    assert_eq!(removed.body["key"], "missing");
+    let without = chat(&app, &acme.token, &acme_agent).await;
+    assert_eq!(
+        without.body["error"]["code"], "model_unauthorized",
+        "{}",
+        without.body
+    );
+
+    let unknown = set_key(&app, &acme, TENANT_KEY).await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    let nope = call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        "/v1/tenant/providers/nope",
+        Some(&acme.token),
+        Some(json!({"api_key": TENANT_KEY})),
+    )
+    .await;
+    assert_eq!(nope.body["error"]["code"], "unknown_model", "{}", nope.body);
+}
