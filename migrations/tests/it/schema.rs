@@ -25,6 +25,7 @@ const TENANT_TABLES: &[&str] = &[
     "audit_events",
     "usage",
     "connector_idempotency",
+    "tenant_model_keys",
 ];
 
 #[tokio::test]
