@@ -15,6 +15,7 @@ pub mod providers;
 pub mod spec;
 pub mod store;
 pub mod structured;
+pub mod telemetry;
 pub mod tool;
 pub mod turn;
 

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedSender;
+use tracing::Instrument;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -23,6 +24,7 @@ use crate::providers::{
     ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, ToolDefinition, Usage,
 };
 use crate::spec::AgentSpec;
+use crate::telemetry;
 use crate::tool::{ToolError, ToolInvoker, call_label};
 
 /// Limits of one turn.
@@ -391,26 +393,40 @@ impl<'a> Turn<'a> {
         request: ChatRequest,
         events: Option<&UnboundedSender<TurnEvent>>,
     ) -> Result<(String, Vec<ToolCall>), AgentError> {
-        let mut stream = self.provider.stream(request).await?;
-        let mut content = String::new();
-        let mut calls: Vec<ToolCall> = Vec::new();
-        while let Some(event) = stream.next().await {
-            match event? {
-                ModelEvent::Token(text) => {
-                    content.push_str(&text);
-                    send(events, TurnEvent::Token { text });
+        let span = telemetry::chat_span(self.agent.model.provider(), &request);
+        let mut usage = Usage::default();
+        let mut finish = None;
+        let streamed = async {
+            let mut stream = self.provider.stream(request).await?;
+            let mut content = String::new();
+            let mut calls: Vec<ToolCall> = Vec::new();
+            while let Some(event) = stream.next().await {
+                match event? {
+                    ModelEvent::Token(text) => {
+                        content.push_str(&text);
+                        send(events, TurnEvent::Token { text });
+                    }
+                    ModelEvent::ToolCall(call) => calls.push(call),
+                    ModelEvent::Usage(u) => usage += u,
+                    ModelEvent::Finished(f) => finish = Some(f),
+                    ModelEvent::FellBack(fallback) => self.fallbacks.push(fallback),
                 }
-                ModelEvent::ToolCall(call) => calls.push(call),
-                ModelEvent::Usage(u) => self.usage += u,
-                ModelEvent::Finished(_) => {}
-                ModelEvent::FellBack(fallback) => self.fallbacks.push(fallback),
             }
+            Ok::<_, ProviderError>((content, calls))
         }
-        Ok((content, calls))
+        .instrument(span.clone())
+        .await;
+        self.usage += usage;
+        telemetry::record_chat(&span, usage, finish);
+        if let Err(e) = &streamed {
+            telemetry::record_error(&span, e);
+        }
+        Ok(streamed?)
     }
 
     /// Runs (or refuses) one call and feeds its outcome back to the model.
     async fn tool_call(&mut self, call: ToolCall, events: Option<&UnboundedSender<TurnEvent>>) {
+        let span = telemetry::tool_span(&call.name, &call.id);
         let record = execute(
             self.tenant,
             self.tools,
@@ -419,7 +435,13 @@ impl<'a> Turn<'a> {
             self.turn_id,
             events,
         )
+        .instrument(span.clone())
         .await;
+        match record.status {
+            ToolCallStatus::Ok => {}
+            ToolCallStatus::Error => telemetry::record_tool_failure(&span, "error"),
+            ToolCallStatus::Rejected => telemetry::record_tool_failure(&span, "rejected"),
+        }
         if matches!(record.status, ToolCallStatus::Ok | ToolCallStatus::Error) {
             self.executed += 1;
         }

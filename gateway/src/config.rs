@@ -20,6 +20,7 @@ const STANDARD_ENV: &[&str] = &[
     "TEMPORAL_ADDRESS",
     "OPENAI_BASE_URL",
     "OPENAI_API_KEY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +178,8 @@ pub struct Config {
     /// The gateway's public URL, as browsers reach it (used by the portal).
     pub public_gateway_url: String,
     pub log_format: LogFormat,
+    /// Where spans are exported over OTLP/HTTP (`<endpoint>/v1/traces`); none when unset.
+    pub otel_exporter_otlp_endpoint: Option<String>,
     /// A `tracing` filter, e.g. `info,brain_gateway=debug` (`BRAIN_LOG`).
     pub log: String,
     /// Seconds each dependency probe in `/readyz` may take.
@@ -245,6 +248,7 @@ impl Default for Config {
             portal_addr: SocketAddr::from(([127, 0, 0, 1], 3003)),
             public_gateway_url: "http://127.0.0.1:8000".to_owned(),
             log_format: LogFormat::Text,
+            otel_exporter_otlp_endpoint: None,
             log: DEFAULT_LOG.to_owned(),
             readiness_timeout_secs: 2,
         }

@@ -111,7 +111,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    brain_gateway::telemetry::init(&config);
+    // Lives until the runtime is gone, then sends the spans left.
+    let _telemetry = brain_gateway::telemetry::init(&config);
     brain_gateway::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -20,6 +20,7 @@ mod observability;
 mod openai_json;
 mod openai_sdk;
 mod openapi;
+mod otlp;
 mod portal;
 mod process;
 mod seed;

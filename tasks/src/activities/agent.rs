@@ -14,6 +14,7 @@ use brain_auth::{Code, ErrorCode, TenantId};
 use brain_tools::ToolError;
 use serde_json::{Value, json};
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::Instrument;
 
 use super::{
     TaskActivities, agent_error, infrastructure, permanent, task_error, transient, with_heartbeats,
@@ -242,8 +243,12 @@ impl TaskActivities {
             temperature: input.temperature,
             max_tokens: input.max_tokens,
         };
+        let span = brain_agents::telemetry::chat_span(model.provider(), &request);
+        let call = provider.complete(request).instrument(span.clone());
         let reply: ModelReply = tokio::select! {
-            reply = provider.complete(request) => reply.map_err(|e| match e {
+            reply = call => reply.inspect(|r| brain_agents::telemetry::record_reply(&span, r))
+                .inspect_err(|e| brain_agents::telemetry::record_error(&span, e))
+                .map_err(|e| match e {
                 // The prompt grew past the window (large tool results): no retry fits it.
                 brain_agents::ProviderError::ContextTooLong { .. } => permanent(e),
                 e => transient(format!("model call failed: {e}")),
@@ -321,7 +326,10 @@ impl TaskActivities {
                     Some(&input.idempotency_key),
                     ctx.info().attempt > 1,
                 );
-                with_heartbeats(&ctx, call).await
+                let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
+                with_heartbeats(&ctx, call.instrument(span.clone()))
+                    .await
+                    .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"))
             }
         };
         let outcome_label = match &outcome {
