@@ -54,6 +54,14 @@ pub enum LogFormat {
 #[serde(transparent)]
 pub struct Secret(String);
 
+/// An OpenAI-compatible provider the deployment runs besides `openai`.
+#[derive(Debug)]
+pub struct ModelProvider {
+    pub name: String,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
@@ -126,6 +134,11 @@ pub struct Config {
     /// tenants may bring their own key in Vault.
     pub openai_base_url: String,
     pub openai_api_key: Option<Secret>,
+    /// More OpenAI-compatible providers, `name=base_url` comma-separated (Mistral, Groq,
+    /// DeepSeek, OpenRouter, xAI, Ollama, vLLM, …): `name:<model>` in model references.
+    pub model_providers: Option<String>,
+    /// Their deployment keys, `name=key` comma-separated; tenants may bring their own.
+    pub model_provider_keys: Option<Secret>,
     /// Seconds a secret read from Vault is reused (model keys and connector credentials are
     /// read on every call); 0 reads Vault every time. Changes made through this instance are
     /// seen at once, changes made through another instance within this time.
@@ -220,6 +233,8 @@ impl Default for Config {
             hook_failure_window_secs: 60,
             openai_base_url: "https://api.openai.com/v1".to_owned(),
             openai_api_key: None,
+            model_providers: None,
+            model_provider_keys: None,
             secret_cache_secs: 30,
             rate_limit_tenant_per_minute: 1200,
             rate_limit_api_key_per_minute: 300,
@@ -298,6 +313,7 @@ impl Config {
         self.validate_stores()?;
         self.validate_counts()?;
         self.connector_endpoints()?;
+        self.model_providers()?;
         if !(512..=32_768).contains(&self.local_context) {
             return Err(ConfigError::Invalid {
                 setting: "BRAIN_LOCAL_CONTEXT",
@@ -536,6 +552,81 @@ impl Config {
             .collect()
     }
 
+    /// The extra OpenAI-compatible providers with their deployment keys.
+    pub fn model_providers(&self) -> Result<Vec<ModelProvider>, ConfigError> {
+        let invalid =
+            |setting: &'static str, reason: String| ConfigError::Invalid { setting, reason };
+        let pairs =
+            |raw: &str, setting: &'static str| -> Result<Vec<(String, String)>, ConfigError> {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (name, value) = pair.split_once('=').ok_or_else(|| {
+                            invalid(setting, "an entry is not `name=value`".to_owned())
+                        })?;
+                        Ok((name.trim().to_owned(), value.trim().to_owned()))
+                    })
+                    .collect()
+            };
+        let keys = match &self.model_provider_keys {
+            Some(raw) => pairs(raw.expose(), "BRAIN_MODEL_PROVIDER_KEYS")?,
+            None => Vec::new(),
+        };
+        let providers = match &self.model_providers {
+            Some(raw) => pairs(raw, "BRAIN_MODEL_PROVIDERS")?,
+            None => Vec::new(),
+        };
+        let named = |name: &str| {
+            !name.is_empty()
+                && name.len() <= 40
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        };
+        for (name, url) in &providers {
+            if !named(name) || ["local", "openai", "agent"].contains(&name.as_str()) {
+                return Err(invalid(
+                    "BRAIN_MODEL_PROVIDERS",
+                    format!(
+                        "`{name}` is not a free provider name ([a-z0-9_-], not local/openai/agent)"
+                    ),
+                ));
+            }
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| invalid("BRAIN_MODEL_PROVIDERS", format!("`{url}`: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "BRAIN_MODEL_PROVIDERS",
+                    format!("`{url}` is not an http(s) URL"),
+                ));
+            }
+        }
+        if let Some((name, _)) = keys
+            .iter()
+            .find(|(k, _)| !providers.iter().any(|(p, _)| p == k))
+        {
+            return Err(invalid(
+                "BRAIN_MODEL_PROVIDER_KEYS",
+                format!("`{name}` is not one of BRAIN_MODEL_PROVIDERS"),
+            ));
+        }
+        Ok(providers
+            .into_iter()
+            .map(|(name, base_url)| {
+                let api_key = keys
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| Secret::new(v.clone()));
+                ModelProvider {
+                    name,
+                    base_url,
+                    api_key,
+                }
+            })
+            .collect())
+    }
+
     pub fn require_embed_model_dir(&self) -> Result<&Path, ConfigError> {
         self.embed_model_dir.as_deref().ok_or(ConfigError::Missing {
             setting: "BRAIN_EMBED_MODEL_DIR",
@@ -619,6 +710,22 @@ mod tests {
                 ("VAULT_ADDR", "ftp://vault", "VAULT_ADDR"),
                 ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
                 ("BRAIN_LOG_FORMAT", "yaml", "log_format"),
+                (
+                    "BRAIN_MODEL_PROVIDERS",
+                    "openai=https://example.com/v1",
+                    "BRAIN_MODEL_PROVIDERS",
+                ),
+                ("BRAIN_MODEL_PROVIDERS", "groq", "BRAIN_MODEL_PROVIDERS"),
+                (
+                    "BRAIN_MODEL_PROVIDERS",
+                    "groq=ftp://x",
+                    "BRAIN_MODEL_PROVIDERS",
+                ),
+                (
+                    "BRAIN_MODEL_PROVIDER_KEYS",
+                    "groq=gsk_1",
+                    "BRAIN_MODEL_PROVIDER_KEYS",
+                ),
                 ("BRAIN_GATEWAY_ADDR", "not-an-address", "gateway_addr"),
                 (
                     "BRAIN_DATABASE_MAX_CONNECTIONS",

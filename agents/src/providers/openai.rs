@@ -20,11 +20,11 @@ use super::{
 };
 use crate::error::ProviderError;
 
-/// The provider's name in model references and in the secret store.
-const NAME: &str = "openai";
-
 /// Settings of an OpenAI-compatible endpoint.
 pub struct OpenAiConfig {
+    /// The provider's name in model references (`openai` of `openai:gpt-4o`), errors and the
+    /// secret store; a deployment may run several (`mistral`, `groq`, …).
+    pub name: String,
     /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
     pub base_url: String,
     /// The deployment-wide key (`OPENAI_API_KEY`), used when a tenant has none of its own.
@@ -77,6 +77,7 @@ impl RetryPolicy {
 impl OpenAiConfig {
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
+            name: "openai".to_owned(),
             base_url: base_url.into(),
             api_key: None,
             secrets: None,
@@ -88,6 +89,7 @@ impl OpenAiConfig {
 }
 
 pub struct OpenAiProvider {
+    name: String,
     http: reqwest::Client,
     /// For tenants' own endpoints: every connection obeys the egress policy.
     guarded: reqwest::Client,
@@ -137,6 +139,7 @@ impl OpenAiProvider {
             .build()
             .map_err(unreachable)?;
         Ok(Self {
+            name: config.name,
             http,
             guarded,
             egress: config.egress,
@@ -150,7 +153,7 @@ impl OpenAiProvider {
     /// The tenant's own key, if it set one.
     async fn tenant_key(&self, tenant: TenantId) -> Result<Option<ProviderKey>, ProviderError> {
         match &self.secrets {
-            Some(store) => ProviderKey::load(store.as_ref(), tenant, NAME).await,
+            Some(store) => ProviderKey::load(store.as_ref(), tenant, &self.name).await,
             None => Ok(None),
         }
     }
@@ -255,7 +258,7 @@ impl LlmProvider for OpenAiProvider {
                 Ok(response) => {
                     let transient = matches!(response.status().as_u16(), 429 | 500 | 502..=504);
                     let retry_after = retry_after(&response);
-                    let error = status_error(response, target.key).await;
+                    let error = status_error(&self.name, response, target.key).await;
                     if !transient {
                         return Err(error);
                     }
@@ -300,7 +303,7 @@ impl LlmProvider for OpenAiProvider {
         if response.status().is_success() {
             return Ok(());
         }
-        Err(status_error(response, target.key).await)
+        Err(status_error(&self.name, response, target.key).await)
     }
 }
 
@@ -328,7 +331,11 @@ fn send_error(error: &reqwest::Error) -> ProviderError {
 
 /// A refused call as an error, with the server's message when it sent one (never the key
 /// it was called with, should the server repeat it).
-async fn status_error(response: reqwest::Response, key: Option<&SecretString>) -> ProviderError {
+async fn status_error(
+    provider: &str,
+    response: reqwest::Response,
+    key: Option<&SecretString>,
+) -> ProviderError {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     let mut message = serde_json::from_str::<Value>(&text)
@@ -340,7 +347,7 @@ async fn status_error(response: reqwest::Response, key: Option<&SecretString>) -
     }
     match status {
         401 | 403 => ProviderError::Unauthorized {
-            provider: NAME.to_owned(),
+            provider: provider.to_owned(),
             message,
         },
         _ => ProviderError::Status { status, message },

@@ -413,7 +413,7 @@ async fn runtime(
     use brain_agents::ProviderRegistry;
     use brain_agents::knowledge::Retriever;
     use brain_agents::providers::local::LocalConfig;
-    use brain_agents::providers::openai::OpenAiConfig;
+    use brain_agents::providers::openai::{OpenAiConfig, OpenAiProvider};
 
     let local = config.local_model.as_ref().map(|path| LocalConfig {
         threads: config.local_threads,
@@ -430,7 +430,17 @@ async fn runtime(
         .map(|k| SecretString::new(k.expose()));
     openai.secrets = Some(secrets.clone());
     openai.egress = connectors.egress().clone();
-    let providers = ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
+    let mut providers =
+        ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
+    for extra in config.model_providers()? {
+        let mut endpoint = OpenAiConfig::new(extra.base_url);
+        endpoint.name = extra.name.clone();
+        endpoint.api_key = extra.api_key.map(|k| SecretString::new(k.expose()));
+        endpoint.secrets = Some(secrets.clone());
+        endpoint.egress = connectors.egress().clone();
+        let provider = OpenAiProvider::new(endpoint).context("model providers")?;
+        providers = providers.with(extra.name, Arc::new(provider));
+    }
     let retriever: Arc<dyn Retriever> = knowledge.clone();
     let deps = brain_runtime::RuntimeDeps::standard(
         db.clone(),

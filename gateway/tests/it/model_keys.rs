@@ -189,3 +189,58 @@ async fn a_tenants_own_key_serves_its_agents_only_and_is_never_shown_again() {
     .await;
     assert_eq!(nope.body["error"]["code"], "unknown_model", "{}", nope.body);
 }
+
+#[tokio::test]
+async fn a_deployment_runs_more_openai_compatible_providers_by_name() {
+    let groq = MockServer::start().await;
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "llama-3.1-8b-instant",
+        "choices": [{"index": 0, "delta": {"content": "Fast answer."}, "finish_reason": "stop"}]});
+    Mock::given(method("POST"))
+        .and(path("/openai/v1/chat/completions"))
+        .and(header("authorization", "Bearer gsk-deployment"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
+            "text/event-stream",
+        ))
+        .mount(&groq)
+        .await;
+    let base = format!("{}/openai/v1", groq.uri());
+    let app = TestApp::with_config(|c| {
+        c.model_providers = Some(format!("groq={base}"));
+        c.model_provider_keys = Some(brain_gateway::config::Secret::new("groq=gsk-deployment"));
+    })
+    .await;
+    let owner = signup(&app, "Groq").await;
+    let listed = get(&app.gateway, "/v1/tenant/providers", Some(&owner.token)).await;
+    let groq_view = listed.body["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "groq")
+        .cloned();
+    assert_eq!(groq_view.unwrap()["key"], "deployment", "{}", listed.body);
+
+    let mut fast = analyst();
+    fast["model"] = json!("groq:llama-3.1-8b-instant");
+    let agent = post(&app.gateway, "/v1/agents", Some(&owner.token), fast).await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    let id = agent.body["id"].as_str().unwrap();
+    let turn = chat(&app, &owner.token, id).await;
+    assert_eq!(turn.status, StatusCode::OK, "{}", turn.body);
+    assert_eq!(turn.body["reply"], "Fast answer.");
+    let sent: Value =
+        serde_json::from_slice(&groq.received_requests().await.unwrap()[0].body).unwrap();
+    assert_eq!(sent["model"], "llama-3.1-8b-instant");
+
+    // A model of a provider the deployment does not run is refused when the agent is saved.
+    let mut unknown = analyst();
+    unknown["slug"] = json!("other");
+    unknown["model"] = json!("mistral:small");
+    let refused = post(&app.gateway, "/v1/agents", Some(&owner.token), unknown).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+}
