@@ -151,7 +151,7 @@ fn ensure_wasm_bindgen(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// A digest of everything the bundle is built from.
+/// A digest of everything the bundle is built from, and of where (see below).
 fn source_digest(root: &Path, wasm_bindgen: &str) -> anyhow::Result<String> {
     let mut files = Vec::new();
     let mut stack = vec![root.join("portal/src"), root.join("portal/style")];
@@ -173,6 +173,10 @@ fn source_digest(root: &Path, wasm_bindgen: &str) -> anyhow::Result<String> {
     files.sort();
     let mut hash = Sha256::new();
     hash.update(wasm_bindgen.as_bytes());
+    // Leptos names server functions after the crate's absolute path (`CARGO_MANIFEST_DIR`):
+    // a bundle built in another checkout calls endpoints this server does not have, so a
+    // target directory shared between checkouts (CI's cache) must not reuse it.
+    hash.update(root.to_string_lossy().as_bytes());
     for file in files {
         hash.update(
             file.strip_prefix(root)
