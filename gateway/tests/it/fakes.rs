@@ -13,6 +13,19 @@ use lopdf::content::{Content, Operation};
 use lopdf::{Document, Object, Stream, dictionary};
 use serde_json::{Value, json};
 
+/// A streamed chat completion of `chunks` in OpenAI's SSE wire format, `[DONE]` last.
+pub fn chat_stream(chunks: &[Value]) -> wiremock::ResponseTemplate {
+    let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    wiremock::ResponseTemplate::new(200)
+        .set_body_raw(format!("{body}data: [DONE]\n\n"), "text/event-stream")
+}
+
+/// One chunk of `model` carrying the whole answer `text`.
+pub fn answer_chunk(model: &str, text: &str) -> Value {
+    json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
+           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]})
+}
+
 /// Serves `router` on a free port in this test's runtime; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

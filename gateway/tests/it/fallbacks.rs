@@ -7,6 +7,7 @@ use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::agents::owner;
+use crate::fakes::{answer_chunk, chat_stream};
 use crate::harness::{TestApp, call, post};
 
 /// `gpt-busy` is always rate limited (`Retry-After: 0`); `gpt-calm` answers.
@@ -24,15 +25,10 @@ async fn models() -> MockServer {
         )
         .mount(&server)
         .await;
-    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-calm",
-        "choices": [{"index": 0, "delta": {"content": "Calm answer."}, "finish_reason": "stop"}]});
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(body_partial_json(json!({"model": "gpt-calm"})))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
-            "text/event-stream",
-        ))
+        .respond_with(chat_stream(&[answer_chunk("gpt-calm", "Calm answer.")]))
         .mount(&server)
         .await;
     server

@@ -7,6 +7,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::agents::analyst;
+use crate::fakes::{answer_chunk, chat_stream};
 use crate::harness::{Owner, TestApp, call, get, member, post, signup};
 
 pub(crate) const TENANT_KEY: &str = "sk-proj-leaky-4f1c2a9b8e7d6c5b4a39";
@@ -24,15 +25,11 @@ pub(crate) async fn keyed_model_server() -> MockServer {
         )
         .mount(&server)
         .await;
-    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "delta": {"content": "Paid by the tenant."}, "finish_reason": "stop"}]});
+    let chunk = answer_chunk("gpt-4o-mini", "Paid by the tenant.");
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(header("authorization", bearer.as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
-            "text/event-stream",
-        ))
+        .respond_with(chat_stream(&[chunk]))
         .mount(&server)
         .await;
     Mock::given(wiremock::matchers::any())
@@ -193,15 +190,11 @@ async fn a_tenants_own_key_serves_its_agents_only_and_is_never_shown_again() {
 #[tokio::test]
 async fn a_deployment_runs_more_openai_compatible_providers_by_name() {
     let groq = MockServer::start().await;
-    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "llama-3.1-8b-instant",
-        "choices": [{"index": 0, "delta": {"content": "Fast answer."}, "finish_reason": "stop"}]});
+    let chunk = answer_chunk("llama-3.1-8b-instant", "Fast answer.");
     Mock::given(method("POST"))
         .and(path("/openai/v1/chat/completions"))
         .and(header("authorization", "Bearer gsk-deployment"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            format!("data: {chunk}\n\ndata: [DONE]\n\n"),
-            "text/event-stream",
-        ))
+        .respond_with(chat_stream(&[chunk]))
         .mount(&groq)
         .await;
     let base = format!("{}/openai/v1", groq.uri());

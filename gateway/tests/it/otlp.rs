@@ -12,15 +12,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
 use crate::agents::{analyst, owner};
+use crate::fakes::{answer_chunk, chat_stream};
 use crate::harness::{TestApp, post};
-
-fn stream(chunks: &[serde_json::Value]) -> ResponseTemplate {
-    let body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    ResponseTemplate::new(200).set_body_raw(format!("{body}data: [DONE]\n\n"), "text/event-stream")
-}
 
 /// A model that calls `wordpress__create_post` first, then answers.
 async fn model() -> MockServer {
@@ -33,16 +29,15 @@ async fn model() -> MockServer {
         "usage": {"prompt_tokens": 120, "completion_tokens": 9, "total_tokens": 129}});
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(stream(&[call, usage]))
+        .respond_with(chat_stream(&[call, usage]))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    let answer = json!({"id": "c2", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "finish_reason": "stop", "delta": {"content": "I may not post."}}]});
+    let answer = answer_chunk("gpt-4o-mini", "I may not post.");
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(stream(&[answer]))
+        .respond_with(chat_stream(&[answer]))
         .mount(&server)
         .await;
     server
