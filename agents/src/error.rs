@@ -56,7 +56,7 @@ pub enum ProviderError {
     #[error("unknown model provider `{0}`")]
     UnknownProvider(String),
     #[error("no API key configured for provider `{0}`")]
-    MissingApiKey(&'static str),
+    MissingApiKey(String),
     #[error("the model provider `{provider}` rejected the API key: {message}")]
     Unauthorized { provider: String, message: String },
     #[error("secret store: {0}")]

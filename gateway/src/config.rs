@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use brain_agents::providers::rig::Wire;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -55,7 +56,12 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 /// An OpenAI-compatible provider the deployment runs besides `openai`.
+/// Native-wire providers registered even when `BRAIN_MODEL_PROVIDERS` does not name them.
+const ALWAYS_ON_PROVIDERS: [&str; 2] = ["anthropic", "gemini"];
+
 #[derive(Debug)]
+/// A model provider besides `local` and `openai`: OpenAI-compatible, or one of the native
+/// wires (`anthropic`, `gemini`, `ollama`, `azure-openai`) when named so.
 pub struct ModelProvider {
     pub name: String,
     pub base_url: String,
@@ -134,8 +140,9 @@ pub struct Config {
     /// tenants may bring their own key in Vault.
     pub openai_base_url: String,
     pub openai_api_key: Option<Secret>,
-    /// More OpenAI-compatible providers, `name=base_url` comma-separated (Mistral, Groq,
-    /// DeepSeek, OpenRouter, xAI, Ollama, vLLM, …): `name:<model>` in model references.
+    /// More providers, `name=base_url` comma-separated: `anthropic`, `gemini`, `ollama` and
+    /// `azure-openai` speak their own wire, any other name OpenAI's (Mistral, Groq, DeepSeek,
+    /// OpenRouter, xAI, vLLM, …): `name:<model>` in model references.
     pub model_providers: Option<String>,
     /// Their deployment keys, `name=key` comma-separated; tenants may bring their own.
     pub model_provider_keys: Option<Secret>,
@@ -573,7 +580,7 @@ impl Config {
             Some(raw) => pairs(raw.expose(), "BRAIN_MODEL_PROVIDER_KEYS")?,
             None => Vec::new(),
         };
-        let providers = match &self.model_providers {
+        let mut providers = match &self.model_providers {
             Some(raw) => pairs(raw, "BRAIN_MODEL_PROVIDERS")?,
             None => Vec::new(),
         };
@@ -600,6 +607,14 @@ impl Config {
                     "BRAIN_MODEL_PROVIDERS",
                     format!("`{url}` is not an http(s) URL"),
                 ));
+            }
+        }
+        // The public clouds with a native wire are always there, at their public API, so a
+        // tenant can bring a key without the deployment configuring anything.
+        for cloud in ALWAYS_ON_PROVIDERS {
+            let base_url = Wire::named(cloud).and_then(Wire::default_base_url);
+            if let Some(url) = base_url.filter(|_| !providers.iter().any(|(p, _)| p == cloud)) {
+                providers.push((cloud.to_owned(), url.to_owned()));
             }
         }
         if let Some((name, _)) = keys

@@ -16,6 +16,7 @@ pub mod fallback;
 pub mod keys;
 pub mod local;
 pub mod openai;
+pub mod rig;
 #[cfg(any(test, feature = "test-support"))]
 pub mod scripted;
 

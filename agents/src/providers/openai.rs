@@ -61,7 +61,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// How long to wait before attempt `attempt + 1`, if there is one.
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
         if attempt >= self.attempts {
             return None;
         }

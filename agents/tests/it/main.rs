@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
 mod fixtures;
+mod native_wires;
 mod openai_wire;
 mod provider_keys;
 mod store;

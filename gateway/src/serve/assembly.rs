@@ -413,7 +413,9 @@ async fn runtime(
     use brain_agents::ProviderRegistry;
     use brain_agents::knowledge::Retriever;
     use brain_agents::providers::local::LocalConfig;
+    use brain_agents::LlmProvider;
     use brain_agents::providers::openai::{OpenAiConfig, OpenAiProvider};
+    use brain_agents::providers::rig::{RigConfig, RigProvider, Wire};
 
     let local = config.local_model.as_ref().map(|path| LocalConfig {
         threads: config.local_threads,
@@ -433,13 +435,25 @@ async fn runtime(
     let mut providers =
         ProviderRegistry::standard(local, Some(openai)).context("model providers")?;
     for extra in config.model_providers()? {
-        let mut endpoint = OpenAiConfig::new(extra.base_url);
-        endpoint.name = extra.name.clone();
-        endpoint.api_key = extra.api_key.map(|k| SecretString::new(k.expose()));
-        endpoint.secrets = Some(secrets.clone());
-        endpoint.egress = connectors.egress().clone();
-        let provider = OpenAiProvider::new(endpoint).context("model providers")?;
-        providers = providers.with(extra.name, Arc::new(provider));
+        let api_key = extra.api_key.map(|k| SecretString::new(k.expose()));
+        let provider: Arc<dyn LlmProvider> = match Wire::named(&extra.name) {
+            Some(wire) => {
+                let mut endpoint = RigConfig::new(extra.name.clone(), wire, extra.base_url);
+                endpoint.api_key = api_key;
+                endpoint.secrets = Some(secrets.clone());
+                endpoint.egress = connectors.egress().clone();
+                Arc::new(RigProvider::new(endpoint).context("model providers")?)
+            }
+            None => {
+                let mut endpoint = OpenAiConfig::new(extra.base_url);
+                endpoint.name = extra.name.clone();
+                endpoint.api_key = api_key;
+                endpoint.secrets = Some(secrets.clone());
+                endpoint.egress = connectors.egress().clone();
+                Arc::new(OpenAiProvider::new(endpoint).context("model providers")?)
+            }
+        };
+        providers = providers.with(extra.name, provider);
     }
     let retriever: Arc<dyn Retriever> = knowledge.clone();
     let deps = brain_runtime::RuntimeDeps::standard(
