@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use brain_agents::providers::rig::Wire;
 use figment::Figment;
+
+mod providers;
 use figment::providers::{Env, Format, Serialized, Toml};
+pub use providers::ModelProvider;
 use serde::{Deserialize, Serialize};
 
 /// Environment variables read without the `BRAIN_` prefix, as every tool in the ecosystem
@@ -54,19 +56,6 @@ pub enum LogFormat {
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
-
-/// An OpenAI-compatible provider the deployment runs besides `openai`.
-/// Native-wire providers registered even when `BRAIN_MODEL_PROVIDERS` does not name them.
-const ALWAYS_ON_PROVIDERS: [&str; 2] = ["anthropic", "gemini"];
-
-#[derive(Debug)]
-/// A model provider besides `local` and `openai`: OpenAI-compatible, or one of the native
-/// wires (`anthropic`, `gemini`, `ollama`, `azure-openai`) when named so.
-pub struct ModelProvider {
-    pub name: String,
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -557,89 +546,6 @@ impl Config {
                 Ok((key.trim().to_owned(), url.trim().to_owned()))
             })
             .collect()
-    }
-
-    /// The extra OpenAI-compatible providers with their deployment keys.
-    pub fn model_providers(&self) -> Result<Vec<ModelProvider>, ConfigError> {
-        let invalid =
-            |setting: &'static str, reason: String| ConfigError::Invalid { setting, reason };
-        let pairs =
-            |raw: &str, setting: &'static str| -> Result<Vec<(String, String)>, ConfigError> {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (name, value) = pair.split_once('=').ok_or_else(|| {
-                            invalid(setting, "an entry is not `name=value`".to_owned())
-                        })?;
-                        Ok((name.trim().to_owned(), value.trim().to_owned()))
-                    })
-                    .collect()
-            };
-        let keys = match &self.model_provider_keys {
-            Some(raw) => pairs(raw.expose(), "BRAIN_MODEL_PROVIDER_KEYS")?,
-            None => Vec::new(),
-        };
-        let mut providers = match &self.model_providers {
-            Some(raw) => pairs(raw, "BRAIN_MODEL_PROVIDERS")?,
-            None => Vec::new(),
-        };
-        let named = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 40
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        };
-        for (name, url) in &providers {
-            if !named(name) || ["local", "openai", "agent"].contains(&name.as_str()) {
-                return Err(invalid(
-                    "BRAIN_MODEL_PROVIDERS",
-                    format!(
-                        "`{name}` is not a free provider name ([a-z0-9_-], not local/openai/agent)"
-                    ),
-                ));
-            }
-            let parsed = reqwest::Url::parse(url)
-                .map_err(|e| invalid("BRAIN_MODEL_PROVIDERS", format!("`{url}`: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(
-                    "BRAIN_MODEL_PROVIDERS",
-                    format!("`{url}` is not an http(s) URL"),
-                ));
-            }
-        }
-        // The public clouds with a native wire are always there, at their public API, so a
-        // tenant can bring a key without the deployment configuring anything.
-        for cloud in ALWAYS_ON_PROVIDERS {
-            let base_url = Wire::named(cloud).and_then(Wire::default_base_url);
-            if let Some(url) = base_url.filter(|_| !providers.iter().any(|(p, _)| p == cloud)) {
-                providers.push((cloud.to_owned(), url.to_owned()));
-            }
-        }
-        if let Some((name, _)) = keys
-            .iter()
-            .find(|(k, _)| !providers.iter().any(|(p, _)| p == k))
-        {
-            return Err(invalid(
-                "BRAIN_MODEL_PROVIDER_KEYS",
-                format!("`{name}` is not one of BRAIN_MODEL_PROVIDERS"),
-            ));
-        }
-        Ok(providers
-            .into_iter()
-            .map(|(name, base_url)| {
-                let api_key = keys
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| Secret::new(v.clone()));
-                ModelProvider {
-                    name,
-                    base_url,
-                    api_key,
-                }
-            })
-            .collect())
     }
 
     pub fn require_embed_model_dir(&self) -> Result<&Path, ConfigError> {

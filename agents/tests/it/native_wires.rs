@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
+use brain_agents::ProviderError;
 use brain_agents::providers::openai::RetryPolicy;
 use brain_agents::providers::rig::{RigConfig, RigProvider, Wire};
 use brain_agents::providers::{
     ChatMessage, ChatRequest, FinishReason, LlmProvider, ToolCall, ToolDefinition, Usage,
 };
-use brain_agents::ProviderError;
 use brain_auth::secrets::SecretString;
 use brain_auth::{Code, ErrorCode, TenantId};
 use serde_json::{Value, json};
@@ -99,34 +99,67 @@ fn anthropic() -> Fake {
         "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}});
     let text = sse(&[
         ("message_start", start.clone()),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}})),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
         ("ping", json!({"type": "ping"})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": "Sunny, "}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": "21 °C."}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("message_delta", json!({"type": "message_delta",
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": "Sunny, "}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": "21 °C."}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta",
             "delta": {"stop_reason": "end_turn", "stop_sequence": null},
-            "usage": {"output_tokens": 7}})),
+            "usage": {"output_tokens": 7}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
     let tool_call = sse(&[
         ("message_start", start),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0,
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
             "content_block": {"type": "tool_use", "id": "toolu_01", "name": "get_weather",
-                              "input": {}}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": "{\"ci"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "input_json_delta", "partial_json": "ty\": \"Paris\"}"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("message_delta", json!({"type": "message_delta",
+                              "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": "{\"ci"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": "ty\": \"Paris\"}"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta",
             "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-            "usage": {"output_tokens": 7}})),
+            "usage": {"output_tokens": 7}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
     Fake {
@@ -138,31 +171,52 @@ fn anthropic() -> Fake {
         auth: ("x-api-key", KEY.into()),
         text,
         tool_call,
-        rate_limited: refusal(429, json!({"type": "error", "error": {
-            "type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}})),
-        unauthorized: refusal(401, json!({"type": "error", "error": {
-            "type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}})),
+        rate_limited: refusal(
+            429,
+            json!({"type": "error", "error": {
+            "type": "rate_limit_error", "message": "Number of requests has exceeded your rate limit"}}),
+        ),
+        unauthorized: refusal(
+            401,
+            json!({"type": "error", "error": {
+            "type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}}),
+        ),
     }
 }
 
 fn gemini() -> Fake {
     let usage = json!({"promptTokenCount": 25, "candidatesTokenCount": 7, "totalTokenCount": 32});
     let text = sse(&[
-        ("", json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Sunny, "}]},
-            "index": 0}], "modelVersion": "gemini-2.5-flash"})),
-        ("", json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "21 °C."}]},
+        (
+            "",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Sunny, "}]},
+            "index": 0}], "modelVersion": "gemini-2.5-flash"}),
+        ),
+        (
+            "",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "21 °C."}]},
             "finishReason": "STOP", "index": 0}], "usageMetadata": usage,
-            "modelVersion": "gemini-2.5-flash"})),
+            "modelVersion": "gemini-2.5-flash"}),
+        ),
     ]);
     let tool_call = sse(&[
-        ("", json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
-            "index": 0}], "modelVersion": "gemini-2.5-flash"})),
-        ("", json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {
+        (
+            "",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
+            "index": 0}], "modelVersion": "gemini-2.5-flash"}),
+        ),
+        (
+            "",
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {
             "name": "get_weather", "args": {"city": "Paris"}}}]}, "index": 0}],
-            "modelVersion": "gemini-2.5-flash"})),
-        ("", json!({"candidates": [{"content": {"role": "model", "parts": []},
+            "modelVersion": "gemini-2.5-flash"}),
+        ),
+        (
+            "",
+            json!({"candidates": [{"content": {"role": "model", "parts": []},
             "finishReason": "STOP", "index": 0}], "usageMetadata": usage,
-            "modelVersion": "gemini-2.5-flash"})),
+            "modelVersion": "gemini-2.5-flash"}),
+        ),
     ]);
     Fake {
         wire: Wire::Gemini,
@@ -173,11 +227,17 @@ fn gemini() -> Fake {
         auth: ("", KEY.into()),
         text,
         tool_call,
-        rate_limited: refusal(429, json!({"error": {"code": 429,
+        rate_limited: refusal(
+            429,
+            json!({"error": {"code": 429,
             "message": "Resource has been exhausted (e.g. check quota).",
-            "status": "RESOURCE_EXHAUSTED"}})),
-        unauthorized: refusal(401, json!({"error": {"code": 401,
-            "message": format!("API key not valid: {KEY}"), "status": "UNAUTHENTICATED"}})),
+            "status": "RESOURCE_EXHAUSTED"}}),
+        ),
+        unauthorized: refusal(
+            401,
+            json!({"error": {"code": 401,
+            "message": format!("API key not valid: {KEY}"), "status": "UNAUTHENTICATED"}}),
+        ),
     }
 }
 
@@ -200,8 +260,11 @@ fn ollama() -> Fake {
     ]);
     let tool_call = ndjson(&[
         line(json!({"role": "assistant", "content": ""}), false),
-        line(json!({"role": "assistant", "content": "", "tool_calls": [{"function": {
-            "name": "get_weather", "arguments": {"city": "Paris"}}}]}), false),
+        line(
+            json!({"role": "assistant", "content": "", "tool_calls": [{"function": {
+            "name": "get_weather", "arguments": {"city": "Paris"}}}]}),
+            false,
+        ),
         line(json!({"role": "assistant", "content": ""}), true),
     ]);
     Fake {
@@ -226,18 +289,39 @@ fn azure() -> Fake {
     let usage = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o",
         "choices": [], "usage": {"prompt_tokens": 25, "completion_tokens": 7, "total_tokens": 32}});
     let text = sse(&[
-        ("", chunk(json!({"role": "assistant", "content": "Sunny, "}), None)),
+        (
+            "",
+            chunk(json!({"role": "assistant", "content": "Sunny, "}), None),
+        ),
         ("", chunk(json!({"content": "21 °C."}), None)),
         ("", chunk(json!({}), Some("stop"))),
         ("", usage.clone()),
         ("", json!("[DONE]")),
     ]);
     let tool_call = sse(&[
-        ("", chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_01",
-            "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), None)),
-        ("", chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}}]}), None)),
-        ("", chunk(json!({"tool_calls": [{"index": 0, "function": {
-            "arguments": "ty\": \"Paris\"}"}}]}), None)),
+        (
+            "",
+            chunk(
+                json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_01",
+            "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+                None,
+            ),
+        ),
+        (
+            "",
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"ci"}}]}),
+                None,
+            ),
+        ),
+        (
+            "",
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {
+            "arguments": "ty\": \"Paris\"}"}}]}),
+                None,
+            ),
+        ),
         ("", chunk(json!({}), Some("tool_calls"))),
         ("", usage),
         ("", json!("[DONE]")),
@@ -251,10 +335,16 @@ fn azure() -> Fake {
         auth: ("api-key", KEY.into()),
         text,
         tool_call,
-        rate_limited: refusal(429, json!({"error": {"code": "429",
-            "message": "Requests to the ChatCompletions_Create Operation have exceeded the rate limit."}})),
-        unauthorized: refusal(401, json!({"error": {"code": "401",
-            "message": format!("Access denied due to invalid subscription key {KEY}")}})),
+        rate_limited: refusal(
+            429,
+            json!({"error": {"code": "429",
+            "message": "Requests to the ChatCompletions_Create Operation have exceeded the rate limit."}}),
+        ),
+        unauthorized: refusal(
+            401,
+            json!({"error": {"code": "401",
+            "message": format!("Access denied due to invalid subscription key {KEY}")}}),
+        ),
     }
 }
 
@@ -301,7 +391,11 @@ async fn each_native_wire_streams_an_answer_with_its_usage() {
             }
         }
         assert_eq!(tokens.concat(), "Sunny, 21 °C.", "{}", fake.name);
-        assert!(tokens.len() >= 2, "{}: the answer streamed in pieces", fake.name);
+        assert!(
+            tokens.len() >= 2,
+            "{}: the answer streamed in pieces",
+            fake.name
+        );
         assert_eq!(
             usage,
             Usage {
@@ -315,8 +409,17 @@ async fn each_native_wire_streams_an_answer_with_its_usage() {
         server.verify().await;
         let sent = &server.received_requests().await.unwrap()[0];
         let body = String::from_utf8_lossy(&sent.body);
-        for part in ["You are terse.", "Weather in Paris?", "get_weather", "Current weather"] {
-            assert!(body.contains(part), "{}: `{part}` not sent: {body}", fake.name);
+        for part in [
+            "You are terse.",
+            "Weather in Paris?",
+            "get_weather",
+            "Current weather",
+        ] {
+            assert!(
+                body.contains(part),
+                "{}: `{part}` not sent: {body}",
+                fake.name
+            );
         }
     }
 }
@@ -325,7 +428,9 @@ async fn each_native_wire_streams_an_answer_with_its_usage() {
 async fn each_native_wire_sends_a_tool_result_back_to_its_call() {
     for fake in fakes() {
         let server = MockServer::start().await;
-        completion_call(&fake, fake.text.clone()).mount(&server).await;
+        completion_call(&fake, fake.text.clone())
+            .mount(&server)
+            .await;
         let provider = provider(&server, fake.wire, fake.name);
         let mut second = request(fake.model);
         second.messages.push(ChatMessage {
@@ -347,7 +452,11 @@ async fn each_native_wire_sends_a_tool_result_back_to_its_call() {
         let sent = &server.received_requests().await.unwrap()[0];
         let body: Value = serde_json::from_slice(&sent.body).unwrap();
         let text = body.to_string();
-        assert!(text.contains("temp_c"), "{}: result not sent: {text}", fake.name);
+        assert!(
+            text.contains("temp_c"),
+            "{}: result not sent: {text}",
+            fake.name
+        );
         // The call and its result are tied together the way each wire does it.
         let tie = match fake.wire {
             Wire::Anthropic => "\"tool_use_id\":\"toolu_01\"",
@@ -418,7 +527,12 @@ async fn each_native_wire_reports_a_refused_key_naming_the_provider() {
             .await;
         let provider = provider(&server, fake.wire, fake.name);
         let error = provider.complete(request(fake.model)).await.unwrap_err();
-        assert_eq!(error.code(), Code::ModelUnauthorized, "{}: {error}", fake.name);
+        assert_eq!(
+            error.code(),
+            Code::ModelUnauthorized,
+            "{}: {error}",
+            fake.name
+        );
         let text = error.to_string();
         assert!(text.contains(fake.name), "{}: {text}", fake.name);
         assert!(!text.contains(KEY), "{}: the key leaked: {text}", fake.name);
@@ -429,13 +543,19 @@ async fn each_native_wire_reports_a_refused_key_naming_the_provider() {
 #[tokio::test]
 async fn a_native_wire_without_a_key_is_not_configured() {
     let server = MockServer::start().await;
-    let provider = RigProvider::new(RigConfig::new("anthropic", Wire::Anthropic, server.uri()))
-        .unwrap();
+    let provider =
+        RigProvider::new(RigConfig::new("anthropic", Wire::Anthropic, server.uri())).unwrap();
     let error = provider
         .complete(request("claude-sonnet-4-5"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::ModelNotConfigured, "{error}");
     assert!(error.to_string().contains("anthropic"), "{error}");
-    assert!(server.received_requests().await.unwrap_or_default().is_empty());
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
 }

@@ -410,10 +410,10 @@ async fn runtime(
     knowledge: &Arc<brain_knowledge::KnowledgeService>,
     registry: &prometheus::Registry,
 ) -> anyhow::Result<brain_runtime::RuntimeHandle> {
+    use brain_agents::LlmProvider;
     use brain_agents::ProviderRegistry;
     use brain_agents::knowledge::Retriever;
     use brain_agents::providers::local::LocalConfig;
-    use brain_agents::LlmProvider;
     use brain_agents::providers::openai::{OpenAiConfig, OpenAiProvider};
     use brain_agents::providers::rig::{RigConfig, RigProvider, Wire};
 

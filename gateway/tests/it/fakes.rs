@@ -1,4 +1,5 @@
-//! Local stand-ins for what Brain talks to outside: an OpenAI-compatible model that streams,
+//! Local stand-ins for what Brain talks to outside: OpenAI-compatible and Anthropic models that
+//! stream,
 //! WordPress and HubSpot as far as the tests use them, and PDFs to upload.
 
 use std::convert::Infallible;
@@ -24,6 +25,30 @@ pub fn chat_stream(chunks: &[Value]) -> wiremock::ResponseTemplate {
 pub fn answer_chunk(model: &str, text: &str) -> Value {
     json!({"id": "c1", "object": "chat.completion.chunk", "model": model,
            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]})
+}
+
+/// A streamed Anthropic Messages reply carrying the whole answer `text`, as the Messages
+/// API sends its events.
+pub fn anthropic_stream(text: &str) -> wiremock::ResponseTemplate {
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "model": "claude-sonnet-4-5", "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 12, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0,
+               "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0,
+               "delta": {"type": "text_delta", "text": text}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn",
+               "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+        json!({"type": "message_stop"}),
+    ];
+    let body: String = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+        .collect();
+    wiremock::ResponseTemplate::new(200).set_body_raw(body, "text/event-stream")
 }
 
 /// Serves `router` on a free port in this test's runtime; returns its base URL.

@@ -125,6 +125,31 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
     let chat = format!("/v1/agents/{}/chat", agent.body["id"].as_str().unwrap());
     let turn = post(&app.gateway, &chat, Some(&access), json!({"message": "Hi"})).await;
     assert_eq!(turn.status, StatusCode::OK, "{}", turn.body);
+    // And an Anthropic key, on the native wire.
+    let anthropic_key = crate::harness::call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        "/v1/tenant/providers/anthropic",
+        Some(&access),
+        Some(json!({"api_key": crate::model_keys::ANTHROPIC_KEY})),
+    )
+    .await;
+    assert_eq!(
+        anthropic_key.status,
+        StatusCode::OK,
+        "{}",
+        anthropic_key.body
+    );
+    let claude = crate::model_keys::agent_on(&app, &access, "claude", "anthropic:claude-x").await;
+    let claude_chat = format!("/v1/agents/{claude}/chat");
+    let claude_turn = post(
+        &app.gateway,
+        &claude_chat,
+        Some(&access),
+        json!({"message": "Hi"}),
+    )
+    .await;
+    assert_eq!(claude_turn.status, StatusCode::OK, "{}", claude_turn.body);
 
     // The signing keys, read straight from OpenBao.
     let vault =
@@ -148,6 +173,7 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         refresh3,
         api_key.clone(),
         crate::model_keys::TENANT_KEY.to_owned(),
+        crate::model_keys::ANTHROPIC_KEY.to_owned(),
     ];
     secrets.extend(private_keys);
 
@@ -167,6 +193,8 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         get(&app.gateway, "/v1/audit", Some(&access)).await.body,
         model_key.body,
         turn.body,
+        anthropic_key.body,
+        claude_turn.body,
     ];
     for secret in &secrets {
         // A distinctive middle part, so encodings that keep most of the value are caught too.

@@ -7,15 +7,37 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::agents::analyst;
-use crate::fakes::{answer_chunk, chat_stream};
+use crate::fakes::{answer_chunk, anthropic_stream, chat_stream};
 use crate::harness::{Owner, TestApp, call, get, member, post, signup};
 
 pub(crate) const TENANT_KEY: &str = "sk-proj-leaky-4f1c2a9b8e7d6c5b4a39";
+pub(crate) const ANTHROPIC_KEY: &str = "sk-ant-api03-leaky-7c3e1d5f9a2b4c6d";
+const ANTHROPIC_DEPLOYMENT_KEY: &str = "sk-ant-api03-deployment-0000aaaa1111";
 
-/// An OpenAI-wire server that knows only [`TENANT_KEY`] and refuses calls without it, the
-/// way OpenAI does.
+/// Anthropic's Messages API for `key`, answering `text` (mounted before the catch-all 401).
+async fn mount_anthropic(server: &MockServer, key: &str, text: &str) {
+    Mock::given(method("GET"))
+        .and(path("/v1/models"))
+        .and(header("x-api-key", key))
+        .and(header("anthropic-version", "2023-06-01"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"data": [], "has_more": false, "first_id": null, "last_id": null}),
+        ))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", key))
+        .respond_with(anthropic_stream(text))
+        .mount(server)
+        .await;
+}
+
+/// A server speaking the OpenAI wire under `/v1` for [`TENANT_KEY`] and Anthropic's
+/// Messages API for [`ANTHROPIC_KEY`]; it refuses every other call the way both do.
 pub(crate) async fn keyed_model_server() -> MockServer {
     let server = MockServer::start().await;
+    mount_anthropic(&server, ANTHROPIC_KEY, "Claude, paid by the tenant.").await;
     let bearer = format!("Bearer {TENANT_KEY}");
     Mock::given(method("GET"))
         .and(path("/v1/models"))
@@ -41,10 +63,15 @@ pub(crate) async fn keyed_model_server() -> MockServer {
     server
 }
 
-/// An app whose `openai:*` models go to `server`, with no deployment key.
+/// An app whose `openai:*` and `anthropic:*` models go to `server`, with no deployment key.
 pub(crate) async fn app_on(server: &MockServer) -> TestApp {
     let base = format!("{}/v1", server.uri());
-    TestApp::with_config(|c| c.openai_base_url = base).await
+    let anthropic = format!("anthropic={}", server.uri());
+    TestApp::with_config(|c| {
+        c.openai_base_url = base;
+        c.model_providers = Some(anthropic);
+    })
+    .await
 }
 
 pub(crate) async fn set_key(app: &TestApp, owner: &Owner, key: &str) -> crate::harness::Reply {
@@ -59,13 +86,17 @@ pub(crate) async fn set_key(app: &TestApp, owner: &Owner, key: &str) -> crate::h
 }
 
 fn openai(listing: &Value) -> Value {
+    provider(listing, "openai")
+}
+
+fn provider(listing: &Value, name: &str) -> Value {
     listing["providers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["provider"] == "openai")
+        .find(|p| p["provider"] == name)
         .cloned()
-        .unwrap()
+        .unwrap_or_else(|| panic!("`{name}` not listed: {listing}"))
 }
 
 /// The tenant's analyst agent.
@@ -236,4 +267,114 @@ async fn a_deployment_runs_more_openai_compatible_providers_by_name() {
         "{}",
         refused.body
     );
+}
+
+/// An agent of `token`'s tenant on `model`.
+pub(crate) async fn agent_on(app: &TestApp, token: &str, slug: &str, model: &str) -> String {
+    let mut spec = analyst();
+    spec["slug"] = json!(slug);
+    spec["model"] = json!(model);
+    let agent = post(&app.gateway, "/v1/agents", Some(token), spec).await;
+    assert_eq!(agent.status, StatusCode::CREATED, "{}", agent.body);
+    agent.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_tenants_anthropic_key_serves_its_agents_only_and_others_fall_back() {
+    let server = MockServer::start().await;
+    mount_anthropic(&server, ANTHROPIC_KEY, "Claude, paid by the tenant.").await;
+    mount_anthropic(
+        &server,
+        ANTHROPIC_DEPLOYMENT_KEY,
+        "Claude, paid by the deployment.",
+    )
+    .await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"type": "error",
+            "error": {"type": "authentication_error", "message": "invalid x-api-key"}})),
+        )
+        .mount(&server)
+        .await;
+    let url = server.uri();
+    let app = TestApp::with_config(|c| {
+        c.model_providers = Some(format!("anthropic={url}"));
+        c.model_provider_keys = Some(brain_gateway::config::Secret::new(format!(
+            "anthropic={ANTHROPIC_DEPLOYMENT_KEY}"
+        )));
+    })
+    .await;
+    let acme = signup(&app, "Acme").await;
+    let other = signup(&app, "Other").await;
+    let acme_agent = agent_on(&app, &acme.token, "claude", "anthropic:claude-sonnet-4-5").await;
+    let other_agent = agent_on(&app, &other.token, "claude", "anthropic:claude-sonnet-4-5").await;
+
+    let listed = get(&app.gateway, "/v1/tenant/providers", Some(&acme.token)).await;
+    assert_eq!(provider(&listed.body, "anthropic")["key"], "deployment");
+    // Gemini is there for tenants to bring a key, though the deployment set none.
+    assert_eq!(provider(&listed.body, "gemini")["key"], "missing");
+
+    let uri = "/v1/tenant/providers/anthropic";
+    let refused = call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        uri,
+        Some(&acme.token),
+        Some(json!({"api_key": "sk-ant-api03-wrong-wrong-wrong-wrong"})),
+    )
+    .await;
+    assert_eq!(
+        refused.body["error"]["code"], "model_unauthorized",
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`anthropic`")
+    );
+    let set = call(
+        &app.gateway,
+        axum::http::Method::PUT,
+        uri,
+        Some(&acme.token),
+        Some(json!({"api_key": ANTHROPIC_KEY})),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["key"], "tenant");
+    assert_eq!(set.body["key_hint"], "sk-…4c6d");
+    assert!(!set.body.to_string().contains(ANTHROPIC_KEY));
+
+    let served = chat(&app, &acme.token, &acme_agent).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    assert_eq!(served.body["reply"], "Claude, paid by the tenant.");
+    let fallback = chat(&app, &other.token, &other_agent).await;
+    assert_eq!(fallback.status, StatusCode::OK, "{}", fallback.body);
+    assert_eq!(fallback.body["reply"], "Claude, paid by the deployment.");
+    let other_listing = get(&app.gateway, "/v1/tenant/providers", Some(&other.token)).await;
+    assert_eq!(
+        provider(&other_listing.body, "anthropic")["key"],
+        "deployment"
+    );
+
+    // No key anywhere: a clear error naming the provider, before anything is sent.
+    let gemini_agent = agent_on(&app, &other.token, "gemini", "gemini:gemini-2.5-flash").await;
+    let missing = chat(&app, &other.token, &gemini_agent).await;
+    assert_eq!(
+        missing.body["error"]["code"], "model_not_configured",
+        "{}",
+        missing.body
+    );
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gemini")
+    );
+    for reply in [&served.body, &fallback.body, &missing.body, &listed.body] {
+        assert!(!reply.to_string().contains(ANTHROPIC_KEY));
+        assert!(!reply.to_string().contains(ANTHROPIC_DEPLOYMENT_KEY));
+    }
 }

@@ -17,13 +17,17 @@ fn tool_name(name: &str) -> Result<ToolName, ProviderError> {
 }
 
 /// The rig request of a Brain model call.
-pub(super) fn completion_request(request: &ChatRequest) -> Result<CompletionRequest, ProviderError> {
+pub(super) fn completion_request(
+    request: &ChatRequest,
+) -> Result<CompletionRequest, ProviderError> {
     let mut history = Vec::with_capacity(request.messages.len());
     for (index, message) in request.messages.iter().enumerate() {
         history.push(message_of(&request.messages[..index], message)?);
     }
     let Some(prompt) = history.pop() else {
-        return Err(ProviderError::Malformed("a model call without messages".into()));
+        return Err(ProviderError::Malformed(
+            "a model call without messages".into(),
+        ));
     };
     let mut completion = CompletionRequest::new(prompt);
     completion.chat_history.splice(0..0, history);
@@ -72,7 +76,11 @@ fn message_of(before: &[ChatMessage], message: &ChatMessage) -> Result<Message, 
                 .find(|c| c.id == id)
                 .map(|c| c.name.as_str())
                 .unwrap_or("tool");
-            Message::tool_result(CallId::from_wire(id), tool_name(name)?, message.content.clone())
+            Message::tool_result(
+                CallId::from_wire(id),
+                tool_name(name)?,
+                message.content.clone(),
+            )
         }
     })
 }
@@ -196,7 +204,9 @@ pub(super) async fn verify_azure(
         .header("api-key", key)
         .send()
         .await
-        .map_err(|e| RigError::from_transport_error(rig_core::http_client::Error::instance(e.without_url())))?;
+        .map_err(|e| {
+            RigError::from_transport_error(rig_core::http_client::Error::instance(e.without_url()))
+        })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

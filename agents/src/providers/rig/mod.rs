@@ -189,6 +189,7 @@ impl RigProvider {
     }
 
     /// Opens a streamed completion of `model` at `target` (nothing is sent until polled).
+    #[expect(clippy::result_large_err, reason = "rig's error, mapped by the caller")]
     fn open(
         &self,
         target: &Target,
@@ -220,8 +221,8 @@ impl RigProvider {
                 .native_completion(model)
                 .stream(request),
             Wire::AzureOpenAi => {
-                let mut config = openai::OpenAIConfig::with_key(&openai::wire::AZURE, key)
-                    .with_base_url(base);
+                let mut config =
+                    openai::OpenAIConfig::with_key(&openai::wire::AZURE, key).with_base_url(base);
                 if let Some(version) = &self.api_version {
                     config = config.with_api_version(version);
                 }
@@ -261,13 +262,17 @@ impl RigProvider {
                 .list_models()
                 .await
                 .map(drop),
-            Wire::AzureOpenAi => convert::verify_azure(
-                &target.http,
-                base,
-                &key,
-                self.api_version.as_deref().unwrap_or(openai::wire::AZURE_DEFAULT_API_VERSION),
-            )
-            .await,
+            Wire::AzureOpenAi => {
+                convert::verify_azure(
+                    &target.http,
+                    base,
+                    &key,
+                    self.api_version
+                        .as_deref()
+                        .unwrap_or(openai::wire::AZURE_DEFAULT_API_VERSION),
+                )
+                .await
+            }
         }
     }
 

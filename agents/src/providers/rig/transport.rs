@@ -22,10 +22,18 @@ fn open<T: Into<Bytes>>(
 ) -> impl Future<Output = Result<reqwest::Response, http_client::Error>> + Send + 'static {
     let converted = reqwest::Request::try_from(request.map(Into::<Bytes>::into));
     let http = http.clone();
-    async move { http.execute(converted.map_err(send_failed)?).await.map_err(send_failed) }
+    async move {
+        http.execute(converted.map_err(send_failed)?)
+            .await
+            .map_err(send_failed)
+    }
 }
 
 /// The status and headers of `response`, over `body`.
+#[expect(
+    clippy::result_large_err,
+    reason = "rig's transport error type, returned as is"
+)]
 fn head<B>(response: &reqwest::Response, body: B) -> Result<Response<B>, http_client::Error> {
     let mut builder = Response::builder().status(response.status());
     if let Some(headers) = builder.headers_mut() {
