@@ -21,7 +21,8 @@ use crate::policy::{Refusal, ToolGate, check_budgets};
 use crate::prompt::system_prompt;
 use crate::providers::fallback::ModelFallback;
 use crate::providers::{
-    ChatMessage, ChatRequest, ChatRole, LlmProvider, ModelEvent, ToolCall, ToolDefinition, Usage,
+    ChatMessage, ChatRequest, ChatRole, FinishReason, LlmProvider, ModelEvent, ToolCall,
+    ToolDefinition, Usage,
 };
 use crate::spec::AgentSpec;
 use crate::telemetry;
@@ -104,6 +105,9 @@ pub struct TurnResult {
     /// Model calls that left a failing model for one of the agent's `fallback_models`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallbacks: Vec<ModelFallback>,
+    /// The reply stopped at the agent's `max_tokens`, not where the model would have ended it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// What a turn streams, in order: tokens, tool calls and their results, citations, then
@@ -264,6 +268,8 @@ struct Turn<'a> {
     executed: u64,
     reply: String,
     fallbacks: Vec<ModelFallback>,
+    /// The last model call stopped at `max_tokens`.
+    truncated: bool,
 }
 
 impl<'a> Turn<'a> {
@@ -306,6 +312,7 @@ impl<'a> Turn<'a> {
             executed: 0,
             reply: String::new(),
             fallbacks: Vec::new(),
+            truncated: false,
         }
     }
 
@@ -417,6 +424,7 @@ impl<'a> Turn<'a> {
         .instrument(span.clone())
         .await;
         self.usage += usage;
+        self.truncated = finish == Some(FinishReason::Length);
         telemetry::record_chat(&span, usage, finish);
         if let Err(e) = &streamed {
             telemetry::record_error(&span, e);
@@ -510,6 +518,7 @@ impl<'a> Turn<'a> {
             usage: self.usage,
             prompt_fit,
             fallbacks: self.fallbacks,
+            truncated: self.truncated,
         };
         (committed, result)
     }

@@ -223,6 +223,26 @@ async function main() {
     await rule.locator('button', { hasText: 'Disable' }).click();
     await page.waitForSelector('tr[data-rule] .status-disabled');
     ok('rule-toggle');
+    // Model providers: a wrong key is refused by the provider and kept nowhere; the right one
+    // is checked, shown only as a hint, and its models join the agent's model picker.
+    const anthropic = page.locator('tr[data-provider="anthropic"]');
+    await anthropic.locator('.status-deployment, .status-missing').waitFor();
+    check(await page.locator('select#model-provider option[value="local"]').count() === 0, 'the local model takes no key');
+    await page.selectOption('#model-provider', 'anthropic');
+    await page.fill('#model-api-key', 'sk-ant-wrong-wrong-wrong-wrong');
+    await page.click('button#save-model-key');
+    await page.locator('.error', { hasText: 'anthropic' }).first().waitFor();
+    await page.selectOption('#model-provider', 'anthropic');
+    await page.fill('#model-api-key', P.anthropic_key);
+    await page.click('button#save-model-key');
+    await page.waitForSelector('tr[data-provider="anthropic"] .status-tenant');
+    const hint = (await anthropic.locator('td').nth(2).textContent()).trim();
+    check(hint.startsWith('sk-') && hint.includes('…') && !P.anthropic_key.includes(hint.replace('…', '')), `a masked hint: ${hint}`);
+    check(!(await page.content()).includes(P.anthropic_key), 'the key is not on the page');
+    await open(page, `/dashboard/agents/${P.writer}`);
+    check(await page.locator('select#model option[value="anthropic:claude-sonnet-4-5"]').count() === 1, 'Claude is in the model picker');
+    check(await page.locator('select#model option[value^="gemini:"]').count() === 0, 'a provider without a key offers no models');
+    ok('model-providers');
 
     // Approve the task waiting for approval.
     await shoot(page, 'tasks', '/dashboard/tasks');

@@ -11,6 +11,7 @@ pub mod app;
 pub mod charts;
 pub mod model;
 mod pages;
+pub mod providers;
 pub mod session;
 
 #[cfg(feature = "ssr")]

@@ -150,3 +150,76 @@ async fn json_that_never_fits_is_an_error_and_a_bad_schema_a_400() {
     assert_eq!(stranger.body["error"]["type"], "authentication_error");
     assert_eq!(stranger.body["error"]["code"], "unauthorized");
 }
+
+#[tokio::test]
+async fn a_reply_cut_at_max_tokens_says_so_on_every_surface() {
+    let server = MockServer::start().await;
+    let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": "The launch plan has three"},
+                     "finish_reason": "length"}]});
+    let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+        .mount(&server)
+        .await;
+    let (app, token) = app(&server).await;
+    let ask = |stream: bool| {
+        json!({"model": "agent:analyst", "stream": stream,
+               "messages": [{"role": "user", "content": "Plan the launch"}]})
+    };
+    let whole = post(
+        &app.gateway,
+        "/v1/chat/completions",
+        Some(&token),
+        ask(false),
+    )
+    .await;
+    assert_eq!(whole.status, StatusCode::OK, "{}", whole.body);
+    assert_eq!(whole.body["choices"][0]["finish_reason"], "length");
+    let streamed = post(
+        &app.gateway,
+        "/v1/chat/completions",
+        Some(&token),
+        ask(true),
+    )
+    .await;
+    let text = streamed.body.as_str().unwrap();
+    assert!(text.contains(r#""finish_reason":"length""#), "{text}");
+    assert!(!text.contains(r#""finish_reason":"stop""#), "{text}");
+
+    let response = post(
+        &app.gateway,
+        "/v1/responses",
+        Some(&token),
+        json!({"model": "agent:analyst", "input": "Plan the launch"}),
+    )
+    .await;
+    assert_eq!(response.body["status"], "incomplete", "{}", response.body);
+    assert_eq!(
+        response.body["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    let events = post(
+        &app.gateway,
+        "/v1/responses",
+        Some(&token),
+        json!({"model": "agent:analyst", "input": "Plan the launch", "stream": true}),
+    )
+    .await;
+    let events = events.body.as_str().unwrap();
+    assert!(events.contains("event: response.incomplete"), "{events}");
+    assert!(!events.contains("event: response.completed"), "{events}");
+
+    // The agent's own chat API says the same.
+    let agents = crate::harness::get(&app.gateway, "/v1/agents", Some(&token)).await;
+    let id = agents.body["agents"][0]["id"].as_str().unwrap().to_owned();
+    let chat = post(
+        &app.gateway,
+        &format!("/v1/agents/{id}/chat"),
+        Some(&token),
+        json!({"message": "Plan the launch"}),
+    )
+    .await;
+    assert_eq!(chat.body["truncated"], true, "{}", chat.body);
+}

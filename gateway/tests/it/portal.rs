@@ -15,6 +15,28 @@ use serde_json::{Value, json};
 
 use crate::fakes::{REPLY, hubspot, model, pdf, serve, wordpress};
 use crate::harness::PASSWORD;
+
+/// The Anthropic key the walk brings for its tenant.
+const ANTHROPIC_KEY: &str = "sk-ant-api03-portal-5e6f7a8b9c0d1e2f";
+
+/// Anthropic's model listing, which Brain calls to check a key: it knows one key only.
+fn anthropic() -> axum::Router {
+    axum::Router::new().route(
+        "/v1/models",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+            if key == Some(ANTHROPIC_KEY) {
+                let page =
+                    json!({"data": [], "has_more": false, "first_id": null, "last_id": null});
+                (axum::http::StatusCode::OK, axum::Json(page))
+            } else {
+                let refused = json!({"type": "error", "error": {
+                    "type": "authentication_error", "message": "invalid x-api-key"}});
+                (axum::http::StatusCode::UNAUTHORIZED, axum::Json(refused))
+            }
+        }),
+    )
+}
 use crate::process::{Api, BrainProcess, node_script, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,6 +57,7 @@ async fn the_portal_works_in_a_real_browser() {
     let model_url = serve(axum::Router::new().route("/v1/chat/completions", post(model))).await;
     let wordpress_url = serve(wordpress()).await;
     let hubspot_url = serve(hubspot()).await;
+    let anthropic_url = serve(anthropic()).await;
 
     let db = TestDb::new().await.unwrap();
     let out = workspace().join("target/portal-e2e");
@@ -50,6 +73,10 @@ async fn the_portal_works_in_a_real_browser() {
             ),
             ("OPENAI_BASE_URL", format!("{model_url}/v1")),
             ("OPENAI_API_KEY", "sk-test".to_owned()),
+            (
+                "BRAIN_MODEL_PROVIDERS",
+                format!("anthropic={anthropic_url}"),
+            ),
             ("BRAIN_LOG", "warn,brain_portal=info".to_owned()),
             // Short-lived access tokens: the portal refreshes sessions during the walk.
             ("BRAIN_ACCESS_TOKEN_TTL_SECS", "30".to_owned()),
@@ -188,6 +215,7 @@ async fn the_portal_works_in_a_real_browser() {
         "screenshots": screenshots, "owner": owner_email, "viewer": viewer_email,
         "password": PASSWORD, "writer": writer_id, "closer": closer_id, "task": task_id,
         "wordpress": wordpress_url, "pdf": pdf_path, "reply": REPLY, "old_crew": old_crew_id,
+        "anthropic_key": ANTHROPIC_KEY,
     });
     let stdout = node_script("portal/e2e/portal.cjs", "PORTAL_E2E", &params, &brain).await;
     let report: Value = stdout
@@ -254,6 +282,17 @@ async fn the_portal_works_in_a_real_browser() {
         key["revoked_at"].is_string(),
         "the key was not revoked: {key}"
     );
+    let (_, providers) = api
+        .gateway(reqwest::Method::GET, "/v1/tenant/providers", &owner, None)
+        .await;
+    let claude = providers["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "anthropic")
+        .unwrap_or_else(|| panic!("no anthropic: {providers}"));
+    assert_eq!(claude["key"], "tenant", "{claude}");
+    assert!(!providers.to_string().contains(ANTHROPIC_KEY));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, t) = api

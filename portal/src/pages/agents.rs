@@ -10,25 +10,19 @@ use crate::model::{Agent, Me, Outcome};
 pub struct AgentsData {
     pub me: Me,
     pub agents: Vec<Agent>,
+    /// The model picker's choices (models of providers with a key).
+    pub models: Vec<String>,
 }
 
 #[server]
 pub async fn load_agents() -> Result<AgentsData, ServerFnError> {
+    let providers = crate::api::get_list("/v1/tenant/providers", "providers").await?;
     Ok(AgentsData {
         me: crate::api::me(),
         agents: crate::api::get_list("/v1/agents", "agents").await?,
+        models: crate::providers::model_choices(&providers, None),
     })
 }
-
-/// The models offered in the model menus (any `provider:model` the gateway accepts works
-/// through the API).
-pub const MODELS: &[&str] = &[
-    "local:default",
-    "openai:gpt-4o-mini",
-    "openai:gpt-4o",
-    "openai:gpt-4.1-mini",
-    "openai:gpt-4.1",
-];
 
 #[server(endpoint = "agents/create")]
 pub async fn create_agent(
@@ -70,7 +64,7 @@ pub fn AgentsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => view! { <LoadError error=e/> }.into_any(),
-                    Ok(AgentsData { me, agents }) => {
+                    Ok(AgentsData { me, agents, models }) => {
                         let chat = me.can_chat();
                         view! {
                             <div class="grid cards">
@@ -79,7 +73,7 @@ pub fn AgentsPage() -> impl IntoView {
                                     .map(|a| agent_card(a, chat))
                                     .collect_view()}
                             </div>
-                            {me.can_edit_agents().then(|| new_agent_form(create, outcome))}
+                            {me.can_edit_agents().then(|| new_agent_form(create, outcome, models))}
                         }
                             .into_any()
                     }
@@ -136,6 +130,7 @@ fn agent_card(a: Agent, chat: bool) -> impl IntoView {
 fn new_agent_form(
     create: ServerAction<CreateAgent>,
     outcome: Signal<Option<Result<Outcome, ServerFnError>>>,
+    models: Vec<String>,
 ) -> impl IntoView {
     view! {
         <section class="card narrow" aria-labelledby="new-agent-h">
@@ -160,9 +155,9 @@ fn new_agent_form(
                 <div class="field">
                     <label for="new-model">"Model"</label>
                     <select id="new-model" name="model">
-                        {MODELS
-                            .iter()
-                            .map(|m| view! { <option value=*m>{*m}</option> })
+                        {models
+                            .into_iter()
+                            .map(|m| view! { <option value=m.clone()>{m.clone()}</option> })
                             .collect_view()}
                     </select>
                 </div>

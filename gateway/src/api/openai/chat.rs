@@ -163,6 +163,7 @@ struct Chunks {
 impl Chunks {
     /// A finished turn as a `chat.completion`.
     fn completion(self, result: TurnResult) -> CreateChatCompletionResponse {
+        let finish = finish_reason(&result);
         CreateChatCompletionResponse {
             id: self.id,
             object: "chat.completion".to_owned(),
@@ -175,7 +176,7 @@ impl Chunks {
                     content: Some(result.reply),
                     ..ChatCompletionResponseMessage::default()
                 },
-                finish_reason: Some(FinishReason::Stop),
+                finish_reason: Some(finish),
                 logprobs: None,
             }],
             usage: Some(usage(&result.usage)),
@@ -221,7 +222,7 @@ impl Chunks {
             TurnEvent::Done(result) => {
                 let mut events = vec![self.finished(
                     ChatCompletionStreamResponseDelta::default(),
-                    Some(FinishReason::Stop),
+                    Some(finish_reason(&result)),
                 )];
                 if self.include_usage {
                     events.push(data(&CreateChatCompletionStreamResponse {
@@ -245,4 +246,14 @@ fn data(value: &impl serde::Serialize) -> Event {
     Event::default()
         .json_data(value)
         .unwrap_or_else(|_| Event::default().event("error"))
+}
+
+/// `length` when the reply stopped at the agent's `max_tokens`, else `stop` (the agent's tool
+/// calls are its own, so a finished turn never ends in `tool_calls`).
+fn finish_reason(result: &TurnResult) -> FinishReason {
+    if result.truncated {
+        FinishReason::Length
+    } else {
+        FinishReason::Stop
+    }
 }

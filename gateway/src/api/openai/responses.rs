@@ -5,14 +5,15 @@
 use std::convert::Infallible;
 
 use async_openai::types::responses::{
-    AssistantRole, CreateResponse, EasyInputContent, InputContent, InputItem, InputParam,
-    InputRole, InputTokenDetails, Item, MessageItem, OutputContent, OutputItem, OutputMessage,
-    OutputMessageContent, OutputStatus, OutputTextContent, OutputTokenDetails, Response,
-    ResponseCompletedEvent, ResponseContentPartAddedEvent, ResponseContentPartDoneEvent,
+    AssistantRole, CreateResponse, EasyInputContent, IncompleteDetails, InputContent, InputItem,
+    InputParam, InputRole, InputTokenDetails, Item, MessageItem, OutputContent, OutputItem,
+    OutputMessage, OutputMessageContent, OutputStatus, OutputTextContent, OutputTokenDetails,
+    Response, ResponseCompletedEvent, ResponseContentPartAddedEvent, ResponseContentPartDoneEvent,
     ResponseCreatedEvent, ResponseError, ResponseErrorCode, ResponseFailedEvent,
-    ResponseInProgressEvent, ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent,
-    ResponseStreamEvent, ResponseTextDeltaEvent, ResponseTextDoneEvent, ResponseUsage, Role,
-    Status, TextResponseFormatConfiguration, ToolChoiceOptions, ToolChoiceParam,
+    ResponseInProgressEvent, ResponseIncompleteEvent, ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent, ResponseStreamEvent, ResponseTextDeltaEvent,
+    ResponseTextDoneEvent, ResponseUsage, Role, Status, TextResponseFormatConfiguration,
+    ToolChoiceOptions, ToolChoiceParam,
 };
 use axum::Json;
 use axum::extract::State;
@@ -217,12 +218,22 @@ impl Answer {
         })
     }
 
+    /// The finished response: `completed`, or `incomplete` (`max_output_tokens`) when the
+    /// reply stopped at the agent's `max_tokens`.
     fn completed(&self, result: &TurnResult) -> Response {
-        let output = vec![self.message(OutputStatus::Completed, Some(result.reply.clone()))];
+        let (status, item_status) = if result.truncated {
+            (Status::Incomplete, OutputStatus::Incomplete)
+        } else {
+            (Status::Completed, OutputStatus::Completed)
+        };
+        let output = vec![self.message(item_status, Some(result.reply.clone()))];
         Response {
             usage: Some(usage(&result.usage)),
             completed_at: Some(self.created_at.max(now_secs())),
-            ..self.response(Status::Completed, output, None)
+            incomplete_details: result.truncated.then(|| IncompleteDetails {
+                reason: "max_output_tokens".to_owned(),
+            }),
+            ..self.response(status, output, None)
         }
     }
 
@@ -400,12 +411,17 @@ impl EventStream {
                     item: self.answer.message(OutputStatus::Completed, Some(text)),
                 },
             )),
-            sse(&ResponseStreamEvent::ResponseCompleted(
-                ResponseCompletedEvent {
+            sse(&if result.truncated {
+                ResponseStreamEvent::ResponseIncomplete(ResponseIncompleteEvent {
                     sequence_number: self.next(),
                     response: self.answer.completed(result),
-                },
-            )),
+                })
+            } else {
+                ResponseStreamEvent::ResponseCompleted(ResponseCompletedEvent {
+                    sequence_number: self.next(),
+                    response: self.answer.completed(result),
+                })
+            }),
         ]
     }
 }

@@ -30,6 +30,8 @@ pub struct AgentData {
     pub others: Vec<Agent>,
     /// `(id, name)` of the crews the agent works in, as a member or their manager.
     pub crews: Vec<(String, String)>,
+    /// The model picker's choices (models of providers with a key, the agent's own first).
+    pub models: Vec<String>,
 }
 
 // `load_agent` and `document_status` stay in this module: without an `endpoint`, a server
@@ -43,6 +45,8 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
     let collections: Vec<Collection> = get("/v1/knowledge/collections").await?;
     let all: Vec<Agent> = get_list("/v1/agents", "agents").await?;
     let crews: Vec<crate::model::Crew> = get_list("/v1/crews", "crews").await?;
+    let providers = get_list("/v1/tenant/providers", "providers").await?;
+    let models = crate::providers::model_choices(&providers, Some(&agent.model));
     let mut documents = Vec::new();
     for c in collections
         .iter()
@@ -65,6 +69,7 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
         connectors,
         collections,
         documents,
+        models,
     })
 }
 
@@ -130,6 +135,7 @@ fn AgentView(
         documents,
         others,
         crews,
+        models,
     } = data;
     let edit = me.can_edit_agents();
     let subtitle = format!("{} · version {}", agent.slug, agent.version);
@@ -145,7 +151,7 @@ fn AgentView(
             {chat}
         </PageHeader>
         <div class="grid two wide-left">
-            <SettingsForm agent=agent.clone() edit save/>
+            <SettingsForm agent=agent.clone() models edit save/>
             <KnowledgePanel agent=agent.clone() collections documents me=me.clone() create attach/>
         </div>
         <DelegatesForm agent=agent.clone() others crews edit delegates/>

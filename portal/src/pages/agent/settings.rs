@@ -7,7 +7,6 @@ use leptos::prelude::*;
 
 use crate::app::{CsrfField, FieldError, OutcomeNote};
 use crate::model::{Agent, Outcome};
-use crate::pages::agents::MODELS;
 
 type FormOutcome = Signal<Option<Result<Outcome, ServerFnError>>>;
 
@@ -58,11 +57,12 @@ pub async fn save_agent(
 #[component]
 pub(super) fn SettingsForm(
     agent: Agent,
+    models: Vec<String>,
     edit: bool,
     save: ServerAction<SaveAgent>,
 ) -> impl IntoView {
     let outcome = Signal::derive(move || save.value().get());
-    let fields = view! { <SettingsFields agent edit outcome/> };
+    let fields = view! { <SettingsFields agent models edit outcome/> };
     view! {
         <section class="card" aria-labelledby="settings-h">
             <h2 id="settings-h">"Settings"</h2>
@@ -99,7 +99,12 @@ fn described(field: &str) -> String {
 }
 
 #[component]
-fn SettingsFields(agent: Agent, edit: bool, outcome: FormOutcome) -> impl IntoView {
+fn SettingsFields(
+    agent: Agent,
+    models: Vec<String>,
+    edit: bool,
+    outcome: FormOutcome,
+) -> impl IntoView {
     view! {
         <input type="hidden" name="id" value=agent.id.clone()/>
         <input type="hidden" name="version" value=agent.version.to_string()/>
@@ -129,7 +134,7 @@ fn SettingsFields(agent: Agent, edit: bool, outcome: FormOutcome) -> impl IntoVi
         </div>
         <TemperatureField initial=agent.temperature edit outcome/>
         <div class="field-row">
-            <ModelField current=agent.model.clone() edit outcome/>
+            <ModelField current=agent.model.clone() models edit outcome/>
             <div class="field">
                 <label for="max_tokens">"Max tokens per call"</label>
                 <input
@@ -180,13 +185,15 @@ fn TemperatureField(initial: f32, edit: bool, outcome: FormOutcome) -> impl Into
     }
 }
 
-/// The model picker: the known models, led by the agent's own when it is not among them.
+/// The model picker: the models of providers with a key, led by the agent's own when it is
+/// not among them.
 #[component]
-fn ModelField(current: String, edit: bool, outcome: FormOutcome) -> impl IntoView {
-    let mut models: Vec<String> = MODELS.iter().map(|m| (*m).to_owned()).collect();
-    if !models.contains(&current) {
-        models.insert(0, current.clone());
-    }
+fn ModelField(
+    current: String,
+    models: Vec<String>,
+    edit: bool,
+    outcome: FormOutcome,
+) -> impl IntoView {
     view! {
         <div class="field">
             <label for="model">"Model"</label>

@@ -1,7 +1,9 @@
-//! `/dashboard/integrations`: how the outside world reaches Brain — inbound webhooks, API
-//! keys and automation rules, as three tables whose rows link to their connectors.
+//! `/dashboard/integrations`: how the outside world reaches Brain and Brain reaches models —
+//! inbound webhooks, API keys, automation rules (rows link to their connectors) and the
+//! model providers' keys.
 
 mod keys;
+mod models;
 mod rules;
 mod webhooks;
 
@@ -10,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{LoadError, OutcomeNote, PageHeader};
 use crate::model::{ApiKey, Me, Outcome, Rule, Webhook};
+use crate::providers::ModelProvider;
 use keys::{ApiKeysSection, CreateKey, RevokeKey};
+use models::{ModelProvidersSection, RemoveModelKey, SetModelKey};
 use rules::{EditRule, RulesSection, ToggleRule};
 use webhooks::{CreateWebhook, DeleteWebhook, WebhooksSection};
 
@@ -22,6 +26,7 @@ pub struct IntegrationsData {
     pub api_keys: Option<Vec<ApiKey>>,
     pub rules: Vec<Rule>,
     pub connectors: Vec<(String, String)>,
+    pub providers: Vec<ModelProvider>,
 }
 
 // Stays in this module: without an `endpoint`, its URL is hashed from the module path.
@@ -41,6 +46,7 @@ pub async fn load_integrations() -> Result<IntegrationsData, ServerFnError> {
         api_keys,
         rules: get_list("/v1/integrations/rules", "rules").await?,
         connectors: connectors.into_iter().map(|c| (c.id, c.name)).collect(),
+        providers: get_list("/v1/tenant/providers", "providers").await?,
     })
 }
 
@@ -52,6 +58,8 @@ pub fn IntegrationsPage() -> impl IntoView {
     let delete_webhook = ServerAction::<DeleteWebhook>::new();
     let toggle_rule = ServerAction::<ToggleRule>::new();
     let edit_rule = ServerAction::<EditRule>::new();
+    let set_model_key = ServerAction::<SetModelKey>::new();
+    let remove_model_key = ServerAction::<RemoveModelKey>::new();
     let data = Resource::new(
         move || {
             (
@@ -61,6 +69,8 @@ pub fn IntegrationsPage() -> impl IntoView {
                 delete_webhook.version().get(),
                 toggle_rule.version().get(),
                 edit_rule.version().get(),
+                set_model_key.version().get(),
+                remove_model_key.version().get(),
             )
         },
         |_| load_integrations(),
@@ -68,7 +78,7 @@ pub fn IntegrationsPage() -> impl IntoView {
     view! {
         <PageHeader
             title="Integrations".to_owned()
-            subtitle="Webhooks in, API keys for your scripts, and automation rules"
+            subtitle="Webhooks in, API keys for your scripts, automation rules and model keys"
         />
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -92,6 +102,12 @@ pub fn IntegrationsPage() -> impl IntoView {
                         manage
                         toggle=toggle_rule
                         edit=edit_rule
+                    />
+                    <ModelProvidersSection
+                        providers=d.providers
+                        manage
+                        set=set_model_key
+                        remove=remove_model_key
                     />
                 }
                     .into_any()
