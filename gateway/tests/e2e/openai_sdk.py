@@ -1,6 +1,7 @@
 """Drives Brain's OpenAI-compatible surface with the official OpenAI Python SDK (PyPI
 `openai`, pinned by `cargo xtask`): models, chat completions (plain, streamed with and
-without `include_usage`, `json_schema`), responses (plain, streamed, `json_schema`) and
+without `include_usage`, `json_schema`), responses (plain, continued with
+`previous_response_id`, streamed, `json_schema`) and
 four refusals. Every call goes
 through the SDK's own parsing; the script exits non-zero on the first mismatch and prints
 a JSON summary for the Rust test otherwise. Parameters come as JSON in BRAIN_OPENAI_SDK:
@@ -68,6 +69,12 @@ check(response.object == "response" and response.status == "completed", f"{respo
 check(response.output_text, f"no output_text in {response}")
 check(response.usage.total_tokens > 0, f"responses usage {response.usage}")
 summary["response"] = response.output_text
+followup = client.responses.create(
+    model=model, input="Say it again, shorter.", previous_response_id=response.id
+)
+check(followup.previous_response_id == response.id, f"{followup}")
+check(followup.status == "completed" and followup.output_text, f"{followup}")
+summary["response_followup"] = followup.output_text
 
 types, deltas, completed = [], "", None
 for event in client.responses.create(

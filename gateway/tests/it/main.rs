@@ -23,6 +23,7 @@ mod openapi;
 mod otlp;
 mod portal;
 mod process;
+mod responses_chain;
 mod seed;
 mod sso;
 mod tasks;

@@ -62,8 +62,15 @@ pub(super) async fn completions(
     let stream = request.stream == Some(true);
     if let Some(schema) = schema {
         // The JSON is checked whole before any of it is sent.
-        let result =
-            structured::answer(&state, principal, spec.id, question, "messages", &schema).await?;
+        let result = structured::answer(
+            &state,
+            principal,
+            spec.id,
+            (question, None),
+            "messages",
+            &schema,
+        )
+        .await?;
         if !stream {
             return Ok(Json(chunks.completion(result)).into_response());
         }

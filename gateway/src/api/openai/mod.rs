@@ -1,10 +1,12 @@
 //! The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/responses` and `/v1/models`
 //! in OpenAI's own wire types (async-openai's), so any OpenAI SDK talks to an agent as to a
-//! model named `agent:<slug>`. Each request is one turn of that agent in a new conversation:
-//! the agent keeps its own instructions, tools, knowledge and grants, so only the last user
+//! model named `agent:<slug>`. Each request is one turn of that agent in a new conversation
+//! (or, with `previous_response_id`, the one a response answered in — `chain.rs`): the agent
+//! keeps its own instructions, tools, knowledge and grants, so only the last user
 //! message is taken from the request. Errors have OpenAI's shape (`{"error": {message, type,
 //! param, code}}`) with Brain's code from the catalogue as `code`.
 
+mod chain;
 mod chat;
 mod responses;
 mod structured;

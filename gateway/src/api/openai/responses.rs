@@ -25,12 +25,12 @@ use brain_auth::{Authorized, require};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use super::{OpenAiError, OpenAiJson, agent_for, stream_error, structured, tokens, turn};
+use super::{OpenAiError, OpenAiJson, agent_for, chain, stream_error, structured, tokens, turn};
 use crate::state::AppState;
 
 /// OpenAI's Responses API with `model: "agent:<slug>"`: the last user message of `input` is
-/// one turn of that agent in a new conversation; with `stream: true`, the documented SSE
-/// events. Needs `chat`.
+/// one turn of that agent, in a new conversation or in the one `previous_response_id`
+/// answered in; with `stream: true`, the documented SSE events. Needs `chat`.
 #[utoipa::path(post, path = "/v1/responses", tag = "openai",
     request_body(content = Object, description = "OpenAI's create-response request \
         (`model: \"agent:<slug>\"`, `input` as text or message items, `stream`); other \
@@ -60,17 +60,42 @@ pub(super) async fn create(
         _ => None,
     };
     let question = last_user_text(&request.input);
+    let conversation = match &request.previous_response_id {
+        Some(previous) => {
+            Some(chain::conversation_of(&state, principal.tenant, previous, spec.id).await?)
+        }
+        None => None,
+    };
     let answer = Answer {
         id: format!("resp_{}", Uuid::now_v7().simple()),
         message_id: format!("msg_{}", Uuid::now_v7().simple()),
         created_at: u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default(),
         model,
+        previous: request.previous_response_id.clone(),
     };
     let stream = request.stream == Some(true);
+    let keep = (request.store != Some(false)).then(|| (state.clone(), principal.tenant, spec.id));
+    let remember = move |id: String, result: &TurnResult| {
+        let conversation = result.conversation_id;
+        let keep = keep.clone();
+        async move {
+            if let Some((state, tenant, agent)) = keep {
+                chain::remember(&state, tenant, &id, agent, conversation).await;
+            }
+        }
+    };
     if let Some(schema) = schema {
         // The JSON is checked whole before any of it is sent.
-        let result =
-            structured::answer(&state, principal, spec.id, question, "input", &schema).await?;
+        let result = structured::answer(
+            &state,
+            principal,
+            spec.id,
+            (question, conversation),
+            "input",
+            &schema,
+        )
+        .await?;
+        remember(answer.id.clone(), &result).await;
         if !stream {
             return Ok(Json(answer.completed(&result)).into_response());
         }
@@ -82,15 +107,30 @@ pub(super) async fn create(
         ];
         return Ok(answer_sse(answer, futures::stream::iter(whole)));
     }
-    let input = turn(principal, question, "input")?;
+    let mut input = turn(principal, question, "input")?;
+    input.conversation_id = conversation;
     if !stream {
         let result = state.runtime.chat(principal.tenant, spec.id, input).await?;
+        remember(answer.id.clone(), &result).await;
         return Ok(Json(answer.completed(&result)).into_response());
     }
     let turn = state
         .runtime
         .chat_stream(principal.tenant, spec.id, input)
         .await?;
+    let id = answer.id.clone();
+    let turn = turn.then(move |event| {
+        let done = match &event {
+            TurnEvent::Done(result) => Some(remember(id.clone(), result)),
+            _ => None,
+        };
+        async move {
+            if let Some(done) = done {
+                done.await;
+            }
+            event
+        }
+    });
     Ok(answer_sse(answer, turn))
 }
 
@@ -118,17 +158,10 @@ fn answer_sse(
 
 /// What an agent turn cannot honour is refused rather than silently dropped.
 fn refuse_unsupported(request: &CreateResponse) -> Result<(), OpenAiError> {
-    let stateful = [
-        (
-            "previous_response_id",
-            request.previous_response_id.is_some(),
-        ),
-        ("conversation", request.conversation.is_some()),
-    ];
-    if let Some((param, _)) = stateful.iter().find(|(_, sent)| *sent) {
+    if request.conversation.is_some() {
         return Err(OpenAiError::invalid(
-            param,
-            "each response is a new conversation with the agent; send the whole question",
+            "conversation",
+            "continue an agent's conversation with `previous_response_id`",
         ));
     }
     if request.tools.as_ref().is_some_and(|t| !t.is_empty()) {
@@ -201,6 +234,8 @@ struct Answer {
     message_id: String,
     created_at: u64,
     model: String,
+    /// The response this one continues.
+    previous: Option<String>,
 }
 
 impl Answer {
@@ -260,7 +295,7 @@ impl Answer {
             object: "response".to_owned(),
             output,
             parallel_tool_calls: Some(true),
-            previous_response_id: None,
+            previous_response_id: self.previous.clone(),
             prompt: None,
             prompt_cache_key: None,
             prompt_cache_retention: None,

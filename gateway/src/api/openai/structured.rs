@@ -27,19 +27,20 @@ pub(super) fn schema(
     })
 }
 
-/// A checked JSON answer to `question`: its reply is the JSON, its usage that of every
-/// attempt.
+/// A checked JSON answer to `question` (in `conversation`, else a new one): its reply is the
+/// JSON, its usage that of every attempt.
 pub(super) async fn answer(
     state: &AppState,
     principal: &Principal,
     agent: AgentId,
-    question: Option<String>,
+    (question, conversation): (Option<String>, Option<uuid::Uuid>),
     param: &'static str,
     schema: &OutputSchema,
 ) -> Result<TurnResult, OpenAiError> {
     // The question itself must pass the turn's checks before the instruction is added.
     turn(principal, question.clone(), param)?;
     let mut input = turn(principal, question.map(|q| schema.ask(&q)), param)?;
+    input.conversation_id = conversation;
     let mut usage = Usage::default();
     let mut attempt = 1;
     loop {
