@@ -44,8 +44,49 @@ impl<'a> AuditEvent<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Recorded;
 
-/// The exact bytes hashed for an event. serde_json (without `preserve_order`) writes object
-/// keys sorted, so equal events always serialise identically.
+/// `value` as compact JSON with every object's keys sorted (byte order), at any depth: equal
+/// values always give equal bytes, whatever order their keys were inserted or stored in
+/// (Postgres `jsonb` reorders them; serde_json keeps insertion order in this workspace).
+/// These are the bytes serde_json wrote before it kept insertion order, so hashes made then
+/// still verify.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The exact bytes hashed for an event ([`canonical_json`]), so an event re-read from
+/// Postgres hashes as it did when it was written.
 #[allow(clippy::too_many_arguments)]
 fn canonical(
     tenant: Uuid,
@@ -57,7 +98,7 @@ fn canonical(
     resource: &str,
     details: &Value,
 ) -> String {
-    json!({
+    let event = json!({
         "tenant": tenant.to_string(),
         "seq": seq,
         "at": at.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -65,8 +106,8 @@ fn canonical(
         "action": action,
         "resource": resource,
         "details": details,
-    })
-    .to_string()
+    });
+    canonical_json(&event)
 }
 
 fn chain_hash(prev_hash: &str, canonical: &str) -> String {
@@ -316,5 +357,24 @@ pub async fn run_publisher(db: PgPool, mut redis: ConnectionManager, every: std:
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::canonical_json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth_whatever_their_order() {
+        let written = json!({"zeta": 1, "alpha": {"b": [{"y": 2, "x": "é\"q"}], "a": null}});
+        let stored: serde_json::Value = serde_json::from_str(
+            r#"{"alpha": {"a": null, "b": [{"x": "é\"q", "y": 2}]}, "zeta": 1}"#,
+        )
+        .unwrap();
+        let expected = r#"{"alpha":{"a":null,"b":[{"x":"é\"q","y":2}]},"zeta":1}"#;
+        assert_eq!(canonical_json(&written), expected);
+        assert_eq!(canonical_json(&stored), expected);
     }
 }

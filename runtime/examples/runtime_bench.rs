@@ -61,6 +61,11 @@ fn main() {
         rt.block_on(delegation());
         return;
     }
+    if args.first().map(String::as_str) == Some("overhead") {
+        // The per-turn overhead alone, e.g. to re-check it after a provider change.
+        rt.block_on(turn_overhead());
+        return;
+    }
     if args.first().map(String::as_str) == Some("local") {
         rt.block_on(local_model::run());
         return;

@@ -30,9 +30,10 @@ pub(crate) struct Record<'a> {
     pub(crate) key: &'a str,
 }
 
-/// SHA-256 of the arguments in a canonical form (serde_json's maps are sorted by key).
+/// SHA-256 of the arguments in a canonical form (keys sorted at every depth), so the same
+/// arguments hash the same whatever order the model or a replay wrote their keys in.
 pub(crate) fn request_hash(args: &Value) -> String {
-    let digest = Sha256::digest(args.to_string().as_bytes());
+    let digest = Sha256::digest(brain_auth::audit::canonical_json(args).as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -212,12 +212,26 @@ async fn brain_audit_verify_names_the_first_altered_event() {
     for name in ["a", "b", "c"] {
         create_key(&app, &owner, name).await;
     }
+    // Details whose keys are neither sorted nor in jsonb's order hash as they read back.
+    let tenant = tenant_id(&app, &slug).await;
+    let mut tx = brain_migrations::begin_tenant(&app.db.app, tenant)
+        .await
+        .unwrap();
+    let details = json!({"zeta": 1, "alpha": {"second": [{"y": 2, "x": 1}], "first": true}});
+    let event = audit::AuditEvent {
+        actor_kind: "system",
+        actor_id: "test".into(),
+        action: "test.unordered",
+        resource: "test".into(),
+        details,
+    };
+    audit::append(&mut tx, tenant, event).await.unwrap();
+    tx.commit().await.unwrap();
     let (ok, out) = brain(&app, &["audit", "verify", "--tenant", &slug]);
     assert!(ok, "{out}");
-    assert!(out.contains(&format!("{slug}: ok (4 events)")), "{out}");
+    assert!(out.contains(&format!("{slug}: ok (5 events)")), "{out}");
 
     // Someone with table-owner rights edits history behind the trigger's back.
-    let tenant = tenant_id(&app, &slug).await;
     let mut conn = app.db.owner_connection().await.unwrap();
     sqlx::raw_sql(
         "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only; \

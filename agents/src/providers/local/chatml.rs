@@ -156,8 +156,11 @@ mod tests {
         }];
         let prompt = chatml_prompt(&messages, &tools);
         assert!(prompt.starts_with("<|im_start|>system\nYou are Ada.\n\n# Tools"));
-        assert!(prompt.contains("<tools>\n{\"function\":{\"description\":\"Post\""));
-        assert!(prompt.contains("<|im_start|>assistant\n\n<tool_call>\n{\"arguments\":{\"t\":1},\"name\":\"wp__post\"}\n</tool_call><|im_end|>"));
+        // Keys in the order of Qwen's own chat template (serde_json keeps insertion order).
+        assert!(prompt.contains(
+            "<tools>\n{\"type\":\"function\",\"function\":{\"name\":\"wp__post\",\"description\":\"Post\""
+        ));
+        assert!(prompt.contains("<|im_start|>assistant\n\n<tool_call>\n{\"name\":\"wp__post\",\"arguments\":{\"t\":1}}\n</tool_call><|im_end|>"));
         assert!(prompt.contains("<tool_response>\n{\"ok\":true}\n</tool_response>"));
         assert!(prompt.ends_with("<|im_start|>assistant\n"));
     }
