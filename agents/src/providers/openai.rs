@@ -122,22 +122,31 @@ impl Target<'_> {
     }
 }
 
+/// A model provider's two HTTP clients: one for the deployment's endpoint, and one whose
+/// every connection obeys `egress`, for tenants' own endpoints.
+pub(crate) fn model_clients(
+    egress: &EgressPolicy,
+    timeout: Duration,
+) -> Result<(reqwest::Client, reqwest::Client), ProviderError> {
+    brain_auth::install_crypto_provider();
+    let unreachable = |e: reqwest::Error| ProviderError::Unreachable(e.to_string());
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(timeout)
+        .build()
+        .map_err(unreachable)?;
+    let guarded = egress
+        .client_builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(timeout)
+        .build()
+        .map_err(unreachable)?;
+    Ok((http, guarded))
+}
+
 impl OpenAiProvider {
     pub fn new(config: OpenAiConfig) -> Result<Self, ProviderError> {
-        brain_auth::install_crypto_provider();
-        let unreachable = |e: reqwest::Error| ProviderError::Unreachable(e.to_string());
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(unreachable)?;
-        let guarded = config
-            .egress
-            .client_builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(unreachable)?;
+        let (http, guarded) = model_clients(&config.egress, config.timeout)?;
         Ok(Self {
             name: config.name,
             http,
@@ -309,8 +318,12 @@ impl LlmProvider for OpenAiProvider {
 
 /// A `Retry-After` in seconds (the form model APIs send).
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
+    retry_after_header(response.headers())
+}
+
+/// The `Retry-After` of a refused call's headers, in seconds.
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?

@@ -134,16 +134,7 @@ pub(super) fn transient(error: &RigError) -> bool {
 
 /// The `Retry-After` (seconds) of a refused call.
 pub(super) fn retry_after(error: &RigError) -> Option<Duration> {
-    error
-        .provider_response_headers()?
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    super::super::openai::retry_after_header(error.provider_response_headers()?)
 }
 
 /// rig's error as Brain's, naming the provider; the key never appears in the message.

@@ -23,7 +23,7 @@ use rig_core::providers::{anthropic, gemini, ollama, openai};
 use rig_core::streaming::{CompletionStream, Item};
 
 use super::keys::{KeyUse, ProviderKey};
-use super::openai::RetryPolicy;
+use super::openai::{RetryPolicy, model_clients};
 use super::{ChatRequest, LlmProvider, ModelEvent, ModelStream};
 use crate::error::ProviderError;
 use transport::Transport;
@@ -126,22 +126,17 @@ struct Target {
     key: Option<SecretString>,
 }
 
+impl Target {
+    /// rig's transport on this target's client, and the key as rig takes it ("" for none).
+    fn parts(&self) -> (Transport, String) {
+        let key = self.key.as_ref().map(|k| k.expose().to_owned());
+        (Transport(self.http.clone()), key.unwrap_or_default())
+    }
+}
+
 impl RigProvider {
     pub fn new(config: RigConfig) -> Result<Self, ProviderError> {
-        brain_auth::install_crypto_provider();
-        let unreachable = |e: reqwest::Error| ProviderError::Unreachable(e.to_string());
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(unreachable)?;
-        let guarded = config
-            .egress
-            .client_builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(config.timeout)
-            .build()
-            .map_err(unreachable)?;
+        let (http, guarded) = model_clients(&config.egress, config.timeout)?;
         Ok(Self {
             name: config.name,
             wire: config.wire,
@@ -196,12 +191,7 @@ impl RigProvider {
         model: &str,
         request: CompletionRequest,
     ) -> Result<CompletionStream, RigError> {
-        let http = Transport(target.http.clone());
-        let key = target
-            .key
-            .as_ref()
-            .map(|k| k.expose().to_owned())
-            .unwrap_or_default();
+        let (http, key) = target.parts();
         let base = target.base_url.as_str();
         match self.wire {
             Wire::Anthropic => anthropic::AnthropicConfig::new(key)
@@ -233,12 +223,7 @@ impl RigProvider {
 
     /// Checks `target`'s key with a free call that needs it.
     async fn verify(&self, target: &Target) -> Result<(), RigError> {
-        let http = Transport(target.http.clone());
-        let key = target
-            .key
-            .as_ref()
-            .map(|k| k.expose().to_owned())
-            .unwrap_or_default();
+        let (http, key) = target.parts();
         let base = target.base_url.as_str();
         match self.wire {
             Wire::Anthropic => {
