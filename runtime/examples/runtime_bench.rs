@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark may fail loudly
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use brain_agents::ProviderError;
@@ -34,6 +33,7 @@ use brain_migrations::testing::TestDb;
 use brain_runtime::agent::{AgentActor, AgentArgs};
 use brain_runtime::{
     DelegationRequest, NoToolSource, RuntimeConfig, RuntimeDeps, RuntimeHandle, RuntimeMetrics,
+    TenantLoad,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -440,7 +440,7 @@ async fn spawn_agent(
     tenant: TenantId,
     spec: AgentSpec,
     deps: &Arc<RuntimeDeps>,
-    turns: &Arc<AtomicUsize>,
+    load: &Arc<TenantLoad>,
 ) -> ActorRef<<AgentActor as Actor>::Msg> {
     let (actor, _) = Actor::spawn(
         None,
@@ -449,7 +449,7 @@ async fn spawn_agent(
             tenant,
             spec,
             deps: Arc::clone(deps),
-            tenant_turns: Arc::clone(turns),
+            tenant_load: Arc::clone(load),
             tenant_supervisor: None,
         },
     )
@@ -462,14 +462,14 @@ async fn spawn_agent(
 async fn memory_child(kind: &str, n: usize) -> usize {
     let deps = unconnected_deps();
     let tenant = TenantId::new();
-    let turns = Arc::new(AtomicUsize::new(0));
+    let load = Arc::new(TenantLoad::default());
     let mut refs = Vec::with_capacity(n);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before = rss();
     if kind == "agent" {
         // The spec is built inside the measurement: an idle agent costs its spec too.
         for i in 0..n {
-            let actor = spawn_agent(tenant, spec(tenant, i), &deps, &turns).await;
+            let actor = spawn_agent(tenant, spec(tenant, i), &deps, &load).await;
             refs.push(actor.get_cell());
         }
     } else {
@@ -522,12 +522,12 @@ async fn actor_spawn_rates() {
     const N: usize = 20_000;
     let deps = unconnected_deps();
     let tenant = TenantId::new();
-    let turns = Arc::new(AtomicUsize::new(0));
+    let load = Arc::new(TenantLoad::default());
     let specs: Vec<AgentSpec> = (0..N).map(|i| spec(tenant, i)).collect();
     let started = Instant::now();
     let mut refs = Vec::with_capacity(N);
     for spec in specs {
-        refs.push(spawn_agent(tenant, spec, &deps, &turns).await);
+        refs.push(spawn_agent(tenant, spec, &deps, &load).await);
     }
     let agents_per_s = N as f64 / started.elapsed().as_secs_f64();
     for a in &refs {

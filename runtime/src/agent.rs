@@ -6,7 +6,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use brain_agents::providers::fallback::ModelChain;
@@ -23,6 +22,7 @@ use uuid::Uuid;
 
 use crate::delegation::{DelegationContext, turn_tools};
 use crate::deps::RuntimeDeps;
+use crate::directory::TenantLoad;
 use crate::error::RuntimeError;
 use crate::metrics::{GaugeGuard, RuntimeMetrics};
 use crate::tenant::TenantMessage;
@@ -82,8 +82,8 @@ pub struct AgentArgs {
     pub tenant: TenantId,
     pub spec: AgentSpec,
     pub deps: Arc<RuntimeDeps>,
-    /// Turns running in this tenant (the tenant supervisor stays up while any are).
-    pub tenant_turns: Arc<AtomicUsize>,
+    /// The tenant's turn counters (its supervisor stays up while a turn runs).
+    pub tenant_load: Arc<TenantLoad>,
     /// The tenant supervisor, through which delegations reach other agents; `None` for an
     /// actor started on its own (benchmarks), which then cannot delegate.
     pub tenant_supervisor: Option<ActorRef<TenantMessage>>,
@@ -94,7 +94,7 @@ pub struct AgentState {
     tenant: TenantId,
     spec: Arc<AgentSpec>,
     deps: Arc<RuntimeDeps>,
-    tenant_turns: Arc<AtomicUsize>,
+    tenant_load: Arc<TenantLoad>,
     tenant_supervisor: Option<ActorRef<TenantMessage>>,
     in_progress: usize,
     /// Conversations with a running turn, and the turns waiting behind it: turns of one
@@ -123,7 +123,7 @@ impl Actor for AgentActor {
             tenant: args.tenant,
             spec: Arc::new(args.spec),
             deps: args.deps,
-            tenant_turns: args.tenant_turns,
+            tenant_load: args.tenant_load,
             tenant_supervisor: args.tenant_supervisor,
             in_progress: 0,
             conversations: HashMap::new(),
@@ -295,12 +295,12 @@ fn start_turn(
     delegation: Option<DelegationContext>,
 ) {
     state.in_progress += 1;
-    state.tenant_turns.fetch_add(1, Ordering::SeqCst);
+    state.tenant_load.turn_started();
     let conversation = input.conversation_id;
     let tenant = state.tenant;
     let spec = Arc::clone(&state.spec);
     let deps = Arc::clone(&state.deps);
-    let tenant_turns = Arc::clone(&state.tenant_turns);
+    let tenant_load = Arc::clone(&state.tenant_load);
     let supervisor = state.tenant_supervisor.clone();
     tokio::spawn(async move {
         let started = Instant::now();
@@ -351,7 +351,7 @@ fn start_turn(
         };
         answer(respond, result);
         // Counted here, not in the actor: the actor may be gone by now (agent deleted).
-        tenant_turns.fetch_sub(1, Ordering::SeqCst);
+        tenant_load.turn_finished();
         deps.metrics.mailbox_depth.inc();
         if myself
             .send_message(AgentMessage::TurnFinished {

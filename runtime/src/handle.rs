@@ -23,8 +23,9 @@ use crate::delegation::{
     DelegationContext, DelegationOutcome, DelegationRequest, DelegationTool, Hop, HopError,
 };
 use crate::deps::RuntimeDeps;
+use crate::directory::AgentDirectory;
 use crate::error::RuntimeError;
-use crate::supervisor::{RuntimeMessage, RuntimeSupervisor};
+use crate::supervisor::{RuntimeArgs, RuntimeMessage, RuntimeSupervisor};
 use crate::tenant::TenantMessage;
 
 /// A turn's events: tokens, tool calls and results, citations, then `done` or `error`.
@@ -38,6 +39,8 @@ const ACTOR_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RuntimeHandle {
     root: ActorRef<RuntimeMessage>,
     deps: Arc<RuntimeDeps>,
+    /// Running agent actors, so a chat skips the two calls through the tree.
+    directory: Arc<AgentDirectory>,
     /// The tokio runtime the tree was started on.
     home: tokio::runtime::Handle,
 }
@@ -57,12 +60,18 @@ impl RuntimeHandle {
     /// Starts the supervision tree.
     pub async fn start(deps: RuntimeDeps) -> Result<Self, RuntimeError> {
         let deps = Arc::new(deps);
-        let (root, _) = Actor::spawn(None, RuntimeSupervisor, Arc::clone(&deps))
+        let directory = Arc::new(AgentDirectory::default());
+        let args = RuntimeArgs {
+            deps: Arc::clone(&deps),
+            directory: Arc::clone(&directory),
+        };
+        let (root, _) = Actor::spawn(None, RuntimeSupervisor, args)
             .await
             .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         Ok(Self {
             root,
             deps,
+            directory,
             home: tokio::runtime::Handle::current(),
         })
     }
@@ -108,6 +117,9 @@ impl RuntimeHandle {
         tenant: TenantId,
         agent: AgentId,
     ) -> Result<ActorRef<AgentMessage>, RuntimeError> {
+        if let Some(actor) = self.directory.running(tenant, agent) {
+            return Ok(actor);
+        }
         // A tenant supervisor can stop (idle) between lookup and use; one retry covers it.
         let mut last = None;
         for _ in 0..2 {
@@ -125,6 +137,21 @@ impl RuntimeHandle {
             }
         }
         Err(last.unwrap_or_else(|| RuntimeError::Unavailable("tenant supervisor".into())))
+    }
+
+    /// Hands a stored change to the agent's running actor before returning, so the caller's
+    /// next chat (which may go straight to the actor) runs with it; the tenant supervisor is
+    /// told too (it clears a degraded mark and reaches an actor still starting).
+    async fn config_changed(&self, tenant: TenantId, spec: &AgentSpec) {
+        if let Some(actor) = self.directory.running(tenant, spec.id) {
+            let _ = send_counted(
+                &self.deps,
+                &actor,
+                AgentMessage::UpdateConfig(Box::new(spec.clone())),
+            );
+        }
+        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
+            .await;
     }
 
     async fn notify_running(&self, tenant: TenantId, message: TenantMessage) {
@@ -250,8 +277,7 @@ impl RuntimeHandle {
                 .await?;
             spec.status = AgentHealth::Active;
         }
-        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
-            .await;
+        self.config_changed(tenant, &spec).await;
         Ok(spec)
     }
 
@@ -268,8 +294,7 @@ impl RuntimeHandle {
             .agents
             .replace_tools(tenant, agent, tools, expected_version)
             .await?;
-        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
-            .await;
+        self.config_changed(tenant, &spec).await;
         Ok(spec)
     }
 
@@ -288,8 +313,7 @@ impl RuntimeHandle {
             .agents
             .replace_delegates(tenant, agent, delegates, expected_version)
             .await?;
-        self.notify_running(tenant, TenantMessage::ConfigChanged(Box::new(spec.clone())))
-            .await;
+        self.config_changed(tenant, &spec).await;
         Ok(spec)
     }
 
@@ -393,6 +417,7 @@ impl RuntimeHandle {
 
     pub async fn delete_agent(&self, tenant: TenantId, agent: AgentId) -> Result<(), RuntimeError> {
         self.deps.agents.delete(tenant, agent).await?;
+        self.directory.forget(agent);
         self.notify_running(tenant, TenantMessage::AgentDeleted(agent))
             .await;
         Ok(())

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod delegation;
 pub mod deps;
+pub mod directory;
 pub mod error;
 pub mod handle;
 pub mod metrics;
@@ -19,6 +20,7 @@ pub use delegation::{
     ChainLink, DelegationLimits, DelegationOutcome, DelegationRequest, DelegationTool,
 };
 pub use deps::{RuntimeConfig, RuntimeDeps};
+pub use directory::TenantLoad;
 pub use error::RuntimeError;
 pub use handle::{RuntimeHandle, TurnEventStream};
 pub use metrics::RuntimeMetrics;

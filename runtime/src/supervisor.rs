@@ -10,6 +10,7 @@ use ractor::{
 };
 
 use crate::deps::RuntimeDeps;
+use crate::directory::AgentDirectory;
 use crate::error::RuntimeError;
 use crate::tenant::{TenantArgs, TenantMessage, TenantSupervisor};
 
@@ -27,8 +28,14 @@ pub enum RuntimeMessage {
 
 pub struct RuntimeSupervisor;
 
+pub struct RuntimeArgs {
+    pub deps: Arc<RuntimeDeps>,
+    pub directory: Arc<AgentDirectory>,
+}
+
 pub struct RuntimeState {
     deps: Arc<RuntimeDeps>,
+    directory: Arc<AgentDirectory>,
     tenants: HashMap<TenantId, ActorRef<TenantMessage>>,
     by_actor: HashMap<ActorId, TenantId>,
 }
@@ -43,15 +50,16 @@ fn alive(actor: &ActorRef<TenantMessage>) -> bool {
 impl Actor for RuntimeSupervisor {
     type Msg = RuntimeMessage;
     type State = RuntimeState;
-    type Arguments = Arc<RuntimeDeps>;
+    type Arguments = RuntimeArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        deps: Arc<RuntimeDeps>,
+        RuntimeArgs { deps, directory }: RuntimeArgs,
     ) -> Result<RuntimeState, ActorProcessingErr> {
         Ok(RuntimeState {
             deps,
+            directory,
             tenants: HashMap::new(),
             by_actor: HashMap::new(),
         })
@@ -95,6 +103,7 @@ impl Actor for RuntimeSupervisor {
                         TenantArgs {
                             tenant,
                             deps: Arc::clone(&state.deps),
+                            directory: Arc::clone(&state.directory),
                         },
                     )
                     .await;

@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use brain_agents::AgentError;
@@ -16,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::agent::{AgentActor, AgentArgs, AgentMessage, AgentStatus, send_counted};
 use crate::deps::RuntimeDeps;
+use crate::directory::{AgentDirectory, TenantLoad, alive};
 use crate::error::RuntimeError;
 use crate::metrics::GaugeGuard;
 
@@ -39,6 +39,7 @@ pub struct TenantSupervisor;
 pub struct TenantArgs {
     pub tenant: TenantId,
     pub deps: Arc<RuntimeDeps>,
+    pub directory: Arc<AgentDirectory>,
 }
 
 #[derive(Default)]
@@ -55,7 +56,10 @@ pub struct TenantState {
     deps: Arc<RuntimeDeps>,
     agents: HashMap<AgentId, AgentEntry>,
     by_actor: HashMap<ActorId, AgentId>,
-    turns: Arc<AtomicUsize>,
+    directory: Arc<AgentDirectory>,
+    load: Arc<TenantLoad>,
+    /// `load.started()` at the last idle check: turns sent straight to an actor are activity.
+    seen_started: u64,
     last_activity: Instant,
     idle_timer: Option<JoinHandle<()>>,
 }
@@ -76,13 +80,14 @@ impl TenantState {
                     tenant: self.tenant,
                     spec,
                     deps: Arc::clone(&self.deps),
-                    tenant_turns: Arc::clone(&self.turns),
+                    tenant_load: Arc::clone(&self.load),
                     tenant_supervisor: Some(myself.clone()),
                 },
             )
             .await
             .map_err(|e| RuntimeError::Unavailable(format!("starting agent: {e}")))?;
         self.by_actor.insert(actor.get_id(), id);
+        self.directory.insert(self.tenant, id, actor.clone());
         let entry = self.agents.entry(id).or_default();
         entry.actor = Some(actor.clone());
         entry.restart_pending = false;
@@ -118,7 +123,9 @@ impl Actor for TenantSupervisor {
             deps: args.deps,
             agents: HashMap::new(),
             by_actor: HashMap::new(),
-            turns: Arc::new(AtomicUsize::new(0)),
+            directory: args.directory,
+            load: Arc::new(TenantLoad::default()),
+            seen_started: 0,
             last_activity: Instant::now(),
             idle_timer: Some(timer),
         })
@@ -131,6 +138,9 @@ impl Actor for TenantSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.idle_timer.take() {
             timer.abort();
+        }
+        for (actor, agent) in state.by_actor.drain() {
+            state.directory.remove(agent, actor);
         }
         // Wait for the agents to stop cleanly; once we exit, the library kills what is left.
         myself
@@ -172,6 +182,7 @@ impl Actor for TenantSupervisor {
                     && let Some(actor) = entry.actor
                 {
                     state.by_actor.remove(&actor.get_id());
+                    state.directory.remove(id, actor.get_id());
                     actor.stop(Some("agent deleted".into()));
                 }
             }
@@ -204,8 +215,13 @@ impl Actor for TenantSupervisor {
                 }
             }
             TenantMessage::IdleCheck => {
+                let started = state.load.started();
+                if started != state.seen_started {
+                    state.seen_started = started;
+                    state.last_activity = Instant::now();
+                }
                 let idle = state.last_activity.elapsed() >= state.deps.config.tenant_idle_timeout
-                    && state.turns.load(Ordering::SeqCst) == 0;
+                    && state.load.running() == 0;
                 if idle {
                     tracing::debug!(tenant = %state.tenant, "tenant idle; stopping its actors");
                     myself.stop(Some("idle".into()));
@@ -226,6 +242,7 @@ impl Actor for TenantSupervisor {
                 let Some(id) = state.by_actor.remove(&cell.get_id()) else {
                     return Ok(());
                 };
+                state.directory.remove(id, cell.get_id());
                 let entry = state.agents.entry(id).or_default();
                 // A request may already have replaced a dead actor; keep the replacement.
                 let replaced = entry
@@ -272,8 +289,11 @@ impl Actor for TenantSupervisor {
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(id) = state.by_actor.remove(&cell.get_id())
-                    && let Some(entry) = state.agents.get_mut(&id)
+                let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                state.directory.remove(id, cell.get_id());
+                if let Some(entry) = state.agents.get_mut(&id)
                     && entry
                         .actor
                         .as_ref()
@@ -286,13 +306,6 @@ impl Actor for TenantSupervisor {
         }
         Ok(())
     }
-}
-
-fn alive(actor: &ActorRef<AgentMessage>) -> bool {
-    matches!(
-        actor.get_status(),
-        ractor::ActorStatus::Running | ractor::ActorStatus::Starting
-    )
 }
 
 async fn agent_ref(

@@ -196,6 +196,43 @@ async fn an_idle_tenant_supervisor_stops_and_comes_back_on_demand() {
     assert_eq!(reply.reply, "b");
 }
 
+/// Chats reach a running actor without asking the tree; they still count as the tenant's
+/// activity, and a deleted agent's actor gets no turn even before its supervisor stops it.
+#[tokio::test]
+async fn turns_sent_straight_to_a_running_actor_keep_its_tenant_up_until_the_agent_is_deleted() {
+    let config = RuntimeConfig {
+        tenant_idle_timeout: Duration::from_millis(200),
+        idle_check_interval: Duration::from_millis(20),
+        ..fast_config()
+    };
+    let h = Harness::with(
+        vec![ScriptStep::reply("ok"); 12],
+        Arc::new(NoToolSource),
+        config,
+    )
+    .await;
+    let t = h.tenant("acme").await;
+    let agent = h.agent(t, "Busy").await;
+    let started = Instant::now();
+    for i in 0..10 {
+        let reply = h.runtime.chat(t, agent.id, say(&format!("turn {i}"))).await;
+        assert_eq!(reply.unwrap().reply, "ok");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert!(started.elapsed() > Duration::from_millis(500));
+    assert_eq!(h.runtime.running_tenants().await.unwrap(), 1);
+    // One actor served every turn: none was stopped and started again.
+    assert_eq!(h.metric("brain_agent_actors"), 1.0);
+
+    h.runtime.delete_agent(t, agent.id).await.unwrap();
+    let err = h
+        .runtime
+        .chat(t, agent.id, say("still there?"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
 #[tokio::test]
 async fn budget_and_unknown_agents_surface_as_typed_errors() {
     let h = Harness::new(vec![ScriptStep::reply(
