@@ -644,7 +644,7 @@ mod tests {
                 ),
                 (
                     "BRAIN_MODEL_PROVIDER_KEYS",
-                    "groq=gsk_1",
+                    "fireworks=fw_1",
                     "BRAIN_MODEL_PROVIDER_KEYS",
                 ),
                 ("BRAIN_GATEWAY_ADDR", "not-an-address", "gateway_addr"),

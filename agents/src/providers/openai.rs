@@ -35,6 +35,9 @@ pub struct OpenAiConfig {
     pub egress: EgressPolicy,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Refuse a call when neither the tenant nor the deployment has a key (a public cloud),
+    /// instead of sending it unauthenticated (a deployment's own server may need no key).
+    pub key_required: bool,
 }
 
 /// How a call the server refused for now (429, 500, 502, 503, 504, or no connection) is
@@ -84,6 +87,7 @@ impl OpenAiConfig {
             egress: EgressPolicy::default(),
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            key_required: false,
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct OpenAiProvider {
     api_key: Option<SecretString>,
     secrets: Option<Arc<dyn SecretStore>>,
     retry: RetryPolicy,
+    key_required: bool,
 }
 
 /// Where one tenant's calls go, and with which key.
@@ -156,6 +161,7 @@ impl OpenAiProvider {
             api_key: config.api_key,
             secrets: config.secrets,
             retry: config.retry,
+            key_required: config.key_required,
         })
     }
 
@@ -170,6 +176,9 @@ impl OpenAiProvider {
     /// Where calls with `key` go (the deployment's endpoint and key without one).
     fn target<'a>(&'a self, key: Option<&'a ProviderKey>) -> Result<Target<'a>, ProviderError> {
         let Some(key) = key else {
+            if self.key_required && self.api_key.is_none() {
+                return Err(ProviderError::MissingApiKey(self.name.clone()));
+            }
             return Ok(Target {
                 http: &self.http,
                 base_url: &self.base_url,

@@ -5,8 +5,18 @@ use brain_agents::providers::rig::Wire;
 
 use super::{Config, ConfigError, Secret};
 
-/// Native-wire providers registered even when `BRAIN_MODEL_PROVIDERS` does not name them.
-const ALWAYS_ON_PROVIDERS: [&str; 2] = ["anthropic", "gemini"];
+/// Public clouds registered at their public API even when `BRAIN_MODEL_PROVIDERS` does not
+/// name them, so a tenant can bring a key without the deployment configuring anything: two
+/// native wires, then OpenAI-compatible APIs (their documented `/v1` bases).
+const ALWAYS_ON_PROVIDERS: [(&str, Option<&str>); 7] = [
+    ("anthropic", None),
+    ("gemini", None),
+    ("mistral", Some("https://api.mistral.ai/v1")),
+    ("openrouter", Some("https://openrouter.ai/api/v1")),
+    ("groq", Some("https://api.groq.com/openai/v1")),
+    ("deepseek", Some("https://api.deepseek.com/v1")),
+    ("xai", Some("https://api.x.ai/v1")),
+];
 
 /// A model provider besides `local` and `openai`: OpenAI-compatible, or one of the native
 /// wires (`anthropic`, `gemini`, `ollama`, `azure-openai`) when named so.
@@ -15,6 +25,9 @@ pub struct ModelProvider {
     pub name: String,
     pub base_url: String,
     pub api_key: Option<Secret>,
+    /// A public cloud registered by default: a call without a key is refused before it is
+    /// sent (a deployment's own OpenAI-compatible server may need none).
+    pub key_required: bool,
 }
 
 impl Config {
@@ -68,10 +81,9 @@ impl Config {
                 ));
             }
         }
-        // The public clouds with a native wire are always there, at their public API, so a
-        // tenant can bring a key without the deployment configuring anything.
-        for cloud in ALWAYS_ON_PROVIDERS {
-            let base_url = Wire::named(cloud).and_then(Wire::default_base_url);
+        let named_by_deployment = providers.len();
+        for (cloud, url) in ALWAYS_ON_PROVIDERS {
+            let base_url = url.or_else(|| Wire::named(cloud).and_then(Wire::default_base_url));
             if let Some(url) = base_url.filter(|_| !providers.iter().any(|(p, _)| p == cloud)) {
                 providers.push((cloud.to_owned(), url.to_owned()));
             }
@@ -87,7 +99,8 @@ impl Config {
         }
         Ok(providers
             .into_iter()
-            .map(|(name, base_url)| {
+            .enumerate()
+            .map(|(i, (name, base_url))| {
                 let api_key = keys
                     .iter()
                     .find(|(k, _)| *k == name)
@@ -96,6 +109,7 @@ impl Config {
                     name,
                     base_url,
                     api_key,
+                    key_required: i >= named_by_deployment,
                 }
             })
             .collect())
@@ -121,7 +135,30 @@ mod tests {
             let providers = config.model_providers().map_err(|e| e.to_string())?;
             let found = |name: &str| providers.iter().find(|p| p.name == name);
             let names: Vec<_> = providers.iter().map(|p| p.name.as_str()).collect();
-            assert_eq!(names, ["ollama", "groq", "anthropic", "gemini"]);
+            assert_eq!(
+                names,
+                [
+                    "ollama",
+                    "groq",
+                    "anthropic",
+                    "gemini",
+                    "mistral",
+                    "openrouter",
+                    "deepseek",
+                    "xai"
+                ]
+            );
+            assert_eq!(
+                found("openrouter").unwrap().base_url,
+                "https://openrouter.ai/api/v1"
+            );
+            // The deployment's own `groq` entry wins over the default one, and may go keyless.
+            assert_eq!(
+                found("groq").unwrap().base_url,
+                "https://api.groq.com/openai/v1"
+            );
+            assert!(!found("groq").unwrap().key_required);
+            assert!(found("mistral").unwrap().key_required);
             assert_eq!(
                 found("anthropic").unwrap().base_url,
                 "https://api.anthropic.com"

@@ -448,6 +448,7 @@ async fn runtime(
                 let mut endpoint = OpenAiConfig::new(extra.base_url);
                 endpoint.name = extra.name.clone();
                 endpoint.api_key = api_key;
+                endpoint.key_required = extra.key_required;
                 endpoint.secrets = Some(secrets.clone());
                 endpoint.egress = connectors.egress().clone();
                 Arc::new(OpenAiProvider::new(endpoint).context("model providers")?)

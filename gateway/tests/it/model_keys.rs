@@ -259,7 +259,7 @@ async fn a_deployment_runs_more_openai_compatible_providers_by_name() {
     // A model of a provider the deployment does not run is refused when the agent is saved.
     let mut unknown = analyst();
     unknown["slug"] = json!("other");
-    unknown["model"] = json!("mistral:small");
+    unknown["model"] = json!("fireworks:small");
     let refused = post(&app.gateway, "/v1/agents", Some(&owner.token), unknown).await;
     assert_eq!(
         refused.status,
@@ -372,6 +372,26 @@ async fn a_tenants_anthropic_key_serves_its_agents_only_and_others_fall_back() {
             .as_str()
             .unwrap()
             .contains("gemini")
+    );
+    // The same for an OpenAI-compatible cloud registered by default (Mistral's public API).
+    let mistral_agent = agent_on(
+        &app,
+        &other.token,
+        "mistral",
+        "mistral:mistral-small-latest",
+    )
+    .await;
+    let unkeyed = chat(&app, &other.token, &mistral_agent).await;
+    assert_eq!(
+        unkeyed.body["error"]["code"], "model_not_configured",
+        "{}",
+        unkeyed.body
+    );
+    assert!(
+        unkeyed.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`mistral`")
     );
     for reply in [&served.body, &fallback.body, &missing.body, &listed.body] {
         assert!(!reply.to_string().contains(ANTHROPIC_KEY));
