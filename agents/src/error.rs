@@ -76,6 +76,11 @@ pub enum ProviderError {
          send a shorter message"
     )]
     ContextTooLong { needed: usize, budget: usize },
+    #[error(
+        "the conversation does not fit the context window of `{provider}`: {message}; send a \
+         shorter message or start a new conversation"
+    )]
+    ContextWindowExceeded { provider: String, message: String },
     #[error("scripted provider: {0}")]
     Script(String),
 }
@@ -84,6 +89,38 @@ impl ProviderError {
     pub fn secrets(error: brain_auth::secrets::SecretError) -> Self {
         Self::Secrets(error.to_string())
     }
+
+    /// A refused call as Brain's error: a rejected key, a prompt over the context window
+    /// (told apart from other 400s by the provider's documented wording), or the status.
+    pub(crate) fn refused(provider: &str, status: u16, body: &str, message: String) -> Self {
+        match status {
+            401 | 403 => Self::Unauthorized {
+                provider: provider.to_owned(),
+                message,
+            },
+            400 | 413 if context_overflow(body) => Self::ContextWindowExceeded {
+                provider: provider.to_owned(),
+                message,
+            },
+            status => Self::Status { status, message },
+        }
+    }
+}
+
+/// How providers say a prompt is over the context window: OpenAI, Azure and Mistral's
+/// `context_length_exceeded` / "maximum context length", Anthropic's "prompt is too long",
+/// Gemini's "input token count … exceeds the maximum", vLLM's and Groq's "context length".
+fn context_overflow(body: &str) -> bool {
+    const WORDINGS: [&str; 6] = [
+        "context_length_exceeded",
+        "maximum context length",
+        "context length",
+        "context window",
+        "prompt is too long",
+        "input token count",
+    ];
+    let body = body.to_ascii_lowercase();
+    WORDINGS.iter().any(|w| body.contains(w))
 }
 
 impl ErrorCode for ProviderError {
@@ -95,7 +132,9 @@ impl ErrorCode for ProviderError {
             ProviderError::Secrets(_) => Code::Unavailable,
             ProviderError::EgressRefused(_) => Code::EgressRefused,
             ProviderError::Status { status: 429, .. } => Code::ModelRateLimited,
-            ProviderError::ContextTooLong { .. } => Code::ContextTooLong,
+            ProviderError::ContextTooLong { .. } | ProviderError::ContextWindowExceeded { .. } => {
+                Code::ContextTooLong
+            }
             _ => Code::ModelError,
         }
     }

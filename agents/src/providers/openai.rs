@@ -367,13 +367,7 @@ async fn status_error(
     if let Some(key) = key.map(SecretString::expose).filter(|k| !k.is_empty()) {
         message = message.replace(key, "[the key]");
     }
-    match status {
-        401 | 403 => ProviderError::Unauthorized {
-            provider: provider.to_owned(),
-            message,
-        },
-        _ => ProviderError::Status { status, message },
-    }
+    ProviderError::refused(provider, status, &text, message)
 }
 
 struct StreamState {

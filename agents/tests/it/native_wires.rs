@@ -91,6 +91,8 @@ struct Fake {
     tool_call: ResponseTemplate,
     rate_limited: ResponseTemplate,
     unauthorized: ResponseTemplate,
+    /// The provider's answer to a prompt over the context window (Ollama truncates instead).
+    too_long: Option<ResponseTemplate>,
 }
 
 fn anthropic() -> Fake {
@@ -181,6 +183,11 @@ fn anthropic() -> Fake {
             json!({"type": "error", "error": {
             "type": "authentication_error", "message": format!("invalid x-api-key {KEY}")}}),
         ),
+        too_long: Some(refusal(
+            400,
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+            "message": "prompt is too long: 215643 tokens > 200000 maximum"}}),
+        )),
     }
 }
 
@@ -238,6 +245,11 @@ fn gemini() -> Fake {
             json!({"error": {"code": 401,
             "message": format!("API key not valid: {KEY}"), "status": "UNAUTHENTICATED"}}),
         ),
+        too_long: Some(refusal(
+            400,
+            json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
+            "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."}}),
+        )),
     }
 }
 
@@ -278,6 +290,7 @@ fn ollama() -> Fake {
         tool_call,
         rate_limited: refusal(429, json!({"error": "server busy, please try again"})),
         unauthorized: refusal(401, json!({"error": format!("unauthorized: {KEY}")})),
+        too_long: None,
     }
 }
 
@@ -345,6 +358,12 @@ fn azure() -> Fake {
             json!({"error": {"code": "401",
             "message": format!("Access denied due to invalid subscription key {KEY}")}}),
         ),
+        too_long: Some(refusal(
+            400,
+            json!({"error": {"code": "context_length_exceeded", "type": "invalid_request_error",
+            "param": "messages", "message": "This model's maximum context length is 128000 tokens. \
+            However, your messages resulted in 130532 tokens. Please reduce the length of the messages."}}),
+        )),
     }
 }
 
@@ -536,6 +555,27 @@ async fn each_native_wire_reports_a_refused_key_naming_the_provider() {
         let text = error.to_string();
         assert!(text.contains(fake.name), "{}: {text}", fake.name);
         assert!(!text.contains(KEY), "{}: the key leaked: {text}", fake.name);
+        server.verify().await;
+    }
+}
+
+#[tokio::test]
+async fn each_native_wire_reports_a_prompt_over_the_context_window_without_retrying() {
+    for fake in fakes() {
+        let Some(too_long) = fake.too_long.clone() else {
+            continue;
+        };
+        let server = MockServer::start().await;
+        completion_call(&fake, too_long)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let provider = provider(&server, fake.wire, fake.name);
+        let error = provider.complete(request(fake.model)).await.unwrap_err();
+        assert_eq!(error.code(), Code::ContextTooLong, "{}: {error}", fake.name);
+        let text = error.to_string();
+        assert!(text.contains(fake.name), "{}: {text}", fake.name);
+        assert!(text.contains("shorter message"), "{}: {text}", fake.name);
         server.verify().await;
     }
 }

@@ -205,6 +205,42 @@ async fn error_statuses_surface_with_the_servers_message_after_the_retries() {
     let calls = server.received_requests().await.unwrap().len();
     assert_eq!(calls, 3, "three attempts in all");
 
+    // A prompt over the context window, as OpenAI documents it: a clear error, not retried.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "This model's maximum context length is 128000 tokens. However, your \
+                messages resulted in 130532 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error", "param": "messages",
+            "code": "context_length_exceeded"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = provider(&server, Some("k"))
+        .complete(ask())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ContextTooLong, "{err}");
+    assert!(err.to_string().contains("`openai`"), "{err}");
+    server.verify().await;
+    // Any other 400 stays the server's own message.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}),
+        ))
+        .mount(&server)
+        .await;
+    let err = provider(&server, Some("k"))
+        .complete(ask())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Status { status: 400, .. }),
+        "{err}"
+    );
+    assert_eq!(err.code(), Code::ModelError);
+
     // A refusal that waiting cannot fix is not retried; nor a Retry-After past the limit.
     for refusal in [
         ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "bad key"}})),

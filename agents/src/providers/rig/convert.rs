@@ -160,13 +160,7 @@ pub(super) fn provider_error(
     };
     let body = error.provider_response_body().unwrap_or_default();
     let message = redact(server_message(body));
-    match status.as_u16() {
-        401 | 403 => ProviderError::Unauthorized {
-            provider: provider.to_owned(),
-            message,
-        },
-        status => ProviderError::Status { status, message },
-    }
+    ProviderError::refused(provider, status.as_u16(), body, message)
 }
 
 /// What a provider's error body says: `{"error": {"message"}}` (Anthropic, Gemini, Azure),
