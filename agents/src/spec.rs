@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::error::FieldError;
 
+mod grant;
+pub use grant::{Approval, DelegateGrant, GrantWire, MCP_GRANT_PREFIX, ToolGrant};
+
 /// The id of an agent.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -208,61 +211,6 @@ impl fmt::Display for Slug {
     }
 }
 
-/// Whether a human must approve each call a grant allows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Approval {
-    #[default]
-    Never,
-    Always,
-}
-
-impl Approval {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Approval::Never => "never",
-            Approval::Always => "always",
-        }
-    }
-}
-
-/// A stored tool grant: which actions of one connector the agent may call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ToolGrant {
-    /// A connector of the registry (`GET /v1/connectors`), granted at most once per agent.
-    pub connector: String,
-    /// `["*"]` grants every action of the connector.
-    pub actions: Vec<String>,
-    /// Whether a human must approve each call (default `never`).
-    #[serde(default)]
-    pub approval: Approval,
-    /// Calls of this connector allowed per run, at least 1; no limit when absent.
-    #[serde(default)]
-    pub max_calls_per_run: Option<u32>,
-}
-
-impl ToolGrant {
-    pub fn allows(&self, action: &str) -> bool {
-        self.actions.iter().any(|a| a == "*" || a == action)
-    }
-}
-
-/// A stored delegate grant: the agent may ask `agent` (another agent of its tenant) through
-/// the tool `ask_<slug>`; the runtime runs the target's own turn and returns its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DelegateGrant {
-    /// Another agent of the tenant, granted at most once.
-    pub agent: AgentId,
-    /// Whether a human must approve each delegation (default `never`).
-    #[serde(default)]
-    pub approval: Approval,
-    /// Delegations to this agent allowed per run, at least 1; no limit when absent.
-    #[serde(default)]
-    pub max_calls_per_run: Option<u32>,
-}
-
 /// A delegate grant with what the runtime needs of its target to offer and run the tool.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DelegateTarget {
@@ -336,6 +284,7 @@ pub struct AgentSpec {
     pub max_tokens: u32,
     /// Knowledge collections the agent's replies are grounded in (and cite).
     pub knowledge_collections: Vec<Uuid>,
+    #[schema(value_type = Vec<GrantWire>)]
     pub tools: Vec<ToolGrant>,
     /// Other agents of the tenant this one may ask (`ask_<slug>` tools).
     pub delegates: Vec<DelegateGrant>,
@@ -407,6 +356,7 @@ pub struct NewAgent {
     #[serde(default)]
     pub knowledge_collections: Vec<Uuid>,
     #[serde(default)]
+    #[schema(value_type = Vec<GrantWire>)]
     pub tools: Vec<ToolGrant>,
     #[serde(default)]
     pub delegates: Vec<DelegateGrant>,
@@ -428,6 +378,7 @@ pub struct AgentPatch {
     pub fallback_models: Option<Vec<String>>,
     pub max_tokens: Option<u32>,
     pub knowledge_collections: Option<Vec<Uuid>>,
+    #[schema(value_type = Option<Vec<GrantWire>>)]
     pub tools: Option<Vec<ToolGrant>>,
     pub delegates: Option<Vec<DelegateGrant>>,
     pub budget: Option<Budget>,
@@ -619,6 +570,12 @@ pub(crate) fn validate_delegates(
 ) -> Result<Vec<DelegateGrant>, FieldError> {
     let mut seen = std::collections::HashSet::new();
     for grant in &grants {
+        if grant.approval == Approval::Auto {
+            return Err(FieldError::new(
+                "delegates",
+                "a delegation's approval is `never` or `always`",
+            ));
+        }
         if !seen.insert(grant.agent) {
             return Err(FieldError::new(
                 "delegates",

@@ -83,10 +83,10 @@ fn model_names(models: &[ModelRef]) -> Vec<String> {
 }
 
 fn approval_from_row(approval: &str) -> Approval {
-    if approval == "always" {
-        Approval::Always
-    } else {
-        Approval::Never
+    match approval {
+        "never" => Approval::Never,
+        "auto" => Approval::Auto,
+        _ => Approval::Always,
     }
 }
 
@@ -199,7 +199,8 @@ impl AgentStore {
             }
         }
         if let Some(catalog) = &self.catalog {
-            for grant in &fields.tools {
+            // MCP server grants are checked against the tenant's servers when stored.
+            for grant in fields.tools.iter().filter(|g| g.mcp_server().is_none()) {
                 let Some(actions) = catalog.actions(&grant.connector) else {
                     return Err(FieldError::new(
                         "tools",
@@ -575,6 +576,9 @@ async fn insert_grants(
     grants: &[ToolGrant],
 ) -> Result<(), AgentError> {
     for grant in grants {
+        if let Some(server) = grant.mcp_server() {
+            check_mcp_grant(conn, server, &grant.actions).await?;
+        }
         sqlx::query(
             "INSERT INTO tool_grants (id, tenant_id, agent_id, connector, actions, approval, \
              max_calls_per_run) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -592,6 +596,36 @@ async fn insert_grants(
         )
         .execute(&mut *conn)
         .await?;
+    }
+    Ok(())
+}
+
+/// An MCP server grant must name one of the tenant's servers (row-level security hides the
+/// others) and tools it listed when last refreshed.
+async fn check_mcp_grant(
+    conn: &mut PgConnection,
+    server: &str,
+    tools: &[String],
+) -> Result<(), AgentError> {
+    let listed: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT tools FROM mcp_servers WHERE slug = $1")
+            .bind(server)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(listed) = listed else {
+        return Err(FieldError::new("tools", format!("unknown MCP server `{server}`")).into());
+    };
+    let known = |tool: &str| {
+        listed
+            .as_array()
+            .is_some_and(|all| all.iter().any(|t| t["name"] == tool))
+    };
+    if let Some(bad) = tools.iter().find(|t| *t != "*" && !known(t)) {
+        return Err(FieldError::new(
+            "tools",
+            format!("MCP server `{server}` lists no tool `{bad}` (refresh it if it is new)"),
+        )
+        .into());
     }
     Ok(())
 }

@@ -161,6 +161,8 @@ pub struct Config {
     pub portal_site_root: Option<PathBuf>,
     /// Seconds before a request is cut off with 408 (streams excepted).
     pub request_timeout_secs: u64,
+    /// Seconds one exchange with an MCP server (listing its tools, or one tool call) may take.
+    pub mcp_timeout_secs: u64,
     /// Open task event streams (SSE) per tenant and instance; one more answers 429.
     pub max_streams_per_tenant: usize,
     /// Documents this instance ingests at once, and of those at most how many of one tenant;
@@ -242,6 +244,7 @@ impl Default for Config {
             local_context: brain_agents::providers::local::DEFAULT_CONTEXT_TOKENS,
             portal_site_root: None,
             request_timeout_secs: 60,
+            mcp_timeout_secs: 30,
             max_streams_per_tenant: 50,
             ingest_concurrency: 1,
             ingest_per_tenant: 1,
@@ -419,6 +422,7 @@ impl Config {
             ("BRAIN_MAX_BODY_BYTES", as_u64(self.max_body_bytes)),
             ("BRAIN_MAX_UPLOAD_BYTES", as_u64(self.max_upload_bytes)),
             ("BRAIN_REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
+            ("BRAIN_MCP_TIMEOUT_SECS", self.mcp_timeout_secs),
             (
                 "BRAIN_MAX_STREAMS_PER_TENANT",
                 as_u64(self.max_streams_per_tenant),

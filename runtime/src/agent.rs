@@ -247,14 +247,17 @@ fn count_turn(metrics: &RuntimeMetrics, result: &TurnResult) {
         // Connector and action come from the registry-checked call record, so the label set
         // stays bounded (13 connectors × their actions); delegations are one label, not one
         // per target agent.
-        let action = if call.connector == DELEGATE_CONNECTOR {
-            "ask"
+        let (connector, action) = if call.connector == DELEGATE_CONNECTOR {
+            (call.connector.as_str(), "ask")
+        } else if call.connector.starts_with("mcp_") {
+            // Tenants name their MCP servers and tools: one label for all of them.
+            ("mcp", "call")
         } else {
-            &call.action
+            (call.connector.as_str(), call.action.as_str())
         };
         metrics
             .tool_calls
-            .with_label_values(&[&call.connector, action, outcome])
+            .with_label_values(&[connector, action, outcome])
             .inc();
     }
 }

@@ -10,6 +10,7 @@ use brain_agents::spec::AgentSpec;
 use brain_agents::tool::{NoTools, ToolError, ToolInvoker, ToolOutput};
 use brain_agents::{AgentError, ToolRules};
 use brain_auth::TenantId;
+use brain_tools::mcp::McpTool;
 use brain_tools::{Capability, CapabilityTool, ConnectorService, Tool};
 
 /// Where a turn's tools come from.
@@ -55,15 +56,24 @@ impl ToolSource for ConnectorTools {
         tenant: TenantId,
         agent: &AgentSpec,
     ) -> Result<Arc<dyn ToolInvoker>, AgentError> {
+        let failed = |e: brain_tools::ToolError| AgentError::Tool(ToolError::Failed(e.to_string()));
         let capabilities = self
             .service
             .capabilities(tenant, agent.id.0)
             .await
-            .map_err(|e| AgentError::Tool(ToolError::Failed(e.to_string())))?;
-        Ok(Arc::new(CapabilityInvoker::new(
-            &self.service,
-            &capabilities,
-        )))
+            .map_err(failed)?;
+        let mut invoker = CapabilityInvoker::new(&self.service, &capabilities);
+        // Only agents granted an MCP server pay for the lookup.
+        if agent.tools.iter().any(|g| g.mcp_server().is_some()) {
+            let mcp = self
+                .service
+                .mcp()
+                .tools_for(tenant, agent.id.0)
+                .await
+                .map_err(failed)?;
+            invoker = invoker.with_mcp(mcp);
+        }
+        Ok(Arc::new(invoker))
     }
 }
 
@@ -72,6 +82,8 @@ impl ToolSource for ConnectorTools {
 /// capability's.
 pub struct CapabilityInvoker {
     tools: HashMap<String, Arc<dyn Tool>>,
+    /// Granted tools of the tenant's MCP servers, by `mcp_<slug>__<tool>`.
+    mcp: HashMap<String, McpTool>,
     definitions: Vec<ToolDefinition>,
     rules: ToolRules,
 }
@@ -102,9 +114,33 @@ impl CapabilityInvoker {
         }
         Self {
             tools,
+            mcp: HashMap::new(),
             definitions,
             rules,
         }
+    }
+
+    /// Adds granted MCP tools: offered, counted per server (`mcp_<slug>`) against the grant's
+    /// per-run limit, and held for approval when the grant says so.
+    pub fn with_mcp(mut self, tools: Vec<McpTool>) -> Self {
+        for tool in tools {
+            let name = tool.function_name().to_owned();
+            if let Some(max) = tool.max_calls_per_run() {
+                let group = brain_agents::policy::limit_group(&name).to_owned();
+                self.rules.call_limits.insert(group, max);
+            }
+            if tool.requires_approval() {
+                self.rules.approval.insert(name.clone());
+            }
+            self.rules.offered.insert(name.clone());
+            self.definitions.push(ToolDefinition {
+                name: name.clone(),
+                description: tool.description(),
+                parameters: tool.parameters().clone(),
+            });
+            self.mcp.insert(name, tool);
+        }
+        self
     }
 
     /// The definitions and rules of these tools, for plans made outside a turn (tasks).
@@ -143,14 +179,15 @@ impl ToolInvoker for CapabilityInvoker {
         call: &ToolCall,
         idempotency_key: &str,
     ) -> Result<ToolOutput, ToolError> {
-        let tool = self
-            .tools
-            .get(&call.name)
-            .ok_or_else(|| ToolError::NotGranted(call.name.clone()))?;
-        let result = tool
-            .call(call.arguments.clone(), Some(idempotency_key))
-            .await
-            .map_err(map_tool_error)?;
+        let result = match (self.tools.get(&call.name), self.mcp.get(&call.name)) {
+            (Some(tool), _) => {
+                tool.call(call.arguments.clone(), Some(idempotency_key))
+                    .await
+            }
+            (None, Some(tool)) => tool.call(call.arguments.clone()).await,
+            (None, None) => return Err(ToolError::NotGranted(call.name.clone())),
+        }
+        .map_err(map_tool_error)?;
         let summary: String = result.to_string().chars().take(200).collect();
         Ok(ToolOutput::new(summary, result))
     }

@@ -76,6 +76,12 @@ pub enum ToolError {
     Cache(#[from] redis::RedisError),
     #[error("secret store error")]
     Secrets(#[from] SecretError),
+    #[error("invalid MCP server: {0}")]
+    InvalidMcpServer(String),
+    #[error("MCP server not found")]
+    McpServerNotFound,
+    #[error("an MCP server with slug `{0}` already exists")]
+    McpSlugTaken(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -106,6 +112,9 @@ impl ErrorCode for ToolError {
             ToolError::InvalidWebhook(_) => Code::InvalidWebhook,
             ToolError::MalformedDelivery(_) => Code::MalformedDelivery,
             ToolError::DeliveryNotFound => Code::DeliveryNotFound,
+            ToolError::InvalidMcpServer(_) => Code::ValidationFailed,
+            ToolError::McpServerNotFound => Code::NotFound,
+            ToolError::McpSlugTaken(_) => Code::SlugTaken,
             ToolError::Database(e) => e.code(),
             ToolError::Cache(_) | ToolError::Secrets(_) | ToolError::Internal(_) => Code::Internal,
         }

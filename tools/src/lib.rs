@@ -7,6 +7,7 @@ pub mod capability;
 mod connectors;
 pub mod error;
 mod idempotency;
+pub mod mcp;
 mod oauth;
 pub mod registry;
 mod service;

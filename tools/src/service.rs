@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use brain_auth::egress::EgressPolicy;
 use brain_auth::secrets::{SecretMap, SecretPath, SecretStore, SecretString};
+
+use crate::mcp::{McpConfig, McpServers};
 use brain_auth::{ErrorCode, TenantId};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands as _;
@@ -38,6 +40,10 @@ pub struct ServiceConfig {
     pub resource_cache_ttl: Duration,
     /// Where requests may go; the default refuses non-public addresses and plain http.
     pub egress: EgressPolicy,
+    /// Limits of calls to MCP servers (their egress is `egress`).
+    pub mcp_timeout: Duration,
+    pub mcp_max_response_bytes: usize,
+    pub mcp_max_result_chars: usize,
 }
 
 impl Default for ServiceConfig {
@@ -48,6 +54,9 @@ impl Default for ServiceConfig {
             request_timeout: Duration::from_secs(30),
             resource_cache_ttl: Duration::from_secs(30),
             egress: EgressPolicy::default(),
+            mcp_timeout: McpConfig::default().timeout,
+            mcp_max_response_bytes: McpConfig::default().max_response_bytes,
+            mcp_max_result_chars: McpConfig::default().max_result_chars,
         }
     }
 }
@@ -107,6 +116,7 @@ pub struct ConnectorService {
     transport: Transport,
     tokens: TokenCache,
     config: ServiceConfig,
+    mcp: Arc<McpServers>,
 }
 
 impl ConnectorService {
@@ -116,6 +126,16 @@ impl ConnectorService {
         secrets: Arc<dyn SecretStore>,
         config: ServiceConfig,
     ) -> Result<Self, ToolError> {
+        let mcp = McpServers::new(
+            db.clone(),
+            Arc::clone(&secrets),
+            McpConfig {
+                egress: config.egress.clone(),
+                timeout: config.mcp_timeout,
+                max_response_bytes: config.mcp_max_response_bytes,
+                max_result_chars: config.mcp_max_result_chars,
+            },
+        )?;
         Ok(Self {
             transport: Transport::new(
                 config.retry.clone(),
@@ -127,7 +147,13 @@ impl ConnectorService {
             redis,
             secrets,
             config,
+            mcp: Arc::new(mcp),
         })
+    }
+
+    /// The tenant's MCP servers and their tools (same egress policy and secret store).
+    pub fn mcp(&self) -> &Arc<McpServers> {
+        &self.mcp
     }
 
     /// Where this service's requests may go; task callbacks follow the same policy.

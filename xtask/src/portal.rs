@@ -28,6 +28,8 @@ const NODE_PACKAGES: &[(&str, &str)] = &[
     ("playwright-core", "1.65.1"),
     ("swagger-ui-dist", "5.36.0"),
     ("@apidevtools/swagger-parser", "13.1.0"),
+    // The reference MCP server, a tool source for the MCP tests (`mcp-server-everything`).
+    ("@modelcontextprotocol/server-everything", "2026.8.31"),
 ];
 /// What the gateway's `/docs` page loads (`brain_gateway::openapi::DOCS_ASSETS`).
 const DOCS_ASSETS: &[&str] = &["swagger-ui.css", "swagger-ui-bundle.js"];

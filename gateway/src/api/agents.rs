@@ -148,7 +148,7 @@ async fn remove(
     params(("id" = Uuid, Path, description = "The agent's id"),
         ("If-Match" = Option<String>, Header,
             description = "The agent's `version`: change it only if it is still that version")),
-    request_body = Vec<ToolGrant>,
+    request_body = Vec<brain_agents::spec::GrantWire>,
     responses((status = 200, description = "The agent, one version later", body = AgentSpec)))]
 async fn replace_tools(
     State(state): State<AppState>,

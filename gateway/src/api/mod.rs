@@ -27,6 +27,7 @@ mod connectors;
 mod crews;
 mod integrations;
 mod knowledge;
+mod mcp_servers;
 mod model_keys;
 mod openai;
 mod tasks;
@@ -49,6 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(knowledge::routes())
         .merge(tasks::routes())
         .merge(integrations::routes())
+        .merge(mcp_servers::routes())
         .merge(tenant::routes())
         .merge(model_keys::routes())
         .merge(crews::routes())

@@ -211,6 +211,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
         brain_tools::ServiceConfig {
             endpoints,
             egress,
+            mcp_timeout: std::time::Duration::from_secs(config.mcp_timeout_secs),
             ..brain_tools::ServiceConfig::default()
         },
     )?);

@@ -15,6 +15,7 @@ mod harness;
 mod http;
 mod knowledge;
 mod leaks;
+mod mcp;
 mod model_keys;
 mod observability;
 mod openai_json;
