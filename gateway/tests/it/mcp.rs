@@ -488,3 +488,85 @@ async fn app_strict() -> (TestApp, Seen) {
     })
     .await
 }
+
+async fn wait_for(app: &TestApp, token: &str, task: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let reply = get(&app.gateway, &format!("/v1/tasks/{task}"), Some(token)).await;
+        if reply.body["status"] == status {
+            return reply.body;
+        }
+        last = reply.body;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("task never became {status}: {last:#}");
+}
+
+#[tokio::test]
+async fn a_durable_task_parks_a_tool_not_annotated_read_only_until_approved() {
+    let server = everything().await;
+    let (app, _) = app(|_| {}).await;
+    let acme = signup(&app, "Acme").await;
+    let token = acme.token.as_str();
+    let created = post(
+        &app.gateway,
+        "/v1/integrations/mcp-servers",
+        Some(token),
+        json!({"name": "Everything", "slug": "everything", "url": server.url}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let helper = agent(&app, token, "helper").await;
+    let granted = grant(
+        &app,
+        token,
+        &helper,
+        json!([{"mcp_server": "everything", "tools": ["toggle-simulated-logging"]}]),
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    let worker = app.worker().await;
+    let started = post(
+        &app.gateway,
+        &format!("/v1/agents/{helper}/tasks"),
+        Some(token),
+        json!({"input": "call mcp_everything__toggle-simulated-logging {}"}),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let task = started.body["task_id"].as_str().unwrap().to_owned();
+    let parked = wait_for(&app, token, &task, "awaiting_approval").await;
+    let call_id = parked["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "approval")
+        .and_then(|s| s["call_id"].as_str())
+        .unwrap()
+        .to_owned();
+    let approve = format!("/v1/tasks/{task}/approvals/{call_id}");
+    let ok = post(
+        &app.gateway,
+        &approve,
+        Some(token),
+        json!({"decision": "approve"}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+    let done = wait_for(&app, token, &task, "succeeded").await;
+    worker.shutdown().await;
+    let tool = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "tool")
+        .unwrap_or_else(|| panic!("{done:#}"));
+    assert_eq!(tool["status"], "succeeded", "{done:#}");
+    assert!(
+        tool["detail"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("logging"),
+        "{done:#}"
+    );
+}

@@ -106,7 +106,15 @@ impl TaskActivities {
             .capabilities(tenant, input.agent_id)
             .await
             .map_err(transient)?;
-        let (tools, rules) = CapabilityInvoker::new(&self.connectors, &capabilities).into_parts();
+        let mcp = self
+            .connectors
+            .mcp()
+            .tools_for(tenant, input.agent_id)
+            .await
+            .map_err(transient)?;
+        let (tools, rules) = CapabilityInvoker::new(&self.connectors, &capabilities)
+            .with_mcp(mcp)
+            .into_parts();
         let mut approval: Vec<String> = rules.approval.into_iter().collect();
         approval.sort();
         let mut plan = TaskTools {
@@ -277,6 +285,29 @@ impl TaskActivities {
         })
     }
 
+    /// One call of a granted MCP tool, minted now from the stored grant (revoked, disabled or
+    /// unlisted while the task waited fails here); a tool that needs approval runs only
+    /// with one.
+    async fn mcp_call(&self, tenant: TenantId, input: &ToolStepInput) -> Result<Value, ToolError> {
+        let tools = self
+            .connectors
+            .mcp()
+            .tools_for(tenant, input.agent_id)
+            .await?;
+        let Some(tool) = tools.iter().find(|t| t.function_name() == input.call.name) else {
+            return Err(ToolError::GrantRevoked {
+                connector: call_label(&input.call.name).0.to_owned(),
+            });
+        };
+        if tool.requires_approval() && input.approved_by.is_none() {
+            return Err(ToolError::ActionNotGranted {
+                connector: tool.grant_key(),
+                action: format!("{} (without approval)", call_label(&input.call.name).1),
+            });
+        }
+        tool.call(input.call.arguments.clone()).await
+    }
+
     /// One tool call through a capability minted now from the stored grants, so a grant
     /// revoked while the task waited fails here. The outcome is what the model is told.
     pub(super) async fn run_tool_step(
@@ -303,34 +334,51 @@ impl TaskActivities {
         };
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
-        let capabilities = self
-            .connectors
-            .capabilities(tenant, input.agent_id)
-            .await
-            .map_err(transient)?;
-        let outcome = match capabilities.iter().find(|c| c.connector() == connector) {
-            None => Err(ToolError::GrantRevoked {
-                connector: connector.to_owned(),
-            }),
-            Some(cap) if cap.requires_approval() && input.approved_by.is_none() => {
-                Err(ToolError::ActionNotGranted {
+        let mcp = connector.starts_with("mcp_");
+        let outcome = if mcp {
+            let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
+            let call = self.mcp_call(tenant, &input);
+            with_heartbeats(&ctx, call.instrument(span.clone()))
+                .await
+                .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"))
+        } else {
+            let capabilities = self
+                .connectors
+                .capabilities(tenant, input.agent_id)
+                .await
+                .map_err(transient)?;
+            match capabilities.iter().find(|c| c.connector() == connector) {
+                None => Err(ToolError::GrantRevoked {
                     connector: connector.to_owned(),
-                    action: format!("{action} (without approval)"),
-                })
+                }),
+                Some(cap) if cap.requires_approval() && input.approved_by.is_none() => {
+                    Err(ToolError::ActionNotGranted {
+                        connector: connector.to_owned(),
+                        action: format!("{action} (without approval)"),
+                    })
+                }
+                Some(cap) => {
+                    let call = self.connectors.invoke_attempt(
+                        cap,
+                        action,
+                        input.call.arguments.clone(),
+                        Some(&input.idempotency_key),
+                        ctx.info().attempt > 1,
+                    );
+                    let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
+                    with_heartbeats(&ctx, call.instrument(span.clone()))
+                        .await
+                        .inspect_err(|_| {
+                            brain_agents::telemetry::record_tool_failure(&span, "error")
+                        })
+                }
             }
-            Some(cap) => {
-                let call = self.connectors.invoke_attempt(
-                    cap,
-                    action,
-                    input.call.arguments.clone(),
-                    Some(&input.idempotency_key),
-                    ctx.info().attempt > 1,
-                );
-                let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
-                with_heartbeats(&ctx, call.instrument(span.clone()))
-                    .await
-                    .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"))
-            }
+        };
+        // Tenants name their MCP servers and tools: one metrics label for all of them.
+        let (connector, action) = if mcp {
+            ("mcp", "call")
+        } else {
+            (connector, action)
         };
         let outcome_label = match &outcome {
             Ok(_) => "ok",
