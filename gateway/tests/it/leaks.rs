@@ -1,4 +1,4 @@
-//! No password, refresh token, API key, signing key or tenant model key reaches Postgres, the
+//! No password, refresh token, API key, signing key, tenant model key or MCP server token reaches Postgres, the
 //! logs or a response other than the one that hands it out.
 
 use std::io::Write;
@@ -9,6 +9,9 @@ use brain_auth::secrets::{SecretPath, SecretStore, VaultSecretStore};
 use serde_json::{Value, json};
 
 use crate::harness::{get, post, required};
+
+/// An MCP server's bearer token.
+const MCP_TOKEN: &str = "mcp-token-7d3e91c4a0b25f68";
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -151,6 +154,28 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
     .await;
     assert_eq!(claude_turn.status, StatusCode::OK, "{}", claude_turn.body);
 
+    // An MCP server's bearer token: used to list its tools, then never shown.
+    let mcp = post(
+        &app.gateway,
+        "/v1/integrations/mcp-servers",
+        Some(&access),
+        json!({"name": "Keyed", "slug": "keyed", "url": crate::mcp::keyed_server(MCP_TOKEN).await,
+               "auth": {"kind": "bearer", "token": MCP_TOKEN}}),
+    )
+    .await;
+    assert_eq!(mcp.status, StatusCode::CREATED, "{}", mcp.body);
+    let refreshed = post(
+        &app.gateway,
+        &format!(
+            "/v1/integrations/mcp-servers/{}/refresh",
+            mcp.body["id"].as_str().unwrap()
+        ),
+        Some(&access),
+        json!({}),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+
     // The signing keys, read straight from OpenBao.
     let vault =
         VaultSecretStore::new(&required("VAULT_ADDR"), &required("VAULT_TOKEN"), "secret").unwrap();
@@ -174,6 +199,7 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         api_key.clone(),
         crate::model_keys::TENANT_KEY.to_owned(),
         crate::model_keys::ANTHROPIC_KEY.to_owned(),
+        MCP_TOKEN.to_owned(),
     ];
     secrets.extend(private_keys);
 
@@ -195,6 +221,11 @@ async fn secrets_never_reach_postgres_logs_or_other_responses() {
         turn.body,
         anthropic_key.body,
         claude_turn.body,
+        mcp.body,
+        refreshed.body,
+        get(&app.gateway, "/v1/integrations/mcp-servers", Some(&access))
+            .await
+            .body,
     ];
     for secret in &secrets {
         // A distinctive middle part, so encodings that keep most of the value are caught too.

@@ -362,6 +362,23 @@ async fn hostile(Json(message): Json<Value>) -> Response {
         .into_response()
 }
 
+/// A well-behaved server that answers only `Authorization: Bearer <token>` (401 otherwise);
+/// returns its URL.
+pub(crate) async fn keyed_server(token: &'static str) -> String {
+    let handler = move |headers: axum::http::HeaderMap, body: Json<Value>| async move {
+        let bearer = format!("Bearer {token}");
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        hostile(body).await
+    };
+    let router = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(handler).get(|| async { StatusCode::METHOD_NOT_ALLOWED }),
+    );
+    format!("{}/mcp", serve(router).await)
+}
+
 #[tokio::test]
 async fn hostile_servers_get_clear_errors_and_nothing_ungranted_runs() {
     let url = format!(
