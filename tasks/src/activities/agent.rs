@@ -285,6 +285,46 @@ impl TaskActivities {
         })
     }
 
+    /// The call itself: a granted MCP tool, or a connector action through a capability minted
+    /// now. The outer error is the infrastructure's (the grants could not be read).
+    async fn tool_call(
+        &self,
+        ctx: &ActivityContext,
+        tenant: TenantId,
+        input: &ToolStepInput,
+        mcp: bool,
+    ) -> Result<Result<Value, ToolError>, ToolError> {
+        if mcp {
+            return Ok(self.mcp_call(tenant, input).await);
+        }
+        let (connector, action) = call_label(&input.call.name);
+        let capabilities = self.connectors.capabilities(tenant, input.agent_id).await?;
+        Ok(
+            match capabilities.iter().find(|c| c.connector() == connector) {
+                None => Err(ToolError::GrantRevoked {
+                    connector: connector.to_owned(),
+                }),
+                Some(cap) if cap.requires_approval() && input.approved_by.is_none() => {
+                    Err(ToolError::ActionNotGranted {
+                        connector: connector.to_owned(),
+                        action: format!("{action} (without approval)"),
+                    })
+                }
+                Some(cap) => {
+                    self.connectors
+                        .invoke_attempt(
+                            cap,
+                            action,
+                            input.call.arguments.clone(),
+                            Some(&input.idempotency_key),
+                            ctx.info().attempt > 1,
+                        )
+                        .await
+                }
+            },
+        )
+    }
+
     /// One call of a granted MCP tool, minted now from the stored grant (revoked, disabled or
     /// unlisted while the task waited fails here); a tool that needs approval runs only
     /// with one.
@@ -335,45 +375,12 @@ impl TaskActivities {
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
         let mcp = connector.starts_with("mcp_");
-        let outcome = if mcp {
-            let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
-            let call = self.mcp_call(tenant, &input);
-            with_heartbeats(&ctx, call.instrument(span.clone()))
-                .await
-                .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"))
-        } else {
-            let capabilities = self
-                .connectors
-                .capabilities(tenant, input.agent_id)
-                .await
-                .map_err(transient)?;
-            match capabilities.iter().find(|c| c.connector() == connector) {
-                None => Err(ToolError::GrantRevoked {
-                    connector: connector.to_owned(),
-                }),
-                Some(cap) if cap.requires_approval() && input.approved_by.is_none() => {
-                    Err(ToolError::ActionNotGranted {
-                        connector: connector.to_owned(),
-                        action: format!("{action} (without approval)"),
-                    })
-                }
-                Some(cap) => {
-                    let call = self.connectors.invoke_attempt(
-                        cap,
-                        action,
-                        input.call.arguments.clone(),
-                        Some(&input.idempotency_key),
-                        ctx.info().attempt > 1,
-                    );
-                    let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
-                    with_heartbeats(&ctx, call.instrument(span.clone()))
-                        .await
-                        .inspect_err(|_| {
-                            brain_agents::telemetry::record_tool_failure(&span, "error")
-                        })
-                }
-            }
-        };
+        let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
+        let call = self.tool_call(&ctx, tenant, &input, mcp);
+        let outcome = with_heartbeats(&ctx, call.instrument(span.clone()))
+            .await
+            .map_err(transient)?
+            .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"));
         // Tenants name their MCP servers and tools: one metrics label for all of them.
         let (connector, action) = if mcp {
             ("mcp", "call")
