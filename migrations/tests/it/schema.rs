@@ -26,6 +26,7 @@ const TENANT_TABLES: &[&str] = &[
     "usage",
     "connector_idempotency",
     "tenant_model_keys",
+    "mcp_servers",
 ];
 
 #[tokio::test]
