@@ -30,6 +30,27 @@ pub const DELEGATE_TOOL_PREFIX: &str = "ask_";
 /// What tool-call records name as the connector of a delegation (the action is the slug).
 pub const DELEGATE_CONNECTOR: &str = "delegate";
 
+/// Starts the connector part of an MCP tool's function name (`mcp_<slug>__<tool>`).
+pub const MCP_TOOL_PREFIX: &str = "mcp_";
+
+/// Whether `connector` (of a split function name) is one of the tenant's MCP servers.
+pub fn is_mcp(connector: &str) -> bool {
+    connector.starts_with(MCP_TOOL_PREFIX)
+}
+
+/// The metrics labels of a tool call. Connectors and their actions come from the registry,
+/// so their label set is bounded; delegations are one label, not one per target agent, and
+/// MCP tools — whose servers and names tenants choose — are all `mcp`/`call`.
+pub fn metric_labels<'a>(connector: &'a str, action: &'a str) -> (&'a str, &'a str) {
+    if connector == DELEGATE_CONNECTOR {
+        (connector, "ask")
+    } else if is_mcp(connector) {
+        ("mcp", "call")
+    } else {
+        (connector, action)
+    }
+}
+
 /// The model-facing function name of the delegation tool for the agent `slug`.
 pub fn delegate_tool_name(slug: &str) -> String {
     format!("{DELEGATE_TOOL_PREFIX}{slug}")

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use brain_agents::providers::fallback::ModelChain;
 use brain_agents::spec::{AgentHealth, AgentId, AgentSpec};
-use brain_agents::tool::DELEGATE_CONNECTOR;
+use brain_agents::tool::metric_labels;
 use brain_agents::turn::{ToolCallStatus, TurnContext, TurnEvent, TurnInput, TurnResult};
 use brain_agents::{AgentError, run_turn};
 use brain_auth::{ErrorCode, TenantId};
@@ -244,17 +244,7 @@ fn count_turn(metrics: &RuntimeMetrics, result: &TurnResult) {
             ToolCallStatus::Error => "error",
             ToolCallStatus::Rejected => "rejected",
         };
-        // Connector and action come from the registry-checked call record, so the label set
-        // stays bounded (13 connectors × their actions); delegations are one label, not one
-        // per target agent.
-        let (connector, action) = if call.connector == DELEGATE_CONNECTOR {
-            (call.connector.as_str(), "ask")
-        } else if call.connector.starts_with("mcp_") {
-            // Tenants name their MCP servers and tools: one label for all of them.
-            ("mcp", "call")
-        } else {
-            (call.connector.as_str(), call.action.as_str())
-        };
+        let (connector, action) = metric_labels(&call.connector, &call.action);
         metrics
             .tool_calls
             .with_label_values(&[connector, action, outcome])

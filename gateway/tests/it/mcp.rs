@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::fakes::serve;
 use crate::harness::{TestApp, call, get, post, required, signup};
 use crate::process::free_port;
+use crate::tasks::wait_for;
 
 /// The reference server, killed when dropped.
 struct Everything {
@@ -504,19 +505,6 @@ async fn app_strict() -> (TestApp, Seen) {
         c.egress_allow_http = false;
     })
     .await
-}
-
-async fn wait_for(app: &TestApp, token: &str, task: &str, status: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let reply = get(&app.gateway, &format!("/v1/tasks/{task}"), Some(token)).await;
-        if reply.body["status"] == status {
-            return reply.body;
-        }
-        last = reply.body;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("task never became {status}: {last:#}");
 }
 
 #[tokio::test]

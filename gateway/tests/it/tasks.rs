@@ -119,7 +119,7 @@ async fn connect_hubspot(app: &TestApp, token: &str) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 }
 
-async fn wait_for(app: &TestApp, token: &str, task: &str, status: &str) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, token: &str, task: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..300 {
         let reply = get(&app.gateway, &format!("/v1/tasks/{task}"), Some(token)).await;

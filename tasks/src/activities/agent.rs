@@ -374,19 +374,14 @@ impl TaskActivities {
         };
         self.record(input.tenant, input.task_id, &step, None)
             .await?;
-        let mcp = connector.starts_with("mcp_");
+        let mcp = brain_agents::tool::is_mcp(connector);
         let span = brain_agents::telemetry::tool_span(&input.call.name, &input.call.id);
         let call = self.tool_call(&ctx, tenant, &input, mcp);
         let outcome = with_heartbeats(&ctx, call.instrument(span.clone()))
             .await
             .map_err(transient)?
             .inspect_err(|_| brain_agents::telemetry::record_tool_failure(&span, "error"));
-        // Tenants name their MCP servers and tools: one metrics label for all of them.
-        let (connector, action) = if mcp {
-            ("mcp", "call")
-        } else {
-            (connector, action)
-        };
+        let (connector, action) = brain_agents::tool::metric_labels(connector, action);
         let outcome_label = match &outcome {
             Ok(_) => "ok",
             Err(_) => "error",

@@ -110,7 +110,6 @@ impl McpServers {
     }
 
     async fn invoke(&self, tool: &McpTool, args: Value) -> Result<Value, ToolError> {
-        let connector = tool.grant_key();
         let server = self.recheck(tool).await?;
         let args = if args.is_null() { json!({}) } else { args };
         let Value::Object(arguments) = args else {
@@ -140,7 +139,6 @@ impl McpServers {
             "outcome": match &outcome { Ok(_) => "ok", Err(e) => brain_auth::ErrorCode::code(e).as_str() },
         });
         self.audit_call(tool, details).await?;
-        tracing::debug!(%connector, "MCP tool call done");
         outcome
     }
 
