@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod hook_guard;
 pub mod knowledge;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;

@@ -11,8 +11,13 @@ use anyhow::Context;
 pub const PYTHONPATH_ENV: &str = "BRAIN_PEERS_PYTHONPATH";
 
 /// The pinned packages: the official OpenAI SDK drives `/v1/chat/completions`, `/v1/models`
-/// and `/v1/responses`.
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("openai", "3.63.0")];
+/// and `/v1/responses`; the official MCP SDK's client connects to `/mcp`; the official A2A
+/// SDK (with its HTTP server) talks to published agents and serves a remote one.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("openai", "3.63.0"),
+    ("mcp", "2.3.0"),
+    ("a2a-sdk[http-server]", "1.3.0"),
+];
 
 /// Installs the pinned packages when they changed and records where they are in `env` and
 /// `.brain/env`.

@@ -209,7 +209,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 /// forward pass of the model on the shared process. Documents belong in knowledge.
 pub const MAX_MESSAGE_CHARS: usize = 32_000;
 
-pub(super) fn turn_input(
+pub fn turn_input(
     principal: &brain_auth::Principal,
     message: String,
     conversation_id: Option<Uuid>,

@@ -21,7 +21,7 @@
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
 mod agents;
-pub use agents::MAX_MESSAGE_CHARS;
+pub use agents::{MAX_MESSAGE_CHARS, turn_input};
 mod audit;
 mod connectors;
 mod crews;

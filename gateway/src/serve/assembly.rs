@@ -122,6 +122,7 @@ fn gateway_router(
         config.public_auth_url.trim_end_matches('/'),
     )
     .context("describing the API")?;
+    let mcp = crate::mcp::router(state.clone());
     let api = api
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -147,6 +148,7 @@ fn gateway_router(
             get(crate::openapi::docs_asset).with_state(Arc::new(docs_assets)),
         )
         .merge(api)
+        .merge(mcp)
         .fallback(error::not_found))
 }
 

@@ -16,6 +16,7 @@ mod http;
 mod knowledge;
 mod leaks;
 mod mcp;
+mod mcp_server;
 mod model_keys;
 mod observability;
 mod openai_json;

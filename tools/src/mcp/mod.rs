@@ -5,6 +5,7 @@
 
 mod client;
 mod grants;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
