@@ -20,7 +20,8 @@ pub enum Suite {
     /// Extraction, chunking, embeddings and pgvector retrieval (`knowledge/examples/knowledge_bench.rs`).
     Knowledge,
     /// Per-turn framework overhead, memory per idle agent, spawn rate and local-model
-    /// tokens/s (`runtime/examples/runtime_bench.rs`).
+    /// tokens/s (`runtime/examples/runtime_bench.rs`); an MCP tool call through Brain vs the
+    /// same server called directly (`tools/examples/mcp_bench.rs`).
     Runtime,
     /// Durable tasks on Temporal: start → complete latency and tasks/s with one worker, next
     /// to an empty workflow (`tasks/examples/tasks_bench.rs`).
@@ -45,7 +46,10 @@ pub fn run(infra: &Infra, suite: Suite) -> anyhow::Result<()> {
             let root = workspace::root();
             crate::chat_model::export(&root, &mut env)?;
             local_model_baseline(&root.join(".brain/bench"), &mut env)?;
-            cargo_bench_example(&root, &env, "brain-runtime", "runtime_bench")
+            cargo_bench_example(&root, &env, "brain-runtime", "runtime_bench")?;
+            // An MCP tool call through Brain vs the same server called directly.
+            crate::portal::node_modules(&root, &mut env)?;
+            cargo_bench_example(&root, &env, "brain-tools", "mcp_bench")
         }
         Suite::Tasks => {
             let env = infra.up()?;

@@ -61,6 +61,14 @@ pub fn prepare(
     Ok(())
 }
 
+/// The npm packages alone (no portal build), e.g. the reference MCP server for a benchmark.
+pub fn node_modules(root: &Path, env: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+    let modules = ensure_node_packages(root)?.display().to_string();
+    record(root, NODE_MODULES_ENV, &modules)?;
+    env.insert(NODE_MODULES_ENV.to_owned(), modules);
+    Ok(())
+}
+
 /// Copies Swagger UI's stylesheet and bundle into `<site>/docs/` when they differ.
 fn docs_assets(modules: &Path, site: &Path) -> anyhow::Result<()> {
     let docs = site.join("docs");
