@@ -40,6 +40,8 @@ const NOT_AUDITED: &[&str] = &[
 const ACTIONS: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/agents/{id}/tools", "tool.grant"),
     ("PUT", "/v1/agents/{id}/delegates", "delegate.grant"),
+    ("PUT", "/v1/agents/{id}/a2a", "agent.publish"),
+    ("DELETE", "/v1/agents/{id}/a2a", "agent.unpublish"),
     ("PUT", "/v1/connectors/{id}/connection", "connector.connect"),
     (
         "DELETE",

@@ -1,6 +1,7 @@
 //! The gateway: Brain's public HTTP API on :8000 and the composition root behind the
 //! `brain` binary, which wires the runtime, the auth service and the portal together.
 
+pub mod a2a;
 pub mod api;
 pub mod audit;
 pub mod chat;

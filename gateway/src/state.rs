@@ -37,6 +37,9 @@ pub struct AppState {
     pub events: brain_tasks::RunEvents,
     /// Open event streams per tenant on this instance, and how long each may last.
     pub streams: Arc<crate::streams::StreamLimits>,
+    /// Where clients reach the gateway (`BRAIN_PUBLIC_GATEWAY_URL`, no trailing `/`), for
+    /// URLs Brain hands out such as A2A agent cards.
+    pub public_url: Arc<str>,
 }
 
 impl FromRef<AppState> for Arc<Authenticator> {

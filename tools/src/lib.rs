@@ -3,6 +3,7 @@
 //! minted from stored grants (the only way an agent reaches a connector), and webhook
 //! signature verification.
 
+pub mod a2a;
 pub mod capability;
 mod connectors;
 pub mod error;

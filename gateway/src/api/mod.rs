@@ -20,6 +20,7 @@
 //! * New shared handles (a service of your crate) go into `AppState` (`crate::state`) as an
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
+mod a2a;
 mod agents;
 pub use agents::{MAX_MESSAGE_CHARS, turn_input};
 mod audit;
@@ -45,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(connectors::routes())
         .merge(audit::routes())
         .merge(agents::routes())
+        .merge(a2a::routes())
         .merge(openai::routes())
         .merge(usage::routes())
         .merge(knowledge::routes())

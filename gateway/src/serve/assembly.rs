@@ -123,6 +123,7 @@ fn gateway_router(
     )
     .context("describing the API")?;
     let mcp = crate::mcp::router(state.clone());
+    let a2a = crate::a2a::router(state.clone());
     let api = api
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -149,6 +150,7 @@ fn gateway_router(
         )
         .merge(api)
         .merge(mcp)
+        .merge(a2a)
         .fallback(error::not_found))
 }
 
@@ -260,6 +262,7 @@ pub async fn app(config: &Config, signing_keys: bool) -> anyhow::Result<App> {
             config.max_streams_per_tenant,
             Duration::from_secs(config.stream_max_secs),
         ),
+        public_url: Arc::from(config.public_gateway_url.trim_end_matches('/')),
     };
     Ok(App {
         state,

@@ -1,6 +1,7 @@
 //! Gateway tests against the real Postgres, Redis, OpenBao and Temporal.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may fail loudly
 
+mod a2a;
 mod agents;
 mod audit;
 mod auth;

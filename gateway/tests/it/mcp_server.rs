@@ -13,7 +13,12 @@ use crate::process::{Api, BrainProcess, python_script};
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A new tenant with one agent and an API key of `scopes`: (owner token, agent, key).
-async fn tenant(api: &Api, name: &str, agent: &str, scopes: Value) -> (String, Value, String) {
+pub(crate) async fn tenant(
+    api: &Api,
+    name: &str,
+    agent: &str,
+    scopes: Value,
+) -> (String, Value, String) {
     let email = format!("owner-{}@mcp.test", uuid::Uuid::new_v4().simple());
     let (status, signup) = api
         .auth(

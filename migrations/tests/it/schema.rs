@@ -27,6 +27,8 @@ const TENANT_TABLES: &[&str] = &[
     "connector_idempotency",
     "tenant_model_keys",
     "mcp_servers",
+    "a2a_published_agents",
+    "a2a_tasks",
 ];
 
 #[tokio::test]
