@@ -576,8 +576,8 @@ async fn insert_grants(
     grants: &[ToolGrant],
 ) -> Result<(), AgentError> {
     for grant in grants {
-        if let Some(server) = grant.mcp_server() {
-            check_mcp_grant(conn, server, &grant.actions).await?;
+        if let Some((protocol, server)) = grant.tool_source() {
+            check_mcp_grant(conn, protocol, server, &grant.actions).await?;
         }
         sqlx::query(
             "INSERT INTO tool_grants (id, tenant_id, agent_id, connector, actions, approval, \
@@ -604,16 +604,22 @@ async fn insert_grants(
 /// others) and tools it listed when last refreshed.
 async fn check_mcp_grant(
     conn: &mut PgConnection,
+    protocol: &str,
     server: &str,
     tools: &[String],
 ) -> Result<(), AgentError> {
     let listed: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT tools FROM mcp_servers WHERE slug = $1")
+        sqlx::query_scalar("SELECT tools FROM mcp_servers WHERE slug = $1 AND protocol = $2")
             .bind(server)
+            .bind(protocol)
             .fetch_optional(&mut *conn)
             .await?;
     let Some(listed) = listed else {
-        return Err(FieldError::new("tools", format!("unknown MCP server `{server}`")).into());
+        let what = match protocol {
+            "a2a" => "remote A2A agent",
+            _ => "MCP server",
+        };
+        return Err(FieldError::new("tools", format!("unknown {what} `{server}`")).into());
     };
     let known = |tool: &str| {
         listed

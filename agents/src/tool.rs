@@ -33,9 +33,13 @@ pub const DELEGATE_CONNECTOR: &str = "delegate";
 /// Starts the connector part of an MCP tool's function name (`mcp_<slug>__<tool>`).
 pub const MCP_TOOL_PREFIX: &str = "mcp_";
 
-/// Whether `connector` (of a split function name) is one of the tenant's MCP servers.
+/// Starts the connector part of a remote A2A agent's function name (`a2a_<slug>__ask`).
+pub const A2A_TOOL_PREFIX: &str = "a2a_";
+
+/// Whether `connector` (of a split function name) is one of the tenant's tool sources: an
+/// MCP server or a remote A2A agent (both called through `brain_tools::mcp::McpTool`).
 pub fn is_mcp(connector: &str) -> bool {
-    connector.starts_with(MCP_TOOL_PREFIX)
+    connector.starts_with(MCP_TOOL_PREFIX) || connector.starts_with(A2A_TOOL_PREFIX)
 }
 
 /// The metrics labels of a tool call. Connectors and their actions come from the registry,

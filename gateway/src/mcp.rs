@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
         state: state.clone(),
     });
     Router::new()
-        .route("/mcp", server::endpoint(host))
+        .route_service("/mcp", server::service(host))
         .layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 

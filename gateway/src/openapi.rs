@@ -47,12 +47,60 @@ pub fn document(
             doc["paths"][path] = item;
         }
     }
-    for (path, item) in infrastructure() {
+    for (path, item) in infrastructure().into_iter().chain(protocols()) {
         doc["paths"][path] = item;
     }
     merge_schemas(&mut doc, &auth);
     add_shared_components(&mut doc);
     Ok(doc)
+}
+
+/// The protocol endpoints: MCP and A2A speak JSON-RPC, described by their specifications.
+fn protocols() -> Vec<(&'static str, Value)> {
+    let slugs = json!([
+        { "name": "tenant", "in": "path", "required": true, "schema": { "type": "string" },
+          "description": "The tenant's slug" },
+        { "name": "agent", "in": "path", "required": true, "schema": { "type": "string" },
+          "description": "The published agent's slug" },
+    ]);
+    let rpc = |id: &str, summary: &str| {
+        json!({ "post": {
+            "tags": ["protocols"], "summary": summary, "operationId": id,
+            "requestBody": { "required": true, "content": { "application/json": {
+                "schema": { "type": "object", "description": "A JSON-RPC 2.0 request" } } } },
+            "responses": { "200": {
+                "description": "A JSON-RPC 2.0 answer (or, when streaming, an SSE stream of them)",
+                "content": { "application/json": { "schema": { "type": "object" } } },
+            } },
+        } })
+    };
+    let mut a2a = rpc(
+        "a2a_rpc",
+        "A2A 1.0 JSON-RPC of a published agent: SendMessage, SendStreamingMessage, GetTask, \
+         CancelTask (a bearer token or API key of its tenant).",
+    );
+    a2a["post"]["parameters"] = slugs.clone();
+    vec![
+        (
+            "/mcp",
+            rpc(
+                "mcp",
+                "MCP over streamable HTTP (stateless): the caller's agents as `ask_<slug>`, \
+                 `knowledge_search` and `task_status`.",
+            ),
+        ),
+        ("/a2a/{tenant}/{agent}", a2a),
+        (
+            "/a2a/{tenant}/{agent}/.well-known/agent-card.json",
+            json!({ "get": {
+                "tags": ["protocols"], "operationId": "a2a_card", "security": [],
+                "summary": "The A2A agent card of a published agent (no token needed).",
+                "parameters": slugs,
+                "responses": { "200": { "description": "The agent card",
+                    "content": { "application/json": { "schema": { "type": "object" } } } } },
+            } }),
+        ),
+    ]
 }
 
 /// The routes every service has besides its API (each of Brain's HTTP services answers

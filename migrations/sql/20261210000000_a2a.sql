@@ -28,3 +28,8 @@ ALTER TABLE a2a_tasks FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON a2a_tasks
     USING (tenant_id = brain_current_tenant()) WITH CHECK (tenant_id = brain_current_tenant());
 GRANT SELECT, INSERT, UPDATE, DELETE ON a2a_tasks TO brain_app;
+
+-- Remote A2A agents are tool sources like MCP servers (one tool, `ask`; the secret in the
+-- secret store, the card's endpoint with the tool); slugs are unique across both.
+ALTER TABLE mcp_servers ADD COLUMN protocol text NOT NULL DEFAULT 'mcp'
+    CHECK (protocol IN ('mcp', 'a2a'));

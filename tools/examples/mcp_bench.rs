@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use brain_auth::TenantId;
 use brain_auth::secrets::{SecretStore, VaultSecretStore};
 use brain_migrations::testing::{TestDb, setting};
-use brain_tools::mcp::{McpAuth, NewMcpServer};
+use brain_tools::mcp::{McpAuth, NewMcpServer, Protocol};
 use brain_tools::{ConnectorService, ServiceConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -101,6 +101,33 @@ async fn run() {
     })
     .await;
 
+    let through_brain = through_brain(&url).await;
+    let _ = server.kill();
+
+    let (session_p50, session_p99) = percentiles(direct_session);
+    let (fresh_p50, fresh_p99) = percentiles(direct_fresh);
+    let (brain_p50, brain_p99) = percentiles(through_brain);
+    println!("\n== MCP tool call: server-everything `echo`, {CALLS} calls each ==");
+    println!("direct, one open session : p50 {session_p50:7.2} ms  p99 {session_p99:7.2} ms");
+    println!("direct, session per call : p50 {fresh_p50:7.2} ms  p99 {fresh_p99:7.2} ms");
+    println!("through Brain (McpTool)  : p50 {brain_p50:7.2} ms  p99 {brain_p99:7.2} ms");
+    println!(
+        "ratio Brain / direct open session: p50 {:.2}x  p99 {:.2}x; \
+         Brain / direct session per call: p50 {:.2}x  p99 {:.2}x",
+        brain_p50 / session_p50,
+        brain_p99 / session_p99,
+        brain_p50 / fresh_p50,
+        brain_p99 / fresh_p99,
+    );
+    println!(
+        "Brain's own work per call (p50 over a direct call with a session per call): {:.2} ms",
+        brain_p50 - fresh_p50
+    );
+}
+
+/// The same calls through Brain: a tenant's server registered, an agent granted `echo`, and
+/// the granted tool called as a turn would call it.
+async fn through_brain(url: &str) -> Vec<Duration> {
     let db = TestDb::new().await.unwrap();
     let (tenant, agent) = tenant_and_agent(&db).await;
     let secrets: Arc<dyn SecretStore> = Arc::new(
@@ -125,9 +152,10 @@ async fn run() {
     let new = NewMcpServer {
         name: "Everything".to_owned(),
         slug: "everything".to_owned(),
-        url: url.clone(),
+        url: url.to_owned(),
         auth: McpAuth::None,
         enabled: true,
+        protocol: Protocol::Mcp,
     };
     servers.create(tenant, new).await.unwrap();
     sqlx::query(
@@ -144,7 +172,7 @@ async fn run() {
         .into_iter()
         .find(|t| t.function_name() == "mcp_everything__echo")
         .expect("the echo tool is granted");
-    let through_brain = timed(|| async {
+    timed(|| async {
         let result = echo.call(Value::Object(arguments())).await.unwrap();
         assert!(
             result["text"]
@@ -153,28 +181,7 @@ async fn run() {
                 .contains("hello from the bench")
         );
     })
-    .await;
-    let _ = server.kill();
-
-    let (session_p50, session_p99) = percentiles(direct_session);
-    let (fresh_p50, fresh_p99) = percentiles(direct_fresh);
-    let (brain_p50, brain_p99) = percentiles(through_brain);
-    println!("\n== MCP tool call: server-everything `echo`, {CALLS} calls each ==");
-    println!("direct, one open session : p50 {session_p50:7.2} ms  p99 {session_p99:7.2} ms");
-    println!("direct, session per call : p50 {fresh_p50:7.2} ms  p99 {fresh_p99:7.2} ms");
-    println!("through Brain (McpTool)  : p50 {brain_p50:7.2} ms  p99 {brain_p99:7.2} ms");
-    println!(
-        "ratio Brain / direct open session: p50 {:.2}x  p99 {:.2}x; \
-         Brain / direct session per call: p50 {:.2}x  p99 {:.2}x",
-        brain_p50 / session_p50,
-        brain_p99 / session_p99,
-        brain_p50 / fresh_p50,
-        brain_p99 / fresh_p99,
-    );
-    println!(
-        "Brain's own work per call (p50 over a direct call with a session per call): {:.2} ms",
-        brain_p50 - fresh_p50
-    );
+    .await
 }
 
 async fn tenant_and_agent(db: &TestDb) -> (TenantId, Uuid) {

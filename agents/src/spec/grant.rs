@@ -30,6 +30,10 @@ impl Approval {
 
 /// The prefix of an MCP server grant's stored connector name (`mcp:<slug>`).
 pub const MCP_GRANT_PREFIX: &str = "mcp:";
+/// The prefix of a remote A2A agent grant's stored connector name (`a2a:<slug>`).
+pub const A2A_GRANT_PREFIX: &str = "a2a:";
+/// The one tool of a remote A2A agent.
+const A2A_TOOL: &str = "ask";
 
 /// A stored tool grant: which actions of one connector — or which tools of one of the
 /// tenant's MCP servers — the agent may call. On the wire an MCP grant reads
@@ -66,6 +70,10 @@ pub struct GrantWire {
     /// The server's tools; `["*"]` grants every one it lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tools: Option<Vec<String>>,
+    /// The slug of one of the tenant's remote A2A agents (`/v1/integrations/a2a-agents`); the
+    /// model asks it through `a2a_<slug>__ask`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a2a_agent: Option<String>,
     /// `never`, `always`, or (MCP servers only, their default) `auto`: calls of tools not
     /// annotated read-only need approval. Connector grants default to `never`.
     #[serde(default)]
@@ -78,13 +86,29 @@ pub struct GrantWire {
 impl TryFrom<GrantWire> for ToolGrant {
     type Error = String;
 
-    fn try_from(wire: GrantWire) -> Result<Self, String> {
+    fn try_from(mut wire: GrantWire) -> Result<Self, String> {
+        if let Some(agent) = wire.a2a_agent.take() {
+            if wire.connector.is_some() || wire.mcp_server.is_some() {
+                return Err("a grant names one of `connector`, `mcp_server`, `a2a_agent`".into());
+            }
+            if wire.actions.is_some() || wire.tools.is_some() {
+                return Err("an `a2a_agent` grant has no `actions` or `tools`".into());
+            }
+            return Ok(ToolGrant {
+                connector: format!("{A2A_GRANT_PREFIX}{agent}"),
+                actions: vec![A2A_TOOL.to_owned()],
+                approval: wire.approval.unwrap_or(Approval::Auto),
+                max_calls_per_run: wire.max_calls_per_run,
+            });
+        }
         let (connector, actions, approval) = match (wire.connector, wire.mcp_server) {
             (Some(connector), None) => {
                 if wire.tools.is_some() {
                     return Err("`tools` belongs to an `mcp_server` grant; a connector grant lists `actions`".into());
                 }
-                if connector.starts_with(MCP_GRANT_PREFIX) {
+                if connector.starts_with(MCP_GRANT_PREFIX)
+                    || connector.starts_with(A2A_GRANT_PREFIX)
+                {
                     return Err(format!(
                         "grant an MCP server with `mcp_server`, not `connector: {connector}`"
                     ));
@@ -128,6 +152,14 @@ impl From<ToolGrant> for GrantWire {
     fn from(grant: ToolGrant) -> Self {
         let approval = Some(grant.approval);
         let max_calls_per_run = grant.max_calls_per_run;
+        if let Some(agent) = grant.connector.strip_prefix(A2A_GRANT_PREFIX) {
+            return GrantWire {
+                a2a_agent: Some(agent.to_owned()),
+                approval,
+                max_calls_per_run,
+                ..GrantWire::default()
+            };
+        }
         match grant.connector.strip_prefix(MCP_GRANT_PREFIX) {
             Some(server) => GrantWire {
                 mcp_server: Some(server.to_owned()),
@@ -152,9 +184,20 @@ impl ToolGrant {
         self.actions.iter().any(|a| a == "*" || a == action)
     }
 
-    /// The MCP server's slug, for a grant of one.
+    /// The slug of the tenant's tool source — an MCP server or a remote A2A agent — the grant
+    /// names, for a grant of one.
     pub fn mcp_server(&self) -> Option<&str> {
-        self.connector.strip_prefix(MCP_GRANT_PREFIX)
+        self.tool_source().map(|(_, slug)| slug)
+    }
+
+    /// The protocol (`mcp`, `a2a`) and slug of the tool source the grant names.
+    pub fn tool_source(&self) -> Option<(&'static str, &str)> {
+        if let Some(slug) = self.connector.strip_prefix(MCP_GRANT_PREFIX) {
+            return Some(("mcp", slug));
+        }
+        self.connector
+            .strip_prefix(A2A_GRANT_PREFIX)
+            .map(|slug| ("a2a", slug))
     }
 }
 

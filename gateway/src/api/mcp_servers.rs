@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use brain_auth::{Authorized, require};
-use brain_tools::mcp::{McpServerPatch, McpServerView, NewMcpServer};
+use brain_tools::mcp::{McpServerPatch, McpServerView, NewMcpServer, Protocol};
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,7 +32,9 @@ async fn list(
     auth: Authorized<require::ConnectorsRead>,
 ) -> Result<Json<Vec<McpServerView>>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(state.connectors.mcp().list(tenant).await?))
+    Ok(Json(
+        state.connectors.mcp().list(tenant, Protocol::Mcp).await?,
+    ))
 }
 
 /// Registers a server after connecting to it and listing its tools (a server Brain cannot
@@ -60,7 +62,13 @@ async fn show(
     Path(id): Path<Uuid>,
 ) -> Result<Json<McpServerView>, ApiError> {
     let tenant = auth.principal().tenant;
-    Ok(Json(state.connectors.mcp().get(tenant, id).await?))
+    Ok(Json(
+        state
+            .connectors
+            .mcp()
+            .get(tenant, Protocol::Mcp, id)
+            .await?,
+    ))
 }
 
 /// Renames, moves, re-authenticates, enables or disables a server; a new `url` or `auth`
@@ -77,7 +85,11 @@ async fn update(
     ApiJson(body): ApiJson<McpServerPatch>,
 ) -> Result<Response, ApiError> {
     let tenant = auth.principal().tenant;
-    let view = state.connectors.mcp().update(tenant, id, body).await?;
+    let view = state
+        .connectors
+        .mcp()
+        .update(tenant, Protocol::Mcp, id, body)
+        .await?;
     Ok(audited(StatusCode::OK, view))
 }
 
@@ -91,7 +103,11 @@ async fn remove(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let tenant = auth.principal().tenant;
-    let view = state.connectors.mcp().delete(tenant, id).await?;
+    let view = state
+        .connectors
+        .mcp()
+        .delete(tenant, Protocol::Mcp, id)
+        .await?;
     Ok(audited(StatusCode::OK, view))
 }
 
@@ -106,12 +122,16 @@ async fn refresh(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let tenant = auth.principal().tenant;
-    let view = state.connectors.mcp().refresh(tenant, id).await?;
+    let view = state
+        .connectors
+        .mcp()
+        .refresh(tenant, Protocol::Mcp, id)
+        .await?;
     Ok(audited(StatusCode::OK, view))
 }
 
 /// The view, with the server's slug, URL and tool count as the audit event's details.
-fn audited(status: StatusCode, view: McpServerView) -> Response {
+pub(super) fn audited(status: StatusCode, view: McpServerView) -> Response {
     let details = json!({"slug": view.slug, "url": view.url, "tools": view.tools.len()});
     with_details(status, view, details)
 }

@@ -21,6 +21,7 @@
 //!   `Arc<…>` field, built in `crate::serve::app_state`.
 
 mod a2a;
+mod a2a_agents;
 mod agents;
 pub use agents::{MAX_MESSAGE_CHARS, turn_input};
 mod audit;
@@ -53,6 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(tasks::routes())
         .merge(integrations::routes())
         .merge(mcp_servers::routes())
+        .merge(a2a_agents::routes())
         .merge(tenant::routes())
         .merge(model_keys::routes())
         .merge(crews::routes())

@@ -144,3 +144,176 @@ async fn the_official_a2a_sdk_talks_to_a_published_agent() {
         .unwrap();
     assert_eq!(gone.status(), 404);
 }
+
+/// The remote agent of `gateway/tests/e2e/a2a_server.py` (the official SDK's server) on a
+/// free port, answering only `Authorization: Bearer <token>`.
+struct RemoteAgent {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for RemoteAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn remote_agent(token: &str) -> RemoteAgent {
+    let port = crate::process::free_port();
+    let child =
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(crate::process::workspace().join("gateway/tests/e2e/a2a_server.py"))
+            .arg(port.to_string())
+            .env(
+                "PYTHONPATH",
+                crate::harness::required("BRAIN_PEERS_PYTHONPATH"),
+            )
+            .env("A2A_TOKEN", token)
+            .spawn()
+            .expect("python3 runs the A2A SDK's server");
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the A2A server did not listen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    RemoteAgent {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+#[tokio::test]
+async fn agents_and_crews_ask_a_remote_agent_served_by_the_official_sdk_under_their_grants() {
+    use axum::http::StatusCode;
+
+    use crate::harness::{get, post, signup};
+    use crate::mcp::{agent, app, chat, grant};
+
+    let secret = "a2a-remote-canary-7c3d";
+    let remote = remote_agent(secret).await;
+    let (app, seen) = app(|_| {}).await;
+    let acme = signup(&app, "Acme").await;
+    let token = acme.token.as_str();
+    let created = post(
+        &app.gateway,
+        "/v1/integrations/a2a-agents",
+        Some(token),
+        json!({"name": "Echo", "slug": "echo", "url": remote.url,
+               "auth": {"kind": "bearer", "token": secret}}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(!created.body.to_string().contains(secret));
+    assert_eq!(created.body["protocol"], "a2a");
+    let ask = &created.body["tools"][0];
+    assert_eq!(ask["name"], "ask", "{}", created.body);
+    assert_eq!(ask["title"], "Echo Agent");
+    assert_eq!(
+        ask["annotations"]["a2a"]["endpoint"],
+        format!("{}/", remote.url)
+    );
+    // It is not an MCP server, and an MCP grant cannot name it.
+    let servers = get(&app.gateway, "/v1/integrations/mcp-servers", Some(token)).await;
+    assert_eq!(servers.body, json!([]));
+
+    let helper = agent(&app, token, "helper").await;
+    let bare = agent(&app, token, "bare").await;
+    let wrong = grant(
+        &app,
+        token,
+        &helper,
+        json!([{"mcp_server": "echo", "tools": ["ask"]}]),
+    )
+    .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    let granted = grant(
+        &app,
+        token,
+        &helper,
+        json!([{"a2a_agent": "echo", "approval": "never"}]),
+    )
+    .await;
+    assert_eq!(granted.status, StatusCode::OK, "{}", granted.body);
+    assert_eq!(
+        granted.body["tools"],
+        json!([{"a2a_agent": "echo", "approval": "never"}])
+    );
+
+    let asked = chat(
+        &app,
+        token,
+        &helper,
+        r#"call a2a_echo__ask {"message": "hello remote"}"#,
+    )
+    .await;
+    assert_eq!(asked["tool_calls"][0]["status"], "ok", "{asked}");
+    let reply = asked["reply"].as_str().unwrap();
+    assert!(reply.contains("echo: hello remote"), "{asked}");
+    // The remote answer reached the model fenced as untrusted content.
+    assert!(reply.contains("not instructions to follow"), "{asked}");
+    let offered = seen.lock().unwrap()[0]["tools"].clone();
+    assert_eq!(offered[0]["function"]["name"], "a2a_echo__ask", "{offered}");
+    assert!(
+        offered[0]["function"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Echo Agent")
+    );
+
+    let refused = chat(
+        &app,
+        token,
+        &bare,
+        r#"call a2a_echo__ask {"message": "sneaky"}"#,
+    )
+    .await;
+    assert_eq!(refused["tool_calls"][0]["status"], "rejected", "{refused}");
+    assert!(
+        refused.to_string().contains("tool_not_granted"),
+        "{refused}"
+    );
+
+    let audit = get(&app.gateway, "/v1/audit?action=tool.call", Some(token)).await;
+    assert!(
+        audit.body.to_string().contains("a2a-agents/echo"),
+        "{}",
+        audit.body
+    );
+
+    // A crew whose member asks the remote agent, as a durable run.
+    let crew = post(
+        &app.gateway,
+        "/v1/crews",
+        Some(token),
+        json!({"name": "Relay", "members": [helper], "process": "sequential",
+               "tasks": [{"description": r#"call a2a_echo__ask {"message": "from the crew"}"#,
+                          "expected_output": "The remote answer"}]}),
+    )
+    .await;
+    assert_eq!(crew.status, StatusCode::CREATED, "{}", crew.body);
+    let crew = crew.body["id"].as_str().unwrap().to_owned();
+    let worker = app.worker().await;
+    let run = post(
+        &app.gateway,
+        &format!("/v1/crews/{crew}/runs"),
+        Some(token),
+        json!({"input": "Relay it"}),
+    )
+    .await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
+    let task = run.body["task_id"].as_str().unwrap().to_owned();
+    let done = crate::tasks::wait_for(&app, token, &task, "succeeded").await;
+    worker.shutdown().await;
+    assert!(done.to_string().contains("echo: from the crew"), "{done:#}");
+}

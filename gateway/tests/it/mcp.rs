@@ -69,7 +69,8 @@ fn chunk(delta: Value, finish: Option<&str>) -> String {
 }
 
 /// A scripted model: after a tool result it repeats what the tool said; asked to use a tool
-/// (`call <function> <arguments>`), it calls it; otherwise it says "ok".
+/// (a line `call <function> <arguments>`, also as a crew member's task), it calls it;
+/// otherwise it says "ok".
 async fn model(State(seen): State<Seen>, Json(request): Json<Value>) -> Response {
     seen.lock().unwrap().push(request.clone());
     let last = request["messages"]
@@ -86,7 +87,10 @@ async fn model(State(seen): State<Seen>, Json(request): Json<Value>) -> Response
             None,
         ));
         body.push_str(&chunk(json!({}), Some("stop")));
-    } else if let Some(rest) = content.strip_prefix("call ") {
+    } else if let Some(rest) = content
+        .lines()
+        .find_map(|l| l.trim_start_matches("Your task: ").strip_prefix("call "))
+    {
         let (function, arguments) = rest.split_once(' ').unwrap_or((rest, "{}"));
         let call = json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1",
             "type": "function", "function": {"name": function, "arguments": arguments}}]});
@@ -100,7 +104,7 @@ async fn model(State(seen): State<Seen>, Json(request): Json<Value>) -> Response
     ([("content-type", "text/event-stream")], body).into_response()
 }
 
-async fn app(tweak: impl FnOnce(&mut brain_gateway::config::Config)) -> (TestApp, Seen) {
+pub(crate) async fn app(tweak: impl FnOnce(&mut brain_gateway::config::Config)) -> (TestApp, Seen) {
     let seen = Seen::default();
     let base = serve(
         axum::Router::new()
@@ -117,7 +121,7 @@ async fn app(tweak: impl FnOnce(&mut brain_gateway::config::Config)) -> (TestApp
     (app, seen)
 }
 
-async fn agent(app: &TestApp, token: &str, slug: &str) -> String {
+pub(crate) async fn agent(app: &TestApp, token: &str, slug: &str) -> String {
     let spec = json!({"name": slug, "slug": slug, "role": "Helper", "goal": "Help",
         "model": "openai:gpt-4o-mini", "max_tokens": 64});
     let agent = post(&app.gateway, "/v1/agents", Some(token), spec).await;
@@ -125,12 +129,17 @@ async fn agent(app: &TestApp, token: &str, slug: &str) -> String {
     agent.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn grant(app: &TestApp, token: &str, agent: &str, grants: Value) -> crate::harness::Reply {
+pub(crate) async fn grant(
+    app: &TestApp,
+    token: &str,
+    agent: &str,
+    grants: Value,
+) -> crate::harness::Reply {
     let uri = format!("/v1/agents/{agent}/tools");
     call(&app.gateway, Method::PUT, &uri, Some(token), Some(grants)).await
 }
 
-async fn chat(app: &TestApp, token: &str, agent: &str, message: &str) -> Value {
+pub(crate) async fn chat(app: &TestApp, token: &str, agent: &str, message: &str) -> Value {
     let uri = format!("/v1/agents/{agent}/chat");
     let reply = post(&app.gateway, &uri, Some(token), json!({"message": message})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);

@@ -3,7 +3,7 @@
 //! store and the rest in `mcp_servers`; agents reach the tools only through grants
 //! ([`McpTool`], minted per turn like a connector's capability handles).
 
-mod client;
+pub(crate) mod client;
 mod grants;
 pub mod server;
 
@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 pub use grants::McpTool;
 
+/// The one tool of a remote A2A agent.
+pub const A2A_TOOL: &str = "ask";
+
 use crate::ToolError;
 use client::{ClientError, Endpoint, EndpointAuth, Limits};
 
@@ -37,6 +40,37 @@ pub enum McpAuth {
     Bearer { token: String },
     /// Another header, e.g. `{"name": "X-API-Key", "value": "…"}`.
     Header { name: String, value: String },
+}
+
+/// What a tool source speaks: an MCP server's tools, or a remote A2A agent (one tool, `ask`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Mcp,
+    A2a,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Mcp => "mcp",
+            Protocol::A2a => "a2a",
+        }
+    }
+
+    /// The connector name grants of `slug` are stored under (`mcp:<slug>`, `a2a:<slug>`).
+    pub fn grant_key(self, slug: &str) -> String {
+        format!("{}:{slug}", self.as_str())
+    }
+
+    fn from_column(column: &str) -> Self {
+        if column == "a2a" {
+            Protocol::A2a
+        } else {
+            Protocol::Mcp
+        }
+    }
 }
 
 /// A server to register.
@@ -54,6 +88,9 @@ pub struct NewMcpServer {
     pub auth: McpAuth,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
+    /// Set by the route it came through, not by the body.
+    #[serde(skip)]
+    pub protocol: Protocol,
 }
 
 fn enabled_by_default() -> bool {
@@ -120,6 +157,7 @@ impl McpToolInfo {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct McpServerView {
     pub id: Uuid,
+    pub protocol: Protocol,
     pub name: String,
     pub slug: String,
     pub url: String,
@@ -135,6 +173,7 @@ pub struct McpServerView {
 #[derive(sqlx::FromRow)]
 struct ServerRow {
     id: Uuid,
+    protocol: String,
     name: String,
     slug: String,
     url: String,
@@ -153,9 +192,14 @@ impl ServerRow {
         serde_json::from_value(self.tools.clone()).unwrap_or_default()
     }
 
+    fn protocol(&self) -> Protocol {
+        Protocol::from_column(&self.protocol)
+    }
+
     fn view(&self) -> McpServerView {
         McpServerView {
             id: self.id,
+            protocol: self.protocol(),
             name: self.name.clone(),
             slug: self.slug.clone(),
             url: self.url.clone(),
@@ -172,7 +216,7 @@ impl ServerRow {
     }
 }
 
-const COLUMNS: &str = "id, name, slug, url, auth_kind, auth_header, vault_path, enabled, tools, \
+const COLUMNS: &str = "id, protocol, name, slug, url, auth_kind, auth_header, vault_path, enabled, tools, \
                        refreshed_at, created_at, updated_at";
 
 /// Settings of [`McpServers`].
@@ -245,7 +289,7 @@ impl McpServers {
         let slug = checked_slug(&input.slug)?;
         self.check_url(&input.url)?;
         let endpoint = endpoint(&input.url, &input.auth)?;
-        let tools = self.fetch_tools(&slug, &endpoint).await?;
+        let tools = self.fetch_tools(input.protocol, &slug, &endpoint).await?;
         let id = Uuid::now_v7();
         let vault_path = self.store_secret(tenant, id, &input.auth).await?;
         let (kind, header) = auth_columns(&input.auth);
@@ -253,8 +297,8 @@ impl McpServers {
         brain_migrations::set_tenant(&mut tx, tenant).await?;
         let inserted = sqlx::query_as::<_, ServerRow>(sqlx::AssertSqlSafe(format!(
             "INSERT INTO mcp_servers (id, tenant_id, name, slug, url, auth_kind, auth_header, \
-             vault_path, enabled, tools, refreshed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now()) RETURNING {COLUMNS}"
+             vault_path, enabled, tools, protocol, refreshed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now()) RETURNING {COLUMNS}"
         )))
         .bind(id)
         .bind(tenant.0)
@@ -266,6 +310,7 @@ impl McpServers {
         .bind(vault_path.as_ref().map(SecretPath::as_str))
         .bind(input.enabled)
         .bind(serde_json::to_value(&tools).unwrap_or_default())
+        .bind(input.protocol.as_str())
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -286,29 +331,45 @@ impl McpServers {
         Ok(row.view())
     }
 
-    pub async fn list(&self, tenant: TenantId) -> Result<Vec<McpServerView>, ToolError> {
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        protocol: Protocol,
+    ) -> Result<Vec<McpServerView>, ToolError> {
         let mut tx = self.db.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;
         let rows: Vec<ServerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mcp_servers ORDER BY slug"
+            "SELECT {COLUMNS} FROM mcp_servers WHERE protocol = $1 ORDER BY slug"
         )))
+        .bind(protocol.as_str())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(rows.iter().map(ServerRow::view).collect())
     }
 
-    pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<McpServerView, ToolError> {
-        Ok(self.row(tenant, id).await?.view())
+    pub async fn get(
+        &self,
+        tenant: TenantId,
+        protocol: Protocol,
+        id: Uuid,
+    ) -> Result<McpServerView, ToolError> {
+        Ok(self.row(tenant, protocol, id).await?.view())
     }
 
-    async fn row(&self, tenant: TenantId, id: Uuid) -> Result<ServerRow, ToolError> {
+    async fn row(
+        &self,
+        tenant: TenantId,
+        protocol: Protocol,
+        id: Uuid,
+    ) -> Result<ServerRow, ToolError> {
         let mut tx = self.db.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;
         let row: Option<ServerRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM mcp_servers WHERE id = $1"
+            "SELECT {COLUMNS} FROM mcp_servers WHERE id = $1 AND protocol = $2"
         )))
         .bind(id)
+        .bind(protocol.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -320,10 +381,11 @@ impl McpServers {
     pub async fn update(
         &self,
         tenant: TenantId,
+        protocol: Protocol,
         id: Uuid,
         patch: McpServerPatch,
     ) -> Result<McpServerView, ToolError> {
-        let row = self.row(tenant, id).await?;
+        let row = self.row(tenant, protocol, id).await?;
         let name = patch.name.as_deref().map(checked_name).transpose()?;
         let reconnect = patch.url.is_some() || patch.auth.is_some();
         let mut tools = None;
@@ -336,7 +398,10 @@ impl McpServers {
                 Some(auth) => auth.clone(),
                 None => self.stored_auth(&row).await?,
             };
-            tools = Some(self.fetch_tools(&row.slug, &endpoint(&url, &auth)?).await?);
+            tools = Some(
+                self.fetch_tools(protocol, &row.slug, &endpoint(&url, &auth)?)
+                    .await?,
+            );
             if patch.auth.is_some() {
                 if let Some(old) = &row.vault_path {
                     self.secrets.destroy(&SecretPath::parse(old)?).await?;
@@ -373,11 +438,16 @@ impl McpServers {
     }
 
     /// Lists the server's tools again and keeps the new list.
-    pub async fn refresh(&self, tenant: TenantId, id: Uuid) -> Result<McpServerView, ToolError> {
-        let row = self.row(tenant, id).await?;
+    pub async fn refresh(
+        &self,
+        tenant: TenantId,
+        protocol: Protocol,
+        id: Uuid,
+    ) -> Result<McpServerView, ToolError> {
+        let row = self.row(tenant, protocol, id).await?;
         let auth = self.stored_auth(&row).await?;
         let tools = self
-            .fetch_tools(&row.slug, &endpoint(&row.url, &auth)?)
+            .fetch_tools(protocol, &row.slug, &endpoint(&row.url, &auth)?)
             .await?;
         let mut tx = self.db.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;
@@ -394,12 +464,17 @@ impl McpServers {
     }
 
     /// Forgets a server, its secret and every grant of it.
-    pub async fn delete(&self, tenant: TenantId, id: Uuid) -> Result<McpServerView, ToolError> {
-        let row = self.row(tenant, id).await?;
+    pub async fn delete(
+        &self,
+        tenant: TenantId,
+        protocol: Protocol,
+        id: Uuid,
+    ) -> Result<McpServerView, ToolError> {
+        let row = self.row(tenant, protocol, id).await?;
         let mut tx = self.db.begin().await?;
         brain_migrations::set_tenant(&mut tx, tenant).await?;
         sqlx::query("DELETE FROM tool_grants WHERE connector = $1")
-            .bind(format!("mcp:{}", row.slug))
+            .bind(protocol.grant_key(&row.slug))
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM mcp_servers WHERE id = $1")
@@ -423,13 +498,56 @@ impl McpServers {
 
     async fn fetch_tools(
         &self,
+        protocol: Protocol,
         slug: &str,
         endpoint: &Endpoint,
     ) -> Result<Vec<McpToolInfo>, ToolError> {
+        let failed = |e| client_error(&protocol.grant_key(slug), e);
+        if protocol == Protocol::A2a {
+            let card = crate::a2a::client::fetch_card(&self.http, endpoint, self.limits())
+                .await
+                .map_err(failed)?;
+            return Ok(vec![self.ask_tool(&card)?]);
+        }
         let listed = client::list_tools(&self.http, endpoint, self.limits())
             .await
-            .map_err(|e| client_error(slug, e))?;
+            .map_err(failed)?;
         Ok(listed.iter().filter_map(McpToolInfo::from_listed).collect())
+    }
+
+    /// A remote agent's one tool, `ask`, from its card (which must offer A2A 1.x over
+    /// JSON-RPC at a URL the egress policy allows). The endpoint is kept in its annotations.
+    fn ask_tool(&self, card: &crate::a2a::wire::AgentCard) -> Result<McpToolInfo, ToolError> {
+        let invalid = |what: String| ToolError::InvalidMcpServer(format!("agent card: {what}"));
+        let url = card
+            .jsonrpc_url()
+            .ok_or_else(|| invalid("no JSON-RPC interface of A2A 1.x".to_owned()))?;
+        self.config
+            .egress
+            .check_str(url)
+            .map_err(|e| invalid(format!("interface url: {e}")))?;
+        let skills: Vec<String> = card
+            .skills
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.description))
+            .collect();
+        let mut description = format!("Ask the remote agent {} ({})", card.name, card.description);
+        if !skills.is_empty() {
+            description.push_str(&format!("; skills: {}", skills.join("; ")));
+        }
+        Ok(McpToolInfo {
+            name: A2A_TOOL.to_owned(),
+            title: Some(card.name.clone()),
+            description,
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {"message": {"type": "string",
+                    "description": "What to ask the agent, with everything it needs to know"}},
+                "required": ["message"],
+                "additionalProperties": false,
+            }),
+            annotations: serde_json::json!({"readOnlyHint": false, "a2a": {"endpoint": url}}),
+        })
     }
 
     async fn store_secret(
@@ -529,9 +647,9 @@ fn endpoint(url: &str, auth: &McpAuth) -> Result<Endpoint, ToolError> {
     })
 }
 
-/// A failed exchange as a tool error naming the server (`mcp:<slug>`).
-fn client_error(slug: &str, error: ClientError) -> ToolError {
-    let connector = format!("mcp:{slug}");
+/// A failed exchange as a tool error naming the source (`mcp:<slug>`, `a2a:<slug>`).
+fn client_error(connector: &str, error: ClientError) -> ToolError {
+    let connector = connector.to_owned();
     let reason = error.to_string();
     match error {
         ClientError::Connect {

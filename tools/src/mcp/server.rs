@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::Extensions;
+use http::Extensions;
 use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -92,31 +92,31 @@ pub trait McpHost: Send + Sync + 'static {
     ) -> Result<HostedResult, HostError>;
 }
 
-/// The `/mcp` endpoint (any method; the service answers the ones it does not serve) for
-/// `host`.
+/// The service that answers `/mcp` (every method; it refuses the ones it does not serve) for
+/// `host`: a tower service of `http` requests, for the gateway to route.
 ///
 /// The SDK's `Host` allowlist (loopback only by default) guards servers that trust whoever
 /// can reach them against DNS rebinding. Brain's endpoint trusts no one without a bearer
 /// token or API key, which a rebinding page cannot attach, so any host name the deployment
 /// is reached by is accepted.
-pub fn endpoint<S>(host: Arc<dyn McpHost>) -> axum::routing::MethodRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
+pub fn service(host: Arc<dyn McpHost>) -> McpService {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .disable_allowed_hosts();
-    let service = StreamableHttpService::new(
+    StreamableHttpService::new(
         move || Ok(Handler { host: host.clone() }),
         Arc::new(NeverSessionManager::default()),
         config,
-    );
-    axum::routing::any_service(service)
+    )
 }
 
-struct Handler {
+/// What [`service`] returns (the SDK's type; callers only route it).
+pub type McpService = StreamableHttpService<Handler, NeverSessionManager>;
+
+/// The SDK's handler over a host, one per request.
+pub struct Handler {
     host: Arc<dyn McpHost>,
 }
 
@@ -124,7 +124,7 @@ struct Handler {
 fn request_extensions(context: &RequestContext<RoleServer>) -> Result<&Extensions, ErrorData> {
     context
         .extensions
-        .get::<axum::http::request::Parts>()
+        .get::<http::request::Parts>()
         .map(|parts| &parts.extensions)
         .ok_or_else(|| to_error(HostError::Unauthenticated))
 }
