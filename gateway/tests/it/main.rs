@@ -18,6 +18,7 @@ mod knowledge;
 mod leaks;
 mod mcp;
 mod mcp_server;
+mod mcp_sources;
 mod model_keys;
 mod observability;
 mod openai_json;

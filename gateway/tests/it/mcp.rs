@@ -60,7 +60,7 @@ async fn everything() -> Everything {
 }
 
 /// The model requests the fake model received, for what the agent was offered.
-type Seen = Arc<Mutex<Vec<Value>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<Value>>>;
 
 fn chunk(delta: Value, finish: Option<&str>) -> String {
     let chunk = json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake",

@@ -3,12 +3,15 @@
 //! returns is plain JSON in the MCP wire's field names, so an SDK upgrade stops here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::ServiceExt;
+use rmcp::handler::client::ClientHandler;
 use rmcp::model::CallToolRequestParams;
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::Value;
@@ -58,12 +61,25 @@ pub(crate) struct Limits {
     pub max_response_bytes: usize,
 }
 
-type Session = RunningService<RoleClient, ()>;
+/// Notes a server's `notifications/tools/list_changed` during a session.
+#[derive(Clone, Default)]
+struct Watcher {
+    tools_changed: Arc<AtomicBool>,
+}
+
+impl ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.store(true, Ordering::Relaxed);
+    }
+}
+
+type Session = RunningService<RoleClient, Watcher>;
 
 async fn connect(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     limits: Limits,
+    watcher: Watcher,
 ) -> Result<Session, ClientError> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(endpoint.url.as_str())
         .max_json_response_size(limits.max_response_bytes)
@@ -76,25 +92,31 @@ async fn connect(
         }
     }
     let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
-    ().serve(transport).await.map_err(|e| ClientError::Connect {
-        refused: brain_auth::egress::refusal(&e),
-        message: e.to_string(),
-    })
+    watcher
+        .serve(transport)
+        .await
+        .map_err(|e| ClientError::Connect {
+            refused: brain_auth::egress::refusal(&e),
+            message: e.to_string(),
+        })
 }
 
 /// Runs `work` in a fresh session, all of it within `limits.timeout`; the session is closed
-/// after (a server that hangs is dropped, not waited for).
+/// after (a server that hangs is dropped, not waited for). Also whether the server said its
+/// tool list changed meanwhile.
 async fn in_session<T>(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     limits: Limits,
     work: impl AsyncFnOnce(&Session) -> Result<T, ClientError>,
-) -> Result<T, ClientError> {
+) -> Result<(T, bool), ClientError> {
+    let watcher = Watcher::default();
+    let changed = Arc::clone(&watcher.tools_changed);
     let exchange = async {
-        let session = connect(http, endpoint, limits).await?;
+        let session = connect(http, endpoint, limits, watcher).await?;
         let result = work(&session).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), session.cancel()).await;
-        result
+        result.map(|value| (value, changed.load(Ordering::Relaxed)))
     };
     tokio::time::timeout(limits.timeout, exchange)
         .await
@@ -118,16 +140,18 @@ pub(crate) async fn list_tools(
             .collect()
     })
     .await
+    .map(|(tools, _)| tools)
 }
 
-/// Calls `tool` with `arguments` (a JSON object).
+/// Calls `tool` with `arguments` (a JSON object); also whether the server announced
+/// (`notifications/tools/list_changed`) that its tool list changed.
 pub(crate) async fn call_tool(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     limits: Limits,
     tool: &str,
     arguments: serde_json::Map<String, Value>,
-) -> Result<CallResult, ClientError> {
+) -> Result<(CallResult, bool), ClientError> {
     let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
     in_session(http, endpoint, limits, async |session| {
         let result = session

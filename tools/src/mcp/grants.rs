@@ -131,11 +131,15 @@ impl McpServers {
             .remote_url(tool, &server)
             .and_then(|url| endpoint(&url, &auth))
         {
-            Ok(endpoint) => self
-                .call(tool, &endpoint, arguments.clone())
-                .await
-                .map_err(|e| client_error(&tool.grant_key(), e))
-                .and_then(|result| self.for_model(tool, &result)),
+            Ok(endpoint) => {
+                let called = self.call(tool, &endpoint, arguments.clone()).await;
+                if let Ok((_, true)) = &called {
+                    self.tools_changed(tool, &server).await;
+                }
+                called
+                    .map_err(|e| client_error(&tool.grant_key(), e))
+                    .and_then(|(result, _)| self.for_model(tool, &result))
+            }
             Err(e) => Err(e),
         };
         let details = json!({
@@ -160,27 +164,33 @@ impl McpServers {
             .ok_or_else(|| ToolError::NotConnected(tool.grant_key()))
     }
 
+    /// The call's result, and whether the server announced a new tool list meanwhile.
     async fn call(
         &self,
         tool: &McpTool,
         endpoint: &client::Endpoint,
         arguments: serde_json::Map<String, Value>,
-    ) -> Result<Value, client::ClientError> {
+    ) -> Result<(Value, bool), client::ClientError> {
         match tool.protocol {
             Protocol::Mcp => {
-                client::call_tool(
-                    &self.http,
-                    endpoint,
-                    self.limits(),
-                    &tool.info.name,
-                    arguments,
-                )
-                .await
+                let name = &tool.info.name;
+                client::call_tool(&self.http, endpoint, self.limits(), name, arguments).await
             }
             Protocol::A2a => {
                 let message = arguments["message"].as_str().unwrap_or_default();
-                crate::a2a::client::ask(&self.http, endpoint, self.limits(), message).await
+                let answer =
+                    crate::a2a::client::ask(&self.http, endpoint, self.limits(), message).await?;
+                Ok((answer, false))
             }
+        }
+    }
+
+    /// Honours `notifications/tools/list_changed`: lists the server's tools again, so grants
+    /// and the next turn's tools follow the server (a failure leaves the old list).
+    async fn tools_changed(&self, tool: &McpTool, server: &ServerRow) {
+        tracing::info!(tenant = %tool.tenant, server = %tool.slug, "MCP server changed its tools; listing them again");
+        if let Err(e) = self.refresh(tool.tenant, Protocol::Mcp, server.id).await {
+            tracing::warn!(tenant = %tool.tenant, server = %tool.slug, error = %e, "listing a changed MCP server's tools failed");
         }
     }
 
