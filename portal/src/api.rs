@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::model::Outcome;
+use crate::model::{Outcome, ToolSource, ToolSourceKind};
 use crate::server::PortalConfig;
 
 /// The portal's shared server state: the plain routes' axum state, and put into every
@@ -186,6 +186,20 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ServerFnError> {
 pub async fn get_list<T: DeserializeOwned>(path: &str, key: &str) -> Result<Vec<T>, ServerFnError> {
     let mut value = call(Service::Gateway, Method::GET, path, None).await?;
     decode(value.get_mut(key).map(Value::take).unwrap_or(Value::Null))
+}
+
+/// The tenant's MCP servers, then its remote A2A agents; `None` when the role may not read
+/// them, so a page leaves them out rather than failing.
+pub async fn tool_sources() -> Result<Option<Vec<ToolSource>>, ServerFnError> {
+    let mut all = Vec::new();
+    for kind in ToolSourceKind::ALL {
+        match call(Service::Gateway, Method::GET, kind.path(), None).await {
+            Ok(value) => all.extend(decode::<Vec<ToolSource>>(value)?),
+            Err(e) if e.status == 403 => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Some(all))
 }
 
 pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ServerFnError> {

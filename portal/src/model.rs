@@ -8,6 +8,9 @@ use brain_types::{Permission, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod tools;
+pub use tools::{Grant, SourceTool, ToolSource, ToolSourceAuth, ToolSourceKind};
+
 /// The signed-in user, as `GET /v1/auth/me` describes them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Me {
@@ -60,15 +63,6 @@ impl Me {
     pub fn can_read_audit(&self) -> bool {
         self.may(Permission::AuditRead)
     }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Grant {
-    pub connector: String,
-    pub actions: Vec<String>,
-    pub approval: String,
-    pub max_calls_per_run: Option<u32>,
 }
 
 /// Another agent this one may ask (`ask_<slug>`).

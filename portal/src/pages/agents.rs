@@ -105,7 +105,7 @@ fn agent_card(a: Agent, chat: bool) -> impl IntoView {
                     {if a.tools.is_empty() {
                         "none".to_owned()
                     } else {
-                        a.tools.iter().map(|g| g.connector.clone()).collect::<Vec<_>>().join(", ")
+                        a.tools.iter().map(crate::model::Grant::label).collect::<Vec<_>>().join(", ")
                     }}
                 </dd>
             </dl>

@@ -1,10 +1,12 @@
 //! `/dashboard/agents/{id}`: an agent's settings (role, goal, backstory, temperature, model),
-//! its tool grants per connector, its knowledge collections with uploads whose ingestion the
+//! its tool grants (connectors, MCP servers, remote agents), its knowledge collections with uploads whose ingestion the
 //! page follows live, and its delegation: the other agents it may ask, and its crews.
 
 mod delegation;
+mod grants;
 mod knowledge;
 mod settings;
+mod tool_sources;
 mod tools;
 
 use leptos::prelude::*;
@@ -12,7 +14,7 @@ use leptos_router::hooks::use_params_map;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{LoadError, PageHeader};
-use crate::model::{Agent, Collection, Connector, Document, Me};
+use crate::model::{Agent, Collection, Connector, Document, Me, ToolSource};
 use delegation::{DelegatesForm, SaveDelegates};
 use knowledge::{AttachCollection, CreateCollection, KnowledgePanel};
 use settings::{SaveAgent, SettingsForm};
@@ -23,6 +25,8 @@ pub struct AgentData {
     pub me: Me,
     pub agent: Agent,
     pub connectors: Vec<Connector>,
+    /// The tenant's MCP servers and remote agents (none when the role may not see them).
+    pub sources: Vec<ToolSource>,
     pub collections: Vec<Collection>,
     /// The documents of the collections attached to the agent, with their ingestion status.
     pub documents: Vec<Document>,
@@ -42,6 +46,7 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
     use crate::api::{encode, get, get_list};
     let agent: Agent = get(&format!("/v1/agents/{}", encode(&id))).await?;
     let connectors: Vec<Connector> = get("/v1/connectors").await?;
+    let sources = crate::api::tool_sources().await?.unwrap_or_default();
     let collections: Vec<Collection> = get("/v1/knowledge/collections").await?;
     let all: Vec<Agent> = get_list("/v1/agents", "agents").await?;
     let crews: Vec<crate::model::Crew> = get_list("/v1/crews", "crews").await?;
@@ -67,6 +72,7 @@ pub async fn load_agent(id: String) -> Result<AgentData, ServerFnError> {
             .collect(),
         agent,
         connectors,
+        sources,
         collections,
         documents,
         models,
@@ -131,6 +137,7 @@ fn AgentView(
         me,
         agent,
         connectors,
+        sources,
         collections,
         documents,
         others,
@@ -155,6 +162,6 @@ fn AgentView(
             <KnowledgePanel agent=agent.clone() collections documents me=me.clone() create attach/>
         </div>
         <DelegatesForm agent=agent.clone() others crews edit delegates/>
-        <ToolsForm agent connectors edit tools/>
+        <ToolsForm agent connectors sources edit tools/>
     }
 }

@@ -1,14 +1,19 @@
 //! The agent's tool grants: per connector, whether it may be used, which actions, and whether
-//! a person approves each call.
+//! a person approves each call; then the tenant's MCP servers and remote agents
+//! (`tool_sources`). One save sends them all.
+
+// A server function takes one argument per form field.
+#![allow(clippy::too_many_arguments)]
 
 use std::collections::HashMap;
 
 use leptos::prelude::*;
 
+use super::tool_sources::{KeptGrants, ToolSourceGrants, offered};
 use crate::app::{Badge, CsrfField, OutcomeNote};
-use crate::model::{ActionDef, Agent, Connector, Grant, Outcome};
+use crate::model::{ActionDef, Agent, Connector, Grant, Outcome, ToolSource};
 
-/// Replaces the tool grants: a ticked connector with no ticked action may use all of them.
+/// Replaces the tool grants with every grant the form stands for (see `grants::GrantsForm`).
 /// `If-Match` with the version the form showed makes a concurrent edit a conflict.
 #[server(endpoint = "agents/tools")]
 pub async fn save_tools(
@@ -18,31 +23,36 @@ pub async fn save_tools(
     #[server(default)] grants: HashMap<String, String>,
     #[server(default)] actions: HashMap<String, String>,
     #[server(default)] approval: HashMap<String, String>,
+    #[server(default)] limit: HashMap<String, String>,
+    #[server(default)] mcp_slug: HashMap<String, String>,
+    #[server(default)] mcp_tools: HashMap<String, String>,
+    #[server(default)] mcp_approval: HashMap<String, String>,
+    #[server(default)] mcp_limit: HashMap<String, String>,
+    #[server(default)] mcp_all: HashMap<String, String>,
+    #[server(default)] a2a: HashMap<String, String>,
+    #[server(default)] a2a_approval: HashMap<String, String>,
+    #[server(default)] a2a_limit: HashMap<String, String>,
+    #[server(default)] keep: HashMap<String, String>,
 ) -> Result<Outcome, ServerFnError> {
+    use super::grants::{GrantsForm, saved_message};
     use crate::api::{Service, call_with, check_csrf, encode};
     check_csrf(&csrf)?;
-    let mut connectors: Vec<&String> = grants.keys().collect();
-    connectors.sort();
-    let tools: Vec<serde_json::Value> = connectors
-        .into_iter()
-        .map(|connector| {
-            let prefix = format!("{connector}__");
-            let mut chosen: Vec<&str> = actions
-                .keys()
-                .filter_map(|k| k.strip_prefix(&prefix))
-                .collect();
-            chosen.sort_unstable();
-            if chosen.is_empty() {
-                chosen.push("*");
-            }
-            let policy = approval
-                .get(connector)
-                .filter(|p| p.as_str() == "always")
-                .map_or("never", |_| "always");
-            serde_json::json!({"connector": connector, "actions": chosen, "approval": policy})
-        })
-        .collect();
-    let count = tools.len();
+    let form = GrantsForm {
+        grants,
+        actions,
+        approval,
+        limit,
+        mcp_slug,
+        mcp_tools,
+        mcp_approval,
+        mcp_limit,
+        mcp_all,
+        a2a,
+        a2a_approval,
+        a2a_limit,
+        keep,
+    };
+    let (tools, counts) = form.body();
     Ok(
         match call_with(
             Service::Gateway,
@@ -53,11 +63,12 @@ pub async fn save_tools(
         )
         .await
         {
-            Ok(_) => Outcome::ok(format!(
-                "Tools saved: {count} connector{} granted.",
-                if count == 1 { "" } else { "s" }
-            )),
-            Err(e) => e.outcome(),
+            Ok(_) => Outcome::ok(saved_message(counts)),
+            // The message in full: this form marks no field.
+            Err(e) => Outcome {
+                field: None,
+                ..e.outcome()
+            },
         },
     )
 }
@@ -66,19 +77,36 @@ pub async fn save_tools(
 pub(super) fn ToolsForm(
     agent: Agent,
     connectors: Vec<Connector>,
+    sources: Vec<ToolSource>,
     edit: bool,
     tools: ServerAction<SaveTools>,
 ) -> impl IntoView {
     let outcome = Signal::derive(move || tools.value().get());
+    let offered = |g: &Grant| match g.source() {
+        Some((kind, slug)) => offered(&sources).any(|s| s.protocol == kind && s.slug == slug),
+        None => connectors.iter().any(|c| c.id == g.connector),
+    };
+    let kept: Vec<Grant> = agent
+        .tools
+        .iter()
+        .filter(|g| !offered(g))
+        .cloned()
+        .collect();
     let rows = connectors
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|c| tool_row(c, &agent.tools, edit))
         .collect_view();
+    let grid = view! {
+        <div class="tools-grid">{rows}</div>
+        <ToolSourceGrants sources grants=agent.tools.clone() edit/>
+        <KeptGrants grants=kept/>
+    };
     view! {
         <section class="card" aria-labelledby="tools-h">
             <h2 id="tools-h">"Tools"</h2>
             <p class="muted">
-                "Which connected platforms this agent may use, and how. A revoked grant stops the very next call."
+                "Which connected platforms, MCP servers and remote agents this agent may use, and how. A revoked grant stops the very next call."
             </p>
             {if edit {
                 view! {
@@ -86,7 +114,7 @@ pub(super) fn ToolsForm(
                         <CsrfField/>
                         <input type="hidden" name="id" value=agent.id.clone()/>
                         <input type="hidden" name="version" value=agent.version.to_string()/>
-                        <div class="tools-grid">{rows}</div>
+                        {grid}
                         <div class="tools-outcome">
                             <OutcomeNote outcome/>
                         </div>
@@ -97,7 +125,7 @@ pub(super) fn ToolsForm(
                 }
                     .into_any()
             } else {
-                view! { <div class="tools-grid">{rows}</div> }.into_any()
+                grid.into_any()
             }}
         </section>
     }
@@ -105,7 +133,9 @@ pub(super) fn ToolsForm(
 
 /// One connector: its grant box, its actions and its approval policy.
 fn tool_row(c: Connector, grants: &[Grant], edit: bool) -> impl IntoView + use<> {
-    let grant = grants.iter().find(|g| g.connector == c.id);
+    let grant = grants
+        .iter()
+        .find(|g| g.source().is_none() && g.connector == c.id);
     let granted = grant.is_some();
     let always = grant.is_some_and(|g| g.approval == "always");
     let id = c.id.clone();
@@ -133,6 +163,9 @@ fn tool_row(c: Connector, grants: &[Grant], edit: bool) -> impl IntoView + use<>
                 <p class="hint">"Tick none to allow every action."</p>
                 <ul class="plain checks">{actions}</ul>
             </details>
+            {grant.and_then(|g| g.max_calls_per_run).map(|n| view! {
+                <input type="hidden" name=format!("limit[{id}]") value=n.to_string()/>
+            })}
             <div class="field inline">
                 <label for=format!("approval-{id}")>"Approval"</label>
                 <select id=format!("approval-{id}") name=format!("approval[{id}]") disabled=!edit>

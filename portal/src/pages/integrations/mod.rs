@@ -1,21 +1,23 @@
-//! `/dashboard/integrations`: how the outside world reaches Brain and Brain reaches models —
-//! inbound webhooks, API keys, automation rules (rows link to their connectors) and the
-//! model providers' keys.
+//! `/dashboard/integrations`: how the outside world reaches Brain and Brain reaches models and
+//! tools — inbound webhooks, API keys, automation rules (rows link to their connectors), MCP
+//! servers and remote A2A agents, and the model providers' keys.
 
 mod keys;
 mod models;
 mod rules;
+mod tool_sources;
 mod webhooks;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::app::{LoadError, OutcomeNote, PageHeader};
-use crate::model::{ApiKey, Me, Outcome, Rule, Webhook};
+use crate::model::{ApiKey, Me, Outcome, Rule, ToolSource, Webhook};
 use crate::providers::ModelProvider;
 use keys::{ApiKeysSection, CreateKey, RevokeKey};
 use models::{ModelProvidersSection, RemoveModelKey, SetModelKey};
 use rules::{EditRule, RulesSection, ToggleRule};
+use tool_sources::{ChangeToolSource, CreateToolSource, ToolSourcesSection};
 use webhooks::{CreateWebhook, DeleteWebhook, WebhooksSection};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,8 @@ pub struct IntegrationsData {
     pub rules: Vec<Rule>,
     pub connectors: Vec<(String, String)>,
     pub providers: Vec<ModelProvider>,
+    /// MCP servers and remote A2A agents; `None` when the role may not see them.
+    pub tool_sources: Option<Vec<ToolSource>>,
 }
 
 // Stays in this module: without an `endpoint`, its URL is hashed from the module path.
@@ -47,6 +51,7 @@ pub async fn load_integrations() -> Result<IntegrationsData, ServerFnError> {
         rules: get_list("/v1/integrations/rules", "rules").await?,
         connectors: connectors.into_iter().map(|c| (c.id, c.name)).collect(),
         providers: get_list("/v1/tenant/providers", "providers").await?,
+        tool_sources: crate::api::tool_sources().await?,
     })
 }
 
@@ -60,6 +65,8 @@ pub fn IntegrationsPage() -> impl IntoView {
     let edit_rule = ServerAction::<EditRule>::new();
     let set_model_key = ServerAction::<SetModelKey>::new();
     let remove_model_key = ServerAction::<RemoveModelKey>::new();
+    let create_source = ServerAction::<CreateToolSource>::new();
+    let change_source = ServerAction::<ChangeToolSource>::new();
     let data = Resource::new(
         move || {
             (
@@ -71,6 +78,8 @@ pub fn IntegrationsPage() -> impl IntoView {
                 edit_rule.version().get(),
                 set_model_key.version().get(),
                 remove_model_key.version().get(),
+                create_source.version().get(),
+                change_source.version().get(),
             )
         },
         |_| load_integrations(),
@@ -78,7 +87,7 @@ pub fn IntegrationsPage() -> impl IntoView {
     view! {
         <PageHeader
             title="Integrations".to_owned()
-            subtitle="Webhooks in, API keys for your scripts, automation rules and model keys"
+            subtitle="Webhooks in, API keys for your scripts, automation rules, outside tools and model keys"
         />
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -103,6 +112,14 @@ pub fn IntegrationsPage() -> impl IntoView {
                         toggle=toggle_rule
                         edit=edit_rule
                     />
+                    {d.tool_sources.map(|sources| view! {
+                        <ToolSourcesSection
+                            sources
+                            manage
+                            create=create_source
+                            change=change_source
+                        />
+                    })}
                     <ModelProvidersSection
                         providers=d.providers
                         manage
