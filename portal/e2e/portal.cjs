@@ -145,6 +145,8 @@ async function main() {
     await page.check('#grant-wordpress');
     await page.click('#tools-wordpress summary');
     await page.check('#action-wordpress-create_post');
+    // And the first tool of the tenant's MCP server, in the same save.
+    await page.check('#mcp-notes-0');
     await page.click('button#save-tools');
     await page.waitForSelector('.tools-outcome .note.ok');
     ok('tool-grant');
@@ -204,8 +206,13 @@ async function main() {
     await page.waitForFunction(() => [...document.querySelectorAll('.message.assistant .text')].some((e) => e.textContent.trim() === 'Done.'));
     ok('chat-tool-card');
 
-    // API keys: create (shown once), revoke.
+    // The tenant's MCP server is listed under Integrations with its tools.
     await open(page, '/dashboard/integrations');
+    const source = page.locator('tr[data-source="notes"]');
+    await source.waitFor();
+    check(/notes, big, slow/.test(await source.textContent()), 'the MCP server row lists its tools');
+    ok('mcp-servers');
+    // API keys: create (shown once), revoke.
     await page.fill('#key-name', 'Reporting script');
     await page.check('#scope-agents-read');
     await page.click('button#create-key');

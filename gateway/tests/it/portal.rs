@@ -197,6 +197,19 @@ async fn the_portal_works_in_a_real_browser() {
     assert_eq!(status, 201, "{old_crew}");
     let old_crew_id = old_crew["id"].as_str().unwrap().to_owned();
 
+    // An MCP server whose tools the browser grants.
+    let mcp_url = crate::mcp::keyed_server("portal-mcp-token").await;
+    let (status, server) = api
+        .gateway(
+            reqwest::Method::POST,
+            "/v1/integrations/mcp-servers",
+            &owner,
+            Some(json!({"name": "Notes", "slug": "notes", "url": mcp_url,
+                        "auth": {"kind": "bearer", "token": "portal-mcp-token"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{server}");
+
     let pdf_path = out.join("brand-book.pdf");
     std::fs::write(
         &pdf_path,
@@ -259,6 +272,14 @@ async fn the_portal_works_in_a_real_browser() {
         .find(|g| g["connector"] == "wordpress")
         .unwrap_or_else(|| panic!("no wordpress grant: {agent}"));
     assert_eq!(grant["actions"], json!(["create_post"]), "{agent}");
+    let mcp_grant = agent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["mcp_server"] == "notes")
+        .unwrap_or_else(|| panic!("no MCP grant: {agent}"));
+    assert_eq!(mcp_grant["tools"], json!(["notes"]), "{agent}");
+    assert_eq!(mcp_grant["approval"], "auto", "{agent}");
     assert_eq!(
         agent["knowledge_collections"].as_array().unwrap().len(),
         1,
