@@ -1,5 +1,5 @@
-//! Stripe (`https://api.stripe.com/v1`): bearer secret key, form-encoded writes, and the
-//! platform's own `Idempotency-Key` header for side effects.
+//! Stripe (`https://api.stripe.com/v1`): bearer secret key, a pinned `Stripe-Version`,
+//! form-encoded writes, and the platform's own `Idempotency-Key` header for side effects.
 
 use serde_json::{Map, Value};
 
@@ -14,8 +14,15 @@ fn base(ctx: &Ctx<'_>) -> String {
     )
 }
 
+/// The API version every request pins (`Stripe-Version`), so responses keep the shape Brain
+/// reads whatever the account's default version is; the current one per Stripe's docs
+/// (late 2026).
+const STRIPE_VERSION: &str = "2026-09-30.endive";
+
 async fn call(ctx: &Ctx<'_>, req: Req) -> Result<Value, ToolError> {
-    let req = req.bearer(ctx.creds.secret("secret_key")?)?;
+    let req = req
+        .bearer(ctx.creds.secret("secret_key")?)?
+        .header("stripe-version", STRIPE_VERSION)?;
     Ok(ctx.transport.send(ctx.id(), req, &ctx.redact).await?.body)
 }
 

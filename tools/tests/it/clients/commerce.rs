@@ -160,6 +160,8 @@ async fn shopify_sends_the_access_token_header_to_the_admin_api() {
 #[tokio::test]
 async fn stripe_form_encodes_and_forwards_the_idempotency_key() {
     let h = Harness::new().await;
+    // Every request pins the API version Brain reads responses in.
+    let version = ("stripe-version", "2026-09-30.endive");
     Mock::given(method("GET"))
         .and(path("/v1/customers"))
         .and(query_param("limit", "1"))
@@ -167,6 +169,7 @@ async fn stripe_form_encodes_and_forwards_the_idempotency_key() {
             "authorization",
             "Bearer sk_test_4eC39HqLyjWDarjtT1zdp7dc",
         ))
+        .and(header(version.0, version.1))
         .respond_with(ok(
             json!({"object": "list", "data": [], "has_more": false, "url": "/v1/customers"}),
         ))
@@ -183,6 +186,7 @@ async fn stripe_form_encodes_and_forwards_the_idempotency_key() {
         .and(path("/v1/invoices"))
         .and(query_param("limit", "3"))
         .and(query_param("customer", "cus_123"))
+        .and(header(version.0, version.1))
         .respond_with(ok(
             json!({"object": "list", "data": [{"id": "in_1"}], "has_more": false}),
         ))
@@ -202,6 +206,7 @@ async fn stripe_form_encodes_and_forwards_the_idempotency_key() {
     Mock::given(method("POST"))
         .and(path("/v1/customers"))
         .and(header("idempotency-key", "task-42-step-3"))
+        .and(header(version.0, version.1))
         .and(header("content-type", "application/x-www-form-urlencoded"))
         .and(body_string(
             "email=jenny%40example.com&name=Jenny+Rosen&metadata%5Bsource%5D=brain",
