@@ -3,28 +3,16 @@
 //! streamed message (each one of Brain's durable tasks), `GetTask`; another tenant's key,
 //! an unpublished agent and broken requests are refused.
 
-use brain_migrations::testing::TestDb;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fakes::{REPLY, model, serve};
-use crate::mcp_server::tenant;
-use crate::process::{Api, BrainProcess, python_script};
+use crate::fakes::REPLY;
+use crate::mcp_server::{brain_on_fake_model, tenant};
+use crate::process::{Api, python_script};
 
 #[tokio::test]
 async fn the_official_a2a_sdk_talks_to_a_published_agent() {
-    let model_url =
-        serve(axum::Router::new().route("/v1/chat/completions", axum::routing::post(model))).await;
-    let db = TestDb::new().await.unwrap();
-    let brain = BrainProcess::start(
-        &db,
-        &["serve"],
-        &[
-            ("OPENAI_BASE_URL", format!("{model_url}/v1")),
-            ("OPENAI_API_KEY", "sk-test".to_owned()),
-        ],
-    )
-    .await;
+    let (_db, brain) = brain_on_fake_model().await;
     let api = Api::new(&brain);
     let scopes = json!(["tasks:invoke", "agents:read"]);
     let (owner, agent, key) = tenant(&api, "A2A Co", "Voice", scopes.clone()).await;

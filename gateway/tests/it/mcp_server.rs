@@ -54,8 +54,9 @@ pub(crate) async fn tenant(
     (owner, agent, key["key"].as_str().unwrap().to_owned())
 }
 
-#[tokio::test]
-async fn the_official_mcp_sdk_asks_a_tenants_agents_through_brain() {
+/// A real `brain serve` in a fresh database whose `openai:` models are the fake model of
+/// `crate::fakes` (it answers [`REPLY`]); the database lives as long as the process.
+pub(crate) async fn brain_on_fake_model() -> (TestDb, BrainProcess) {
     let model_url =
         serve(axum::Router::new().route("/v1/chat/completions", axum::routing::post(model))).await;
     let db = TestDb::new().await.unwrap();
@@ -68,6 +69,12 @@ async fn the_official_mcp_sdk_asks_a_tenants_agents_through_brain() {
         ],
     )
     .await;
+    (db, brain)
+}
+
+#[tokio::test]
+async fn the_official_mcp_sdk_asks_a_tenants_agents_through_brain() {
+    let (_db, brain) = brain_on_fake_model().await;
     let api = Api::new(&brain);
     let (owner, agent, key) = tenant(&api, "MCP Co", "Voice", json!(["chat", "agents:read"])).await;
     let (_, other_agent, other_key) = tenant(&api, "Other Co", "Rival", json!(["chat"])).await;

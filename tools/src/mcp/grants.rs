@@ -116,7 +116,7 @@ impl McpServers {
     }
 
     async fn invoke(&self, tool: &McpTool, args: Value) -> Result<Value, ToolError> {
-        let server = self.recheck(tool).await?;
+        let (server, listed) = self.recheck(tool).await?;
         let args = if args.is_null() { json!({}) } else { args };
         let Value::Object(arguments) = args else {
             return Err(ToolError::InvalidArguments {
@@ -128,7 +128,7 @@ impl McpServers {
         tracing::info!(tenant = %tool.tenant, agent_id = %tool.agent_id, server = %tool.slug, tool = %tool.info.name, "MCP tool call");
         let auth = self.stored_auth(&server).await?;
         let outcome = match self
-            .remote_url(tool, &server)
+            .remote_url(tool, &server, &listed)
             .and_then(|url| endpoint(&url, &auth))
         {
             Ok(endpoint) => {
@@ -152,15 +152,18 @@ impl McpServers {
 
     /// Where the call goes: the MCP server's URL, or the remote agent's JSON-RPC endpoint
     /// (from its card, kept with its tool).
-    fn remote_url(&self, tool: &McpTool, server: &ServerRow) -> Result<String, ToolError> {
+    fn remote_url(
+        &self,
+        tool: &McpTool,
+        server: &ServerRow,
+        listed: &McpToolInfo,
+    ) -> Result<String, ToolError> {
         if tool.protocol == Protocol::Mcp {
             return Ok(server.url.clone());
         }
-        server
-            .tools()
-            .iter()
-            .find(|t| t.name == tool.info.name)
-            .and_then(|t| t.annotations["a2a"]["endpoint"].as_str().map(str::to_owned))
+        listed.annotations["a2a"]["endpoint"]
+            .as_str()
+            .map(str::to_owned)
             .ok_or_else(|| ToolError::NotConnected(tool.grant_key()))
     }
 
@@ -195,8 +198,8 @@ impl McpServers {
     }
 
     /// The grant still allows the tool, with the approval the handle was minted under, and
-    /// the server is enabled and still lists it.
-    async fn recheck(&self, tool: &McpTool) -> Result<ServerRow, ToolError> {
+    /// the server is enabled and still lists it: the server, and the tool as it lists it now.
+    async fn recheck(&self, tool: &McpTool) -> Result<(ServerRow, McpToolInfo), ToolError> {
         let mut tx = self.db.begin().await?;
         brain_migrations::set_tenant(&mut tx, tool.tenant).await?;
         let grant: Option<(Vec<String>, String)> = sqlx::query_as(
@@ -231,10 +234,12 @@ impl McpServers {
         let server = server
             .filter(|s| s.enabled)
             .ok_or_else(|| ToolError::NotConnected(tool.grant_key()))?;
-        if !server.tools().iter().any(|t| t.name == tool.info.name) {
-            return Err(revoked());
-        }
-        Ok(server)
+        let listed = server
+            .tools()
+            .into_iter()
+            .find(|t| t.name == tool.info.name)
+            .ok_or_else(revoked)?;
+        Ok((server, listed))
     }
 
     /// The call's result as the model gets it: text and structured content, cut to the
